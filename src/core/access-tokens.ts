@@ -1,0 +1,238 @@
+/**
+ * RFC 9068 JWT access tokens: minting and verification.
+ *
+ * @module
+ */
+import { SignJWT, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import type { ApiTokenRecord, AppRecord } from '../store.js';
+import { AppTokensError } from './errors.js';
+import type { KeyRing } from './keys.js';
+import { GrantedScopes } from './scopes.js';
+import { randomId } from './secrets.js';
+
+/**
+ * Claims of a verified access token. Hosts add the types of their custom claims by augmentation:
+ *
+ * @example
+ * ```ts
+ * declare module 'express-app-tokens' {
+ *   interface AuthClaims { plan?: 'free' | 'pro' }
+ * }
+ * ```
+ */
+export interface AuthClaims {
+  iss?: string;
+  sub?: string;
+  aud?: string | string[];
+  exp?: number;
+  iat?: number;
+  jti?: string;
+  client_id?: string;
+  scope?: string;
+  tenant_id?: string;
+  app_name?: string;
+  api_token_id?: string;
+  [claim: string]: unknown;
+}
+
+/** What `authenticate()` puts on `req.auth`. */
+export interface AuthInfo {
+  /** `access_token`: a JWT from the token endpoint; `api_token`: an API token sent directly. */
+  kind: 'access_token' | 'api_token';
+  tenantId: string;
+  /** The app's id, which is also its `client_id`. */
+  appId: string;
+  clientId: string;
+  /** The API token that authenticated (directly, or by minting this access token). */
+  apiTokenId: string;
+  /** Granted scopes (wildcards as granted). Use `requireScopes()` rather than reading this by hand. */
+  scopes: readonly string[];
+  /** The JWT's claims; for an API token, the equivalent claims. */
+  claims: Readonly<AuthClaims>;
+  /** When this credential stops being valid; `null` for an API token without expiry. */
+  expiresAt: Date | null;
+}
+
+/** Internal: the compiled scope set of an AuthInfo, hidden from enumeration and JSON. */
+export const GRANTED: unique symbol = Symbol('express-app-tokens.granted');
+export type InternalAuthInfo = AuthInfo & { readonly [GRANTED]: GrantedScopes };
+
+/** Build a frozen AuthInfo with its compiled scope set. */
+export function makeAuthInfo(info: AuthInfo): InternalAuthInfo {
+  const out = { ...info } as AuthInfo & { [GRANTED]?: GrantedScopes };
+  Object.defineProperty(out, GRANTED, { value: new GrantedScopes(info.scopes), enumerable: false });
+  return Object.freeze(out) as InternalAuthInfo;
+}
+
+/** Claims the host cannot set through custom claims: registered JWT claims and ours. */
+export const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
+  'iss',
+  'sub',
+  'aud',
+  'exp',
+  'nbf',
+  'iat',
+  'jti',
+  'client_id',
+  'scope',
+  'tenant_id',
+  'app_name',
+  'api_token_id',
+  'act',
+  'may_act',
+  'cnf',
+  'auth_time',
+  'acr',
+  'amr',
+]);
+
+export interface MintInput {
+  app: AppRecord;
+  apiToken: ApiTokenRecord;
+  scopes: readonly string[];
+  audience: string;
+}
+
+export interface MintedAccessToken {
+  jwt: string;
+  jti: string;
+  expiresIn: number;
+  expiresAt: Date;
+}
+
+export interface AccessTokenOptions {
+  issuer: string;
+  /** Access-token lifetime, seconds. */
+  ttl: number;
+  /** Leeway for `exp`/`nbf`/`iat`, seconds. */
+  clockTolerance: number;
+  now: () => Date;
+}
+
+/** Mints and verifies our access tokens with the key ring. */
+export class AccessTokens {
+  readonly #keys: KeyRing;
+  readonly #options: AccessTokenOptions;
+
+  constructor(keys: KeyRing, options: AccessTokenOptions) {
+    this.#keys = keys;
+    this.#options = options;
+  }
+
+  /** Sign an RFC 9068 access token. Its lifetime never outlives the API token that minted it. */
+  async mint({ app, apiToken, scopes, audience }: MintInput): Promise<MintedAccessToken> {
+    const nowMs = this.#options.now().getTime();
+    const iat = Math.floor(nowMs / 1000);
+    let exp = iat + this.#options.ttl;
+    if (apiToken.expiresAt) exp = Math.min(exp, Math.floor(apiToken.expiresAt.getTime() / 1000));
+    const jti = randomId();
+    const key = this.#keys.active;
+    // Custom claims first: the registered and library claims below always win.
+    const payload: JWTPayload = {
+      ...app.customClaims,
+      client_id: app.id,
+      scope: scopes.join(' '),
+      tenant_id: app.tenantId,
+      app_name: app.name,
+      api_token_id: apiToken.id,
+    };
+    const jwt = await new SignJWT(payload)
+      .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'at+jwt' })
+      .setIssuer(this.#options.issuer)
+      .setSubject(app.id)
+      .setAudience(audience)
+      .setIssuedAt(iat)
+      .setExpirationTime(exp)
+      .setJti(jti)
+      .sign(key.privateKey);
+    return { jwt, jti, expiresIn: exp - iat, expiresAt: new Date(exp * 1000) };
+  }
+
+  /**
+   * Verify a JWT access token: our keys only, allow-listed algorithms, `typ: at+jwt`, `iss`, `aud`,
+   * `exp`/`nbf` with leeway, and the claims we mint. Throws `invalid_token` with a reason.
+   */
+  async verify(jwt: string, audience: string | readonly string[]): Promise<InternalAuthInfo> {
+    let header;
+    try {
+      header = decodeProtectedHeader(jwt);
+    } catch {
+      throw invalidToken('the access token is malformed');
+    }
+    // RFC 8725 §3.1/§3.10: never take a key from the token itself.
+    if ('jwk' in header || 'jku' in header || 'x5u' in header || 'x5c' in header) {
+      throw invalidToken('the access token header names its own key; refused');
+    }
+    if (typeof header.kid !== 'string' || typeof header.alg !== 'string') {
+      throw invalidToken('the access token has no kid or alg');
+    }
+    let key = this.#keys.verificationKey(header.kid);
+    if (!key) {
+      await this.#keys.reloadForUnknownKid();
+      key = this.#keys.verificationKey(header.kid);
+      if (!key) throw invalidToken('the access token was not signed by a key of this issuer');
+    }
+    // RFC 8725 §3.1: the algorithm is the key's, whatever the header claims.
+    if (header.alg !== key.alg) throw invalidToken('the access token algorithm does not match its key');
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(jwt, key.publicKey, {
+        algorithms: [key.alg],
+        issuer: this.#options.issuer,
+        audience: audience as string | string[],
+        typ: 'at+jwt',
+        clockTolerance: this.#options.clockTolerance,
+        requiredClaims: ['iss', 'sub', 'aud', 'exp', 'iat', 'jti', 'client_id'],
+        currentDate: this.#options.now(),
+      }));
+    } catch (e) {
+      throw invalidToken(describeJoseError(e));
+    }
+    const { client_id: clientId, tenant_id: tenantId, api_token_id: apiTokenId, scope, sub } = payload;
+    if (
+      typeof clientId !== 'string' ||
+      typeof tenantId !== 'string' ||
+      typeof apiTokenId !== 'string' ||
+      typeof scope !== 'string' ||
+      sub !== clientId
+    ) {
+      throw invalidToken('the access token lacks the claims of this issuer');
+    }
+    return makeAuthInfo({
+      kind: 'access_token',
+      tenantId,
+      appId: clientId,
+      clientId,
+      apiTokenId,
+      scopes: scope === '' ? [] : scope.split(' '),
+      claims: Object.freeze(payload as AuthClaims),
+      expiresAt: new Date((payload.exp as number) * 1000),
+    });
+  }
+}
+
+function invalidToken(message: string): AppTokensError {
+  return new AppTokensError('invalid_token', message);
+}
+
+function describeJoseError(e: unknown): string {
+  if (e instanceof joseErrors.JWTExpired) return 'the access token expired';
+  if (e instanceof joseErrors.JWTClaimValidationFailed) {
+    switch (e.claim) {
+      case 'nbf':
+        return 'the access token is not valid yet';
+      case 'iss':
+        return 'the access token was issued by another issuer';
+      case 'aud':
+        return 'the access token is not meant for this audience';
+      case 'typ':
+        return 'the access token is not of type at+jwt (RFC 9068)';
+      default:
+        return `the access token claim "${e.claim}" is invalid`;
+    }
+  }
+  if (e instanceof joseErrors.JWSSignatureVerificationFailed) return 'the access token signature is invalid';
+  if (e instanceof joseErrors.JOSEAlgNotAllowed) return 'the access token algorithm is not allowed';
+  if (e instanceof joseErrors.JOSENotSupported) return 'the access token uses an unsupported feature';
+  return 'the access token is invalid';
+}

@@ -1,0 +1,172 @@
+/**
+ * Options of `createAppTokens`, validated once at construction.
+ *
+ * @module
+ */
+import { z } from 'zod';
+import type { Store } from '../store.js';
+import { AppTokensError } from './errors.js';
+import { SIGNING_ALGORITHMS, type SigningAlgorithm } from './keys.js';
+import { SECRET_PREFIX } from './secrets.js';
+
+/** Options of {@link createAppTokens}. */
+export interface AppTokensOptions {
+  /** Where apps, tokens, keys and revocations live: `createMemoryStore()`, `createSqliteStore(…)`. */
+  store: Store;
+  /**
+   * The issuer identifier: the `iss` of every token and the base URL under which the host mounts
+   * `auth.routes()`. `https:` URL without query or fragment; `http:` only for localhost.
+   */
+  issuer: string;
+  /** The scope catalogue: every scope an app, a token or a route may name. */
+  scopes: string[];
+  /** The `aud` of access tokens and what `authenticate()` accepts. Default: the issuer. */
+  audience?: string;
+  /** Access-token lifetime in seconds, 60–86400. Default: 3600. */
+  accessTokenTtl?: number;
+  /** Signing algorithm of new access tokens. Default: `RS256` (RFC 9068 §4). */
+  signingAlgorithm?: SigningAlgorithm;
+  /**
+   * Secret (at least 32 characters, high entropy) sealing private signing keys at rest with
+   * AES-256-GCM. Without it keys are stored in clear, with a one-time warning in production.
+   */
+  keyEncryptionSecret?: string;
+  /** The `realm` of `WWW-Authenticate` challenges. Default: `express-app-tokens`. */
+  realm?: string;
+  /** Prefix of API-token values, 2–16 lowercase letters or digits. Default: `eat`. */
+  tokenPrefix?: string;
+  /** Accept API tokens directly as bearer tokens on protected routes. Default: `true`. */
+  acceptApiTokens?: boolean;
+  /** Lifetime of API tokens, seconds. */
+  apiTokenTtl?: {
+    /** When the caller asks for none. Default: 90 days. `null`: no expiry. */
+    default?: number | null;
+    /** The most a caller may ask for. Default: 2 years. */
+    max?: number;
+  };
+  /** Escape hatches. */
+  advanced?: {
+    /** Leeway for `exp`, `nbf` and `iat`, seconds, 0–300. Default: 5. */
+    clockTolerance?: number;
+    /** Verified tokens kept in the verification cache. Default: 10000. */
+    cacheMax?: number;
+    /** How often revocations of other processes are read from the store, ms; 0 disables. Default: 5000. */
+    revocationSyncInterval?: number;
+    /** How often batched `lastUsedDate` updates are written, ms. Default: 10000. */
+    lastUsedFlushInterval?: number;
+    /** The clock. Default: `() => new Date()`. */
+    now?: () => Date;
+  };
+}
+
+const DAY = 86_400;
+
+function isStore(value: unknown): value is Store {
+  if (typeof value !== 'object' || value === null) return false;
+  const s = value as Record<string, unknown>;
+  return ['init', 'createApp', 'findApiTokenByHash', 'listSigningKeys', 'onChange'].every(
+    (m) => typeof s[m] === 'function',
+  );
+}
+
+function isIssuer(value: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return false;
+  }
+  if (url.search || url.hash || value.includes('#') || value.includes('?')) return false;
+  if (url.protocol === 'https:') return true;
+  return url.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
+}
+
+const schema = z
+  .object({
+    store: z.custom<Store>(isStore, { error: 'must be a Store (see src/store.ts)' }),
+    issuer: z.string({ error: 'must be a URL string' }).refine(isIssuer, {
+      error: 'must be an https URL without query or fragment (http only for localhost)',
+    }),
+    scopes: z.array(z.string(), { error: 'must be an array of scope strings' }).min(1, { error: 'must list at least one scope' }),
+    audience: z.string().min(1, { error: 'must not be empty' }).optional(),
+    accessTokenTtl: z
+      .number({ error: 'must be a number of seconds' })
+      .int({ error: 'must be a whole number of seconds' })
+      .min(60, { error: 'must be between 60 and 86400 seconds' })
+      .max(DAY, { error: 'must be between 60 and 86400 seconds' })
+      .default(3600),
+    signingAlgorithm: z
+      .enum(SIGNING_ALGORITHMS, { error: `must be one of ${SIGNING_ALGORITHMS.join(', ')}` })
+      .default('RS256'),
+    keyEncryptionSecret: z
+      .string({ error: 'must be a string' })
+      .min(32, { error: 'must be at least 32 characters of high-entropy secret' })
+      .optional(),
+    realm: z
+      .string()
+      .regex(/^[\x20\x21\x23-\x5b\x5d-\x7e]{1,100}$/, { error: 'must be 1–100 printable ASCII characters without " or \\' })
+      .default('express-app-tokens'),
+    tokenPrefix: z
+      .string()
+      .regex(SECRET_PREFIX, { error: 'must be 2–16 lowercase letters or digits, starting with a letter' })
+      .default('eat'),
+    acceptApiTokens: z.boolean({ error: 'must be a boolean' }).default(true),
+    apiTokenTtl: z
+      .object({
+        default: z.number().int().min(60).max(100 * 365 * DAY).nullable().default(90 * DAY),
+        max: z.number().int().min(60).max(100 * 365 * DAY).default(2 * 365 * DAY),
+      })
+      .strict()
+      .default({ default: 90 * DAY, max: 2 * 365 * DAY }),
+    advanced: z
+      .object({
+        clockTolerance: z
+          .number()
+          .min(0, { error: 'must be between 0 and 300 seconds' })
+          .max(300, { error: 'must be between 0 and 300 seconds' })
+          .default(5),
+        cacheMax: z.number().int().min(1).max(10_000_000).default(10_000),
+        revocationSyncInterval: z.number().int().min(0).default(5000),
+        lastUsedFlushInterval: z.number().int().min(0).default(10_000),
+        now: z.custom<() => Date>((v) => typeof v === 'function', { error: 'must be a function' }).default(
+          () => () => new Date(),
+        ),
+      })
+      .strict()
+      .default({ clockTolerance: 5, cacheMax: 10_000, revocationSyncInterval: 5000, lastUsedFlushInterval: 10_000, now: () => new Date() }),
+  })
+  .strict()
+  .refine((o) => o.apiTokenTtl.default === null || o.apiTokenTtl.default <= o.apiTokenTtl.max, {
+    error: 'must not exceed "apiTokenTtl.max"',
+    path: ['apiTokenTtl', 'default'],
+  });
+
+/** Options after validation and defaults. */
+export type ResolvedOptions = z.infer<typeof schema> & { audience: string };
+
+/** Validate options once; throws `invalid_options` naming the option. */
+export function resolveOptions(input: unknown): ResolvedOptions {
+  const result = schema.safeParse(input);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    if (issue.code === 'unrecognized_keys') {
+      const prefix = issue.path.length ? `${issue.path.join('.')}.` : '';
+      const name = `${prefix}${issue.keys[0]}`;
+      throw new AppTokensError('invalid_options', `unknown option "${name}"`, { field: name });
+    }
+    const name = issue.path.join('.') || 'options';
+    const message = issue.path.length === 0 && input === undefined ? 'options are required' : issue.message;
+    throw new AppTokensError('invalid_options', `"${name}" ${message}`, { field: name });
+  }
+  const options = result.data;
+  return { ...options, issuer: options.issuer, audience: options.audience ?? options.issuer };
+}
+
+const warned = new Set<string>();
+
+/** Emit a process warning once per code. */
+export function warnOnce(message: string, code: string): void {
+  if (warned.has(code)) return;
+  warned.add(code);
+  process.emitWarning(message, { code });
+}

@@ -1,0 +1,182 @@
+/**
+ * The bearer middleware (RFC 6750) built on passport-http-bearer, and the scope guards.
+ *
+ * @module
+ */
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { Strategy as BearerStrategy } from 'passport-http-bearer';
+import { GRANTED, type AuthInfo, type InternalAuthInfo } from '../core/access-tokens.js';
+import { AppTokensError } from '../core/errors.js';
+import { compileRequirement } from '../core/scopes.js';
+import type { AppTokensService } from '../core/service.js';
+import { toAppTokensError } from './responses.js';
+
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    interface Request {
+      /** Set by `auth.authenticate()`: who is calling, with which scopes. */
+      auth?: AuthInfo;
+    }
+  }
+}
+
+/** A passport strategy (structurally `passport.Strategy`), named `app-tokens`. */
+export interface AppTokensStrategy {
+  name: string;
+  authenticate(req: Request, options?: unknown): void;
+}
+
+/** Why the request failed, handed from the verify callback to `fail()`. */
+const FAILURE = Symbol('express-app-tokens.failure');
+type WithFailure = Request & { [FAILURE]?: AppTokensError };
+
+function queryToken(req: Request): boolean {
+  const q = req.query as Record<string, unknown> | undefined;
+  return q !== undefined && q !== null && q.access_token !== undefined;
+}
+
+/**
+ * passport-http-bearer, with two refusals it lacks: a token in the query string (RFC 6750 §2.3
+ * allows it only where nothing else works; we never accept it) and a mismatch-proof error handoff.
+ */
+class Strategy extends BearerStrategy {
+  constructor(service: AppTokensService) {
+    super({ realm: service.options.realm, passReqToCallback: true }, (req, token, done) => {
+      const cached = service.cachedBearer(token);
+      if (cached) return done(null, cached);
+      service.verifyBearer(token).then(
+        (info) => done(null, info),
+        (error: unknown) => {
+          const e = toAppTokensError(error);
+          if (e.code === 'invalid_token') {
+            (req as WithFailure)[FAILURE] = e;
+            done(null, false, e.message);
+          } else {
+            done(e);
+          }
+        },
+      );
+    });
+    this.name = 'app-tokens';
+  }
+
+  override authenticate(req: Request, options?: unknown): void {
+    if (queryToken(req)) {
+      (req as WithFailure)[FAILURE] = new AppTokensError(
+        'invalid_request',
+        'access_token: tokens in the query string are refused; send Authorization: Bearer',
+        { field: 'access_token' },
+      );
+      return this.fail(400);
+    }
+    // passport sets req.user; mirror it on req.auth for hosts that use passport directly.
+    const success = this.success;
+    this.success = (user: unknown, info?: unknown) => {
+      req.auth = user as AuthInfo;
+      success.call(this, user, info);
+    };
+    super.authenticate(req, options);
+  }
+}
+
+/** Write an RFC 6750 §3 error response. */
+export function sendBearerError(res: Response, error: AppTokensError, realm: string): void {
+  const challenge = error.bearerChallenge(realm);
+  if (challenge) res.setHeader('WWW-Authenticate', challenge);
+  if (error.code === 'missing_token') {
+    // RFC 6750 §3.1: no error information when the request carried no credentials.
+    res.status(401).end();
+    return;
+  }
+  const code = challenge ? error.code : error.status >= 500 ? 'server_error' : error.code;
+  res.status(error.status).json({ error: code, error_description: error.message });
+}
+
+/** The bearer middleware factory and scope guards of one AppTokens instance. */
+export function bearer(service: AppTokensService) {
+  const { realm } = service.options;
+  const strategy = new Strategy(service);
+
+  const fail = (req: Request, res: Response, challenge?: string | number): void => {
+    let error = (req as WithFailure)[FAILURE];
+    if (!error) {
+      error =
+        typeof challenge === 'number'
+          ? // passport-http-bearer answers 400 for a malformed header or two credentials at once.
+            new AppTokensError('invalid_request', 'malformed Authorization header, or more than one bearer credential')
+          : new AppTokensError('missing_token', 'a bearer token is required');
+    }
+    sendBearerError(res, error, realm);
+  };
+
+  /** Parse `Authorization: Bearer <token>` exactly as passport-http-bearer does, for the cache fast path. */
+  const headerToken = (req: Request): string | undefined => {
+    const header = req.headers.authorization;
+    if (header === undefined) return undefined;
+    const space = header.indexOf(' ');
+    if (space !== 6 || header.indexOf(' ', 7) !== -1) return undefined;
+    if (header.slice(0, 6).toLowerCase() !== 'bearer') return undefined;
+    return header.slice(7) || undefined;
+  };
+
+  const middleware: RequestHandler = (req, res, next) => {
+    // Fast path: a cached, unrevoked token in a well-formed header. No passport work, no I/O.
+    const token = headerToken(req);
+    if (token !== undefined && !queryToken(req) && (req.body === undefined || req.body?.access_token === undefined)) {
+      const cached = service.cachedBearer(token);
+      if (cached) {
+        req.auth = cached;
+        return next();
+      }
+    }
+    const run = Object.create(strategy) as Strategy;
+    run.success = (user: unknown) => {
+      req.auth = user as AuthInfo;
+      next();
+    };
+    run.fail = (challenge?: string | number) => fail(req, res, challenge);
+    run.error = (error: unknown) => sendBearerError(res, toAppTokensError(error), realm);
+    const go = () => BearerStrategy.prototype.authenticate.call(run, req);
+    if (queryToken(req)) {
+      run.authenticate(req);
+    } else if (service.isReady) {
+      go();
+    } else {
+      service.ready().then(go, (error: unknown) => sendBearerError(res, unavailable(error), realm));
+    }
+  };
+
+  const guard = (mode: 'all' | 'any', scopes: string[]): RequestHandler => {
+    const requirement = compileRequirement(service.catalogue, mode, scopes);
+    return (req: Request, res: Response, next: NextFunction) => {
+      const auth = req.auth as InternalAuthInfo | undefined;
+      const granted = auth?.[GRANTED];
+      if (!granted) {
+        // authenticate() did not run before this guard, or another library set req.auth.
+        return sendBearerError(res, new AppTokensError('missing_token', 'a bearer token is required'), realm);
+      }
+      if (requirement.check(granted).length > 0) {
+        const wanted = requirement.scopes.join(mode === 'all' ? ' and ' : ' or ');
+        return sendBearerError(
+          res,
+          new AppTokensError('insufficient_scope', `this request needs the scope ${wanted}`, { scopes: requirement.scopes }),
+          realm,
+        );
+      }
+      next();
+    };
+  };
+
+  return {
+    strategy: strategy as AppTokensStrategy,
+    authenticate: (): RequestHandler => middleware,
+    requireScopes: (...scopes: string[]): RequestHandler => guard('all', scopes),
+    requireAnyScope: (...scopes: string[]): RequestHandler => guard('any', scopes),
+  };
+}
+
+function unavailable(error: unknown): AppTokensError {
+  const e = toAppTokensError(error);
+  return e.status >= 500 ? new AppTokensError('unavailable', 'authentication is temporarily unavailable', { cause: error }) : e;
+}

@@ -1,0 +1,65 @@
+/**
+ * Response helpers shared by the routers: OAuth error bodies (RFC 6749 §5.2), no-store headers.
+ *
+ * @module
+ */
+import type { Response } from 'express';
+import { AppTokensError } from '../core/errors.js';
+
+/** RFC 6749 §5.1 / RFC 7009 / RFC 7662: responses that carry tokens or secrets are never cached. */
+export function noStore(res: Response): void {
+  res.setHeader('Cache-Control', 'no-store');
+  res.setHeader('Pragma', 'no-cache');
+}
+
+/** Map anything thrown to an AppTokensError whose message is safe to show. */
+export function toAppTokensError(error: unknown): AppTokensError {
+  if (error instanceof AppTokensError) return error;
+  // body-parser and other http-errors style 4xx errors carry `status` and `type`.
+  const e = error as { status?: unknown; type?: unknown; expose?: unknown } | null;
+  if (e && typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
+    switch (e.type) {
+      case 'entity.too.large':
+        return new AppTokensError('payload_too_large', 'the request body is too large', { status: 413 });
+      case 'charset.unsupported':
+      case 'encoding.unsupported':
+        return new AppTokensError('unsupported_media_type', 'the request body encoding is not supported', {
+          status: 415,
+        });
+      default:
+        return new AppTokensError('invalid_request', 'the request body could not be read', { status: e.status });
+    }
+  }
+  // Never show the cause: it may hold internals. Log its name and message only (no stack, no request data).
+  const cause = error instanceof Error ? `${error.name}: ${error.message}` : typeof error;
+  console.error(`[express-app-tokens] unexpected error: ${cause}`);
+  return new AppTokensError('server_error', 'internal error', { cause: error });
+}
+
+/** OAuth error codes a token-endpoint response may carry (RFC 6749 §5.2, RFC 8693 §2.2.2). */
+const OAUTH_CODES = new Set([
+  'invalid_request',
+  'invalid_client',
+  'invalid_grant',
+  'unauthorized_client',
+  'unsupported_grant_type',
+  'invalid_scope',
+  'invalid_target',
+  'server_error',
+  'temporarily_unavailable',
+]);
+
+/**
+ * Answer an OAuth endpoint error as RFC 6749 §5.2 `{error, error_description}`. Codes that are not
+ * OAuth codes map to the nearest one (`invalid_request`, or `server_error` for 5xx).
+ */
+export function sendOAuthError(res: Response, error: AppTokensError, realm: string, basicAttempted: boolean): void {
+  let code: string = error.code;
+  if (!OAUTH_CODES.has(code)) {
+    code = error.status >= 500 ? (error.status === 503 ? 'temporarily_unavailable' : 'server_error') : 'invalid_request';
+  }
+  noStore(res);
+  // RFC 6749 §5.2: 401 with a challenge matching the scheme the client used.
+  if (code === 'invalid_client' && basicAttempted) res.setHeader('WWW-Authenticate', `Basic realm="${realm}"`);
+  res.status(error.status).json({ error: code, error_description: error.message });
+}

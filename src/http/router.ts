@@ -1,0 +1,41 @@
+/**
+ * `auth.routes()`: every endpoint of the HTTP contract, as one Express router.
+ *
+ * @module
+ */
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import type { AppTokensService } from '../core/service.js';
+import { noStore, sendOAuthError, toAppTokensError } from './responses.js';
+import { tokenEndpoint } from './routes/token.js';
+import { jwksRoute, metadataRoute } from './routes/well-known.js';
+
+export function createRouter(service: AppTokensService): Router {
+  const router = express.Router();
+  const { realm } = service.options;
+
+  // Our paths only: the host's own routes pass through this router untouched.
+  // Nothing is served before the store is ready and the signing key loaded.
+  router.use(['/.well-known/oauth-authorization-server', '/.well-known/jwks.json', '/oauth'], (_req: Request, res: Response, next: NextFunction) => {
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    if (service.isReady) return next();
+    service.ready().then(
+      () => next(),
+      (error: unknown) => {
+        toAppTokensError(error);
+        noStore(res);
+        res.setHeader('Retry-After', '5');
+        res.status(503).json({ error: 'temporarily_unavailable', error_description: 'the authorization server is starting or unavailable' });
+      },
+    );
+  });
+
+  router.get('/.well-known/oauth-authorization-server', metadataRoute(service));
+  router.get('/.well-known/jwks.json', jwksRoute(service));
+  router.all('/oauth/token', ...tokenEndpoint(service));
+
+  // Anything that escaped a handler: never a stack trace.
+  router.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    sendOAuthError(res, toAppTokensError(error), realm, false);
+  });
+  return router;
+}

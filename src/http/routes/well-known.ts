@@ -1,0 +1,44 @@
+/**
+ * Discovery: RFC 8414 authorization-server metadata and the JWK Set.
+ *
+ * @module
+ */
+import type { Request, Response } from 'express';
+import type { AppTokensService } from '../../core/service.js';
+
+/** Absolute URL of an endpoint under the issuer (the host mounts `auth.routes()` there). */
+export function endpointUrl(issuer: string, path: string): string {
+  return issuer.replace(/\/+$/, '') + path;
+}
+
+/**
+ * RFC 8414 §2 metadata. `issuer` is identical to the `iss` of our tokens (§3.3). Arrays are never
+ * empty; `response_types_supported` is omitted because there is no authorization endpoint.
+ */
+export function metadata(service: AppTokensService): Record<string, unknown> {
+  const { issuer } = service.options;
+  return {
+    issuer,
+    token_endpoint: endpointUrl(issuer, '/oauth/token'),
+    jwks_uri: endpointUrl(issuer, '/.well-known/jwks.json'),
+    grant_types_supported: ['client_credentials'],
+    token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
+    scopes_supported: [...service.catalogue.scopes],
+  };
+}
+
+export function metadataRoute(service: AppTokensService) {
+  const body = JSON.stringify(metadata(service));
+  return (_req: Request, res: Response): void => {
+    res.setHeader('Cache-Control', 'public, max-age=300');
+    res.type('application/json').send(body);
+  };
+}
+
+export function jwksRoute(service: AppTokensService) {
+  return (_req: Request, res: Response): void => {
+    // Short max-age: a rotation must reach resource servers well within a token lifetime.
+    res.setHeader('Cache-Control', 'public, max-age=60');
+    res.type('application/jwk-set+json').send(JSON.stringify(service.keys.jwks));
+  };
+}

@@ -1,0 +1,28 @@
+/**
+ * express-app-tokens: machine-to-machine authentication for Express.
+ *
+ * @module
+ */
+export { createAppTokens } from './create-app-tokens.js';
+export type { AppTokens, AppsApi } from './create-app-tokens.js';
+export type { AppTokensOptions } from './core/options.js';
+export type { AuthInfo, AuthClaims } from './core/access-tokens.js';
+export type { CreateAppInput, CreateTokenInput, CreatedApp, TokenResponse } from './core/service.js';
+export type { AppView, ApiTokenView, IssuedApiToken } from './core/views.js';
+export type { AppTokensStrategy } from './http/bearer.js';
+export type { SigningAlgorithm } from './core/keys.js';
+export type {
+  Store,
+  AppRecord,
+  ApiTokenRecord,
+  ApiTokenRevocationReason,
+  AppPatch,
+  SigningKeyRecord,
+  Tombstone,
+  TombstoneKind,
+  Page,
+  ReplaceApiTokenInput,
+  ChangeListener,
+} from './store.js';
+export { ChangeFeed, encodeCursor, decodeCursor } from './store.js';
+export * as errors from './core/errors.js';

@@ -1,0 +1,253 @@
+/**
+ * The storage contract. Every adapter (memory, SQL on SQLite or PostgreSQL, or a third party's)
+ * implements this interface and passes the conformance suite in `test/store-contract.ts`.
+ *
+ * Rules every adapter keeps:
+ * - Every read and write that names a `tenantId` is confined to that tenant: a record of another
+ *   tenant is reported as absent (`undefined`, `false`), never returned.
+ * - Dates are `Date` objects with millisecond precision; adapters store them as epoch milliseconds.
+ * - Returned records are copies: mutating them never changes the store.
+ * - Methods documented as atomic are all-or-nothing with respect to concurrent callers, in this
+ *   process and (for shared databases) across processes.
+ * - After a write that revokes something commits, the adapter emits the written tombstones to
+ *   every `onChange` listener of this process. Other processes learn of them through
+ *   `listTombstones` (polled) or an adapter-specific push channel.
+ *
+ * @module
+ */
+
+/** An OAuth 2.0 client acting for one tenant. `id` is its `client_id`. */
+export interface AppRecord {
+  id: string;
+  tenantId: string;
+  name: string;
+  description: string | null;
+  /** Fixed at creation. May hold wildcards (`storage:*`). */
+  scopes: string[];
+  /** Extra claims copied into every access token minted for this app. */
+  customClaims: Record<string, unknown>;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** Why an API token stopped working. */
+export type ApiTokenRevocationReason = 'deleted' | 'refreshed' | 'regenerated' | 'reuse_detected' | 'app_deleted';
+
+/** A long-lived secret of an app (its `client_secret`). The value itself is never stored. */
+export interface ApiTokenRecord {
+  id: string;
+  appId: string;
+  tenantId: string;
+  name: string;
+  /** SHA-256 of the secret value, lowercase hex. Unique across the store. */
+  hash: string;
+  /** A short, non-secret display hint such as `eat_…x9Qz`. */
+  hint: string;
+  /** A subset of the app's scopes, or `null` for all of the app's scopes. */
+  scopes: string[] | null;
+  createdAt: Date;
+  /** `null`: never expires. */
+  expiresAt: Date | null;
+  lastUsedAt: Date | null;
+  /** Set once the token is dead; a revoked record is kept so that its reuse can be detected. */
+  revokedAt: Date | null;
+  revokedReason: ApiTokenRevocationReason | null;
+  /** The token this one was refreshed or regenerated into. */
+  replacedBy: string | null;
+}
+
+/** A persisted signing key. `privateJwk` is a JSON JWK, or an `enc:v1:` envelope when encrypted at rest. */
+export interface SigningKeyRecord {
+  kid: string;
+  alg: string;
+  /** JSON of the public JWK (no private members). */
+  publicJwk: string;
+  /** JSON of the private JWK, or its AES-256-GCM envelope. */
+  privateJwk: string;
+  createdAt: Date;
+  /** When the key stopped signing; `null` while it is the active key for its algorithm. */
+  retiredAt: Date | null;
+}
+
+/** What a tombstone kills. */
+export type TombstoneKind = 'app' | 'api_token' | 'access_token';
+
+/**
+ * A record that something was revoked: every access token whose `client_id` (kind `app`),
+ * `api_token_id` (kind `api_token`) or `jti` (kind `access_token`) equals `id` is dead.
+ * Kept until `expiresAt`, the moment the last access token it could kill has expired.
+ */
+export interface Tombstone {
+  kind: TombstoneKind;
+  id: string;
+  tenantId: string;
+  createdAt: Date;
+  expiresAt: Date;
+}
+
+/** One page of a listing. `nextCursor` is opaque; `null` on the last page. */
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+/** Editable fields of an app. Absent fields are left unchanged. */
+export interface AppPatch {
+  name?: string;
+  description?: string | null;
+  customClaims?: Record<string, unknown>;
+}
+
+/** Arguments of {@link Store.replaceApiToken}. */
+export interface ReplaceApiTokenInput {
+  tenantId: string;
+  /** The token being replaced. */
+  oldId: string;
+  /** The hash the caller presented: the swap happens only if the old token still has it and is active. */
+  expectedHash: string;
+  reason: 'refreshed' | 'regenerated';
+  /** The replacement, inserted in the same atomic step. */
+  replacement: ApiTokenRecord;
+  /** The tombstone of the old token, written in the same atomic step. */
+  tombstone: Tombstone;
+}
+
+/** Listener of committed revocations. */
+export type ChangeListener = (tombstones: readonly Tombstone[]) => void;
+
+export interface Store {
+  /** Prepare the store (run migrations, open files). Idempotent; every other method may await it. */
+  init(): Promise<void>;
+  /** Release connections and timers. */
+  close(): Promise<void>;
+
+  // ---- apps ---------------------------------------------------------------------------------
+
+  /**
+   * Insert an app and, in the same atomic step, its first API tokens.
+   * Throws if an app with that id or a token with that id or hash already exists.
+   */
+  createApp(app: AppRecord, tokens: ApiTokenRecord[]): Promise<void>;
+  /** The app, if it exists in that tenant. */
+  getApp(tenantId: string, id: string): Promise<AppRecord | undefined>;
+  /**
+   * The app with that `client_id`, whatever its tenant. Only for client authentication, where
+   * the tenant is what the credentials prove; never for tenant-scoped reads.
+   */
+  getAppByClientId(id: string): Promise<AppRecord | undefined>;
+  /**
+   * Apps of a tenant in creation order (oldest first, ties broken by id), `limit` at most.
+   * The cursor is stable under concurrent inserts and deletes: no app is returned twice, and no
+   * app that existed for the whole walk is skipped.
+   */
+  listApps(tenantId: string, options: { limit: number; cursor?: string | undefined }): Promise<Page<AppRecord>>;
+  /** Apply the patch atomically; returns the updated app, or `undefined` if absent in that tenant. */
+  updateApp(tenantId: string, id: string, patch: AppPatch, now: Date): Promise<AppRecord | undefined>;
+  /**
+   * Atomically delete the app and every API token of it, and write the tombstone.
+   * Returns `false` (and writes nothing) if the app is absent in that tenant.
+   */
+  deleteApp(tenantId: string, id: string, tombstone: Tombstone): Promise<boolean>;
+
+  // ---- API tokens ---------------------------------------------------------------------------
+
+  /** Insert a token of an existing app. Throws if the id or hash exists. */
+  createApiToken(token: ApiTokenRecord): Promise<void>;
+  /** The token, active or revoked, if it exists in that tenant. */
+  getApiToken(tenantId: string, id: string): Promise<ApiTokenRecord | undefined>;
+  /** The token (active or revoked) whose hash is `hash`, whatever its tenant. */
+  findApiTokenByHash(hash: string): Promise<ApiTokenRecord | undefined>;
+  /** Every token of an app, revoked ones included, oldest first. */
+  listApiTokens(tenantId: string, appId: string): Promise<ApiTokenRecord[]>;
+  /**
+   * Compare-and-swap: if the token `oldId` is active and its hash equals `expectedHash`, mark it
+   * revoked with `reason` and `replacedBy = replacement.id`, insert the replacement and the
+   * tombstone, all atomically, and return `true`. Otherwise change nothing and return `false`.
+   * Of any number of concurrent callers for the same token, exactly one gets `true`.
+   */
+  replaceApiToken(input: ReplaceApiTokenInput): Promise<boolean>;
+  /**
+   * Atomically mark the active tokens `ids` of the tenant revoked with `reason` and write their
+   * tombstones (one per id, in `tombstones`). Returns the ids it revoked; already revoked or
+   * absent ids are skipped.
+   */
+  revokeApiTokens(
+    tenantId: string,
+    ids: string[],
+    reason: ApiTokenRevocationReason,
+    tombstones: Tombstone[],
+    now: Date,
+  ): Promise<string[]>;
+  /** Record last use, batched: sets `lastUsedAt` to the later of the stored and given dates. */
+  touchApiTokens(uses: ReadonlyMap<string, Date>): Promise<void>;
+
+  // ---- signing keys -------------------------------------------------------------------------
+
+  /** Every persisted key, retired ones included, newest first. */
+  listSigningKeys(): Promise<SigningKeyRecord[]>;
+  /**
+   * Atomically: if no key of `candidate.alg` is active, insert `candidate` as active. Returns the
+   * active key of that algorithm afterwards, so instances starting together agree on one key.
+   */
+  ensureSigningKey(candidate: SigningKeyRecord): Promise<SigningKeyRecord>;
+
+  // ---- revocation ---------------------------------------------------------------------------
+
+  /** Write tombstones (idempotent on kind + id) and emit them to listeners. */
+  addTombstones(tombstones: Tombstone[]): Promise<void>;
+  /** Tombstones not yet expired at `now`, created at or after `since` when given. */
+  listTombstones(now: Date, since?: Date): Promise<Tombstone[]>;
+  /** Delete tombstones expired before `now`. */
+  purgeTombstones(now: Date): Promise<void>;
+  /** Subscribe to tombstones committed by this process. Returns the unsubscribe function. */
+  onChange(listener: ChangeListener): () => void;
+}
+
+/**
+ * In-process fan-out of committed tombstones, for adapters. A throwing listener is isolated so
+ * that it cannot break the write that emitted.
+ */
+export class ChangeFeed {
+  readonly #listeners = new Set<ChangeListener>();
+
+  subscribe(listener: ChangeListener): () => void {
+    this.#listeners.add(listener);
+    return () => {
+      this.#listeners.delete(listener);
+    };
+  }
+
+  emit(tombstones: readonly Tombstone[]): void {
+    if (tombstones.length === 0) return;
+    for (const listener of this.#listeners) {
+      try {
+        listener(tombstones);
+      } catch {
+        // A listener's failure must not turn a committed revocation into a failed write.
+      }
+    }
+  }
+}
+
+/** Encode a listing position as an opaque cursor. */
+export function encodeCursor(createdAt: Date, id: string): string {
+  return Buffer.from(JSON.stringify([createdAt.getTime(), id])).toString('base64url');
+}
+
+/** Decode a cursor made by {@link encodeCursor}; `undefined` when it is not one. */
+export function decodeCursor(cursor: string): { createdAt: number; id: string } | undefined {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (
+      Array.isArray(value) &&
+      value.length === 2 &&
+      Number.isSafeInteger(value[0]) &&
+      typeof value[1] === 'string'
+    ) {
+      return { createdAt: value[0] as number, id: value[1] };
+    }
+  } catch {
+    // fall through
+  }
+  return undefined;
+}
