@@ -1,0 +1,343 @@
+/**
+ * An in-memory {@link Store}: for tests, examples and single-process deployments that can afford
+ * to lose every app and token on restart.
+ *
+ * @module
+ */
+
+import { AppTokensError } from '../../src/core/errors.js';
+import { ChangeFeed, decodeCursor, encodeCursor } from '../../src/store.js';
+import type {
+  ApiTokenRecord,
+  ApiTokenRevocationReason,
+  AppPatch,
+  AppRecord,
+  ChangeListener,
+  Page,
+  ReplaceApiTokenInput,
+  SigningKeyRecord,
+  Store,
+  Tombstone,
+} from '../../src/store.js';
+
+/**
+ * A {@link Store} kept in `Map`s. Every method does all of its checks and writes synchronously
+ * (no `await` between them), which makes each call atomic in single-threaded JavaScript. Records
+ * are cloned on the way in and out.
+ */
+export class MemoryStore implements Store {
+  readonly #apps = new Map<string, AppRecord>();
+  readonly #tokens = new Map<string, ApiTokenRecord>();
+  /** hash → token id */
+  readonly #tokenByHash = new Map<string, string>();
+  readonly #keys = new Map<string, SigningKeyRecord>();
+  /** `${kind}\u0000${id}` → tombstone */
+  readonly #tombstones = new Map<string, Tombstone>();
+  readonly #feed = new ChangeFeed();
+  #closed = false;
+
+  /** Nothing to prepare. Rejects after {@link MemoryStore.close}. */
+  async init(): Promise<void> {
+    this.#assertOpen();
+  }
+
+  /** Mark the store closed: later calls of other methods reject with `unavailable`. Idempotent. */
+  async close(): Promise<void> {
+    this.#closed = true;
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new AppTokensError('unavailable', 'The token store is closed.');
+  }
+
+  // ---- apps ---------------------------------------------------------------------------------
+
+  /** @inheritDoc */
+  async createApp(app: AppRecord, tokens: ApiTokenRecord[]): Promise<void> {
+    this.#assertOpen();
+    for (const token of tokens) {
+      if (token.appId !== app.id || token.tenantId !== app.tenantId) {
+        throw new AppTokensError('validation_failed', `Token ${token.id} does not belong to app ${app.id}.`);
+      }
+    }
+    if (this.#apps.has(app.id)) throw new AppTokensError('conflict', `App ${app.id} already exists.`);
+    this.#assertTokensAreNew(tokens);
+    this.#apps.set(app.id, structuredClone(app));
+    for (const token of tokens) this.#putToken(token);
+  }
+
+  /** @inheritDoc */
+  async getApp(tenantId: string, id: string): Promise<AppRecord | undefined> {
+    this.#assertOpen();
+    const app = this.#apps.get(id);
+    return app && app.tenantId === tenantId ? structuredClone(app) : undefined;
+  }
+
+  /** @inheritDoc */
+  async getAppByClientId(id: string): Promise<AppRecord | undefined> {
+    this.#assertOpen();
+    const app = this.#apps.get(id);
+    return app && structuredClone(app);
+  }
+
+  /**
+   * Keyset pagination on (`createdAt`, `id`).
+   * @throws AppTokensError `validation_failed` for a malformed cursor or a `limit` that is not a positive integer.
+   */
+  async listApps(tenantId: string, options: { limit: number; cursor?: string | undefined }): Promise<Page<AppRecord>> {
+    this.#assertOpen();
+    const { limit, cursor } = options;
+    if (!Number.isSafeInteger(limit) || limit < 1) {
+      throw new AppTokensError('validation_failed', 'limit must be a positive integer.', { field: 'limit' });
+    }
+    const after = cursor === undefined ? undefined : decodeCursor(cursor);
+    if (cursor !== undefined && !after) {
+      throw new AppTokensError('validation_failed', 'The cursor is not valid.', { field: 'cursor' });
+    }
+    const rows = [...this.#apps.values()]
+      .filter((app) => app.tenantId === tenantId)
+      .filter((app) => {
+        if (!after) return true;
+        const t = app.createdAt.getTime();
+        return t > after.createdAt || (t === after.createdAt && app.id > after.id);
+      })
+      .sort(compareByCreatedAtThenId)
+      .slice(0, limit + 1);
+    const items = rows.slice(0, limit).map((app) => structuredClone(app));
+    const last = items[items.length - 1];
+    return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null };
+  }
+
+  /** @inheritDoc */
+  async updateApp(tenantId: string, id: string, patch: AppPatch, now: Date): Promise<AppRecord | undefined> {
+    this.#assertOpen();
+    const app = this.#apps.get(id);
+    if (!app || app.tenantId !== tenantId) return undefined;
+    const updated: AppRecord = structuredClone(app);
+    if (patch.name !== undefined) updated.name = patch.name;
+    if (patch.description !== undefined) updated.description = patch.description;
+    if (patch.customClaims !== undefined) updated.customClaims = structuredClone(patch.customClaims);
+    updated.updatedAt = new Date(now.getTime());
+    this.#apps.set(id, updated);
+    return structuredClone(updated);
+  }
+
+  /** @inheritDoc */
+  async deleteApp(tenantId: string, id: string, tombstone: Tombstone): Promise<boolean> {
+    this.#assertOpen();
+    const app = this.#apps.get(id);
+    if (!app || app.tenantId !== tenantId) return false;
+    for (const token of [...this.#tokens.values()]) {
+      if (token.appId === id) {
+        this.#tokens.delete(token.id);
+        this.#tokenByHash.delete(token.hash);
+      }
+    }
+    this.#apps.delete(id);
+    this.#putTombstone(tombstone);
+    this.#feed.emit([structuredClone(tombstone)]);
+    return true;
+  }
+
+  // ---- API tokens ---------------------------------------------------------------------------
+
+  /**
+   * @inheritDoc
+   * @throws AppTokensError `conflict` if the id or hash exists; `not_found` if the app is absent in the token's tenant.
+   */
+  async createApiToken(token: ApiTokenRecord): Promise<void> {
+    this.#assertOpen();
+    const app = this.#apps.get(token.appId);
+    if (!app || app.tenantId !== token.tenantId) {
+      throw new AppTokensError('not_found', `App ${token.appId} does not exist.`);
+    }
+    this.#assertTokensAreNew([token]);
+    this.#putToken(token);
+  }
+
+  /** @inheritDoc */
+  async getApiToken(tenantId: string, id: string): Promise<ApiTokenRecord | undefined> {
+    this.#assertOpen();
+    const token = this.#tokens.get(id);
+    return token && token.tenantId === tenantId ? structuredClone(token) : undefined;
+  }
+
+  /** @inheritDoc */
+  async findApiTokenByHash(hash: string): Promise<ApiTokenRecord | undefined> {
+    this.#assertOpen();
+    const id = this.#tokenByHash.get(hash);
+    const token = id === undefined ? undefined : this.#tokens.get(id);
+    return token && structuredClone(token);
+  }
+
+  /** @inheritDoc */
+  async listApiTokens(tenantId: string, appId: string): Promise<ApiTokenRecord[]> {
+    this.#assertOpen();
+    return [...this.#tokens.values()]
+      .filter((token) => token.appId === appId && token.tenantId === tenantId)
+      .sort(compareByCreatedAtThenId)
+      .map((token) => structuredClone(token));
+  }
+
+  /** @inheritDoc */
+  async replaceApiToken(input: ReplaceApiTokenInput): Promise<boolean> {
+    this.#assertOpen();
+    const { tenantId, oldId, expectedHash, reason, replacement, tombstone } = input;
+    const old = this.#tokens.get(oldId);
+    if (!old || old.tenantId !== tenantId || old.hash !== expectedHash || old.revokedAt !== null) return false;
+    // Check the replacement before writing anything, so a conflict leaves the old token active.
+    this.#assertTokensAreNew([replacement]);
+    this.#tokens.set(oldId, {
+      ...old,
+      revokedAt: new Date(tombstone.createdAt.getTime()),
+      revokedReason: reason,
+      replacedBy: replacement.id,
+    });
+    this.#putToken(replacement);
+    this.#putTombstone(tombstone);
+    this.#feed.emit([structuredClone(tombstone)]);
+    return true;
+  }
+
+  /** @inheritDoc Only the tombstones of the ids actually revoked are written and emitted. */
+  async revokeApiTokens(
+    tenantId: string,
+    ids: string[],
+    reason: ApiTokenRevocationReason,
+    tombstones: Tombstone[],
+    now: Date,
+  ): Promise<string[]> {
+    this.#assertOpen();
+    const revoked: string[] = [];
+    for (const id of new Set(ids)) {
+      const token = this.#tokens.get(id);
+      if (!token || token.tenantId !== tenantId || token.revokedAt !== null) continue;
+      this.#tokens.set(id, { ...token, revokedAt: new Date(now.getTime()), revokedReason: reason });
+      revoked.push(id);
+    }
+    const revokedSet = new Set(revoked);
+    const written = tombstones.filter((t) => revokedSet.has(t.id));
+    for (const t of written) this.#putTombstone(t);
+    this.#feed.emit(written.map((t) => structuredClone(t)));
+    return revoked;
+  }
+
+  /** @inheritDoc Unknown ids are ignored. */
+  async touchApiTokens(uses: ReadonlyMap<string, Date>): Promise<void> {
+    this.#assertOpen();
+    for (const [id, date] of uses) {
+      const token = this.#tokens.get(id);
+      if (!token) continue;
+      if (token.lastUsedAt === null || token.lastUsedAt.getTime() < date.getTime()) {
+        this.#tokens.set(id, { ...token, lastUsedAt: new Date(date.getTime()) });
+      }
+    }
+  }
+
+  // ---- signing keys -------------------------------------------------------------------------
+
+  /** @inheritDoc */
+  async listSigningKeys(): Promise<SigningKeyRecord[]> {
+    this.#assertOpen();
+    return [...this.#keys.values()]
+      .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || compareStrings(b.kid, a.kid))
+      .map((key) => structuredClone(key));
+  }
+
+  /**
+   * @inheritDoc The candidate is stored with `retiredAt = null` whatever it says.
+   * @throws AppTokensError `conflict` if no key of that alg is active and `candidate.kid` is taken by a retired key.
+   */
+  async ensureSigningKey(candidate: SigningKeyRecord): Promise<SigningKeyRecord> {
+    this.#assertOpen();
+    for (const key of this.#keys.values()) {
+      if (key.alg === candidate.alg && key.retiredAt === null) return structuredClone(key);
+    }
+    if (this.#keys.has(candidate.kid)) {
+      throw new AppTokensError('conflict', `Signing key ${candidate.kid} already exists (retired).`);
+    }
+    const stored: SigningKeyRecord = { ...structuredClone(candidate), retiredAt: null };
+    this.#keys.set(stored.kid, stored);
+    return structuredClone(stored);
+  }
+
+  // ---- revocation ---------------------------------------------------------------------------
+
+  /** @inheritDoc Every given tombstone is emitted, including ones that already existed. */
+  async addTombstones(tombstones: Tombstone[]): Promise<void> {
+    this.#assertOpen();
+    for (const t of tombstones) this.#putTombstone(t);
+    this.#feed.emit(tombstones.map((t) => structuredClone(t)));
+  }
+
+  /** @inheritDoc Expired means `expiresAt <= now`. Ordered by `createdAt`, then kind and id. */
+  async listTombstones(now: Date, since?: Date): Promise<Tombstone[]> {
+    this.#assertOpen();
+    const nowMs = now.getTime();
+    const sinceMs = since?.getTime();
+    return [...this.#tombstones.values()]
+      .filter((t) => t.expiresAt.getTime() > nowMs && (sinceMs === undefined || t.createdAt.getTime() >= sinceMs))
+      .sort(
+        (a, b) =>
+          a.createdAt.getTime() - b.createdAt.getTime() || compareStrings(a.kind, b.kind) || compareStrings(a.id, b.id),
+      )
+      .map((t) => structuredClone(t));
+  }
+
+  /** @inheritDoc Deletes exactly what {@link MemoryStore.listTombstones} no longer returns (`expiresAt <= now`). */
+  async purgeTombstones(now: Date): Promise<void> {
+    this.#assertOpen();
+    const nowMs = now.getTime();
+    for (const [key, t] of this.#tombstones) {
+      if (t.expiresAt.getTime() <= nowMs) this.#tombstones.delete(key);
+    }
+  }
+
+  /** @inheritDoc */
+  onChange(listener: ChangeListener): () => void {
+    return this.#feed.subscribe(listener);
+  }
+
+  // ---- internals ----------------------------------------------------------------------------
+
+  /** Throw `conflict` if a token id or hash is taken, in the store or within `tokens`. */
+  #assertTokensAreNew(tokens: readonly ApiTokenRecord[]): void {
+    const ids = new Set<string>();
+    const hashes = new Set<string>();
+    for (const token of tokens) {
+      if (this.#tokens.has(token.id) || ids.has(token.id)) {
+        throw new AppTokensError('conflict', `Token ${token.id} already exists.`);
+      }
+      if (this.#tokenByHash.has(token.hash) || hashes.has(token.hash)) {
+        throw new AppTokensError('conflict', 'A token with that hash already exists.');
+      }
+      ids.add(token.id);
+      hashes.add(token.hash);
+    }
+  }
+
+  #putToken(token: ApiTokenRecord): void {
+    this.#tokens.set(token.id, structuredClone(token));
+    this.#tokenByHash.set(token.hash, token.id);
+  }
+
+  /** Insert unless a tombstone of that kind and id exists (the first one wins). */
+  #putTombstone(tombstone: Tombstone): void {
+    const key = `${tombstone.kind}\u0000${tombstone.id}`;
+    if (!this.#tombstones.has(key)) this.#tombstones.set(key, structuredClone(tombstone));
+  }
+}
+
+/** Code-unit order, the same as SQLite's BINARY and PostgreSQL's "C" collation for ASCII ids. */
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function compareByCreatedAtThenId(a: { createdAt: Date; id: string }, b: { createdAt: Date; id: string }): number {
+  return a.createdAt.getTime() - b.createdAt.getTime() || compareStrings(a.id, b.id);
+}
+
+/** A fresh, empty {@link MemoryStore}. */
+export function createMemoryStore(): MemoryStore {
+  return new MemoryStore();
+}

@@ -1,0 +1,22 @@
+/**
+ * SQL storage for express-app-tokens, on Kysely: SQLite (better-sqlite3) today, PostgreSQL (pg)
+ * on the same code.
+ *
+ * @module
+ */
+
+export { SqlStore } from './sql-store.js';
+export type { SqlStoreOptions } from './sql-store.js';
+export { createSqliteStore } from './sqlite.js';
+export type { SqliteStoreOptions } from './sqlite.js';
+export { migrations, MIGRATION_TABLE, MIGRATION_LOCK_TABLE } from './migrations.js';
+export type {
+  Database,
+  SqlDialectName,
+  AppsTable,
+  ApiTokensTable,
+  SigningKeysTable,
+  TombstonesTable,
+  EpochMsColumn,
+  NullableEpochMsColumn,
+} from './schema.js';

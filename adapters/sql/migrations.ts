@@ -1,0 +1,125 @@
+/**
+ * Schema migrations of the SQL adapter, kept in code (no migration files on disk) and run by
+ * Kysely's `Migrator` from {@link SqlStore.init}.
+ *
+ * Rules for new migrations: append, never edit a shipped one; keep them portable between SQLite
+ * and PostgreSQL, branching on the dialect flag where the two differ.
+ *
+ * @module
+ */
+
+import { Migrator, sql } from 'kysely';
+import type { Kysely, Migration, MigrationProvider } from 'kysely';
+import type { Database, SqlDialectName } from './schema.js';
+
+/** Name of the table in which Kysely records applied migrations (distinct from Kysely's default, so a host app's own migrations don't collide). */
+export const MIGRATION_TABLE = 'app_tokens_migrations';
+/** Name of Kysely's migration lock table for this adapter. */
+export const MIGRATION_LOCK_TABLE = 'app_tokens_migrations_lock';
+
+/** The migrations of the adapter, keyed by name (applied in name order). */
+export function migrations(dialect: SqlDialectName): Record<string, Migration> {
+  // Keyset pagination orders by id: PostgreSQL must compare ids byte-wise like SQLite and the
+  // memory adapter, whatever the database's default collation.
+  const idType = dialect === 'postgres' ? sql`text collate "C"` : sql`text`;
+
+  return {
+    '0001_initial': {
+      async up(db) {
+        await db.schema
+          .createTable('apps')
+          .addColumn('id', idType, (c) => c.primaryKey())
+          .addColumn('tenant_id', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('description', 'text')
+          .addColumn('scopes', 'text', (c) => c.notNull())
+          .addColumn('custom_claims', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('apps_tenant_created_id')
+          .on('apps')
+          .columns(['tenant_id', 'created_at', 'id'])
+          .execute();
+
+        await db.schema
+          .createTable('api_tokens')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('app_id', 'text', (c) => c.notNull().references('apps.id'))
+          .addColumn('tenant_id', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('hash', 'text', (c) => c.notNull())
+          .addColumn('hint', 'text', (c) => c.notNull())
+          .addColumn('scopes', 'text')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint')
+          .addColumn('last_used_at', 'bigint')
+          .addColumn('revoked_at', 'bigint')
+          .addColumn('revoked_reason', 'text')
+          .addColumn('replaced_by', 'text')
+          .execute();
+        await db.schema.createIndex('api_tokens_hash').on('api_tokens').column('hash').unique().execute();
+        await db.schema.createIndex('api_tokens_app_id').on('api_tokens').column('app_id').execute();
+
+        await db.schema
+          .createTable('signing_keys')
+          .addColumn('kid', 'text', (c) => c.primaryKey())
+          .addColumn('alg', 'text', (c) => c.notNull())
+          .addColumn('public_jwk', 'text', (c) => c.notNull())
+          .addColumn('private_jwk', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('retired_at', 'bigint')
+          .execute();
+        // At most one active key per algorithm: makes ensureSigningKey race-free on PostgreSQL
+        // (READ COMMITTED), where two transactions may both see "no active key".
+        await db.schema
+          .createIndex('signing_keys_active_alg')
+          .on('signing_keys')
+          .column('alg')
+          .unique()
+          .where(sql.ref('retired_at'), 'is', null)
+          .execute();
+
+        await db.schema
+          .createTable('tombstones')
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('id', 'text', (c) => c.notNull())
+          .addColumn('tenant_id', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('tombstones_pkey', ['kind', 'id'])
+          .execute();
+        await db.schema.createIndex('tombstones_expires_at').on('tombstones').column('expires_at').execute();
+        await db.schema.createIndex('tombstones_created_at').on('tombstones').column('created_at').execute();
+      },
+      async down(db) {
+        await db.schema.dropTable('tombstones').execute();
+        await db.schema.dropTable('signing_keys').execute();
+        await db.schema.dropTable('api_tokens').execute();
+        await db.schema.dropTable('apps').execute();
+      },
+    },
+  };
+}
+
+/** Bring the schema to the latest version. Safe to call on an up-to-date database. */
+export async function migrateToLatest(db: Kysely<Database>, dialect: SqlDialectName): Promise<void> {
+  const provider: MigrationProvider = {
+    getMigrations: () => Promise.resolve(migrations(dialect)),
+  };
+  const migrator = new Migrator({
+    db,
+    provider,
+    migrationTableName: MIGRATION_TABLE,
+    migrationLockTableName: MIGRATION_LOCK_TABLE,
+  });
+  // Two stores migrating one fresh database at once (two processes, or two stores in one
+  // process) can both try to create the schema; the loser's retry finds it recorded and stops.
+  for (let attempt = 1; ; attempt++) {
+    const { error } = await migrator.migrateToLatest();
+    if (error === undefined) return;
+    if (attempt >= 5) throw error;
+    await new Promise((resolve) => setTimeout(resolve, 20 * attempt + Math.random() * 50));
+  }
+}

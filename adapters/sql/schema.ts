@@ -1,0 +1,94 @@
+/**
+ * Table types of the SQL adapter, shared by SQLite and PostgreSQL.
+ *
+ * Dates are `bigint` epoch-millisecond columns. SQLite hands them back as numbers and the pg
+ * driver as strings (bigint may exceed 2^53 in general), so every read goes through `Number()`.
+ * JSON values (scopes, custom claims, JWKs) are `text` columns.
+ *
+ * @module
+ */
+
+import type { ColumnType, Selectable } from 'kysely';
+import type { ApiTokenRevocationReason, TombstoneKind } from '../../src/store.js';
+
+/** The SQL dialects the adapter speaks. */
+export type SqlDialectName = 'sqlite' | 'postgres';
+
+/** An epoch-millisecond column: written as a number; read as a number (SQLite) or a string (pg). */
+export type EpochMsColumn = ColumnType<number | string | bigint, number, number>;
+
+/** A nullable epoch-millisecond column. */
+export type NullableEpochMsColumn = ColumnType<
+  number | string | bigint | null,
+  number | null | undefined,
+  number | null
+>;
+
+/** Table `apps`: one row per OAuth client. */
+export interface AppsTable {
+  id: string;
+  tenant_id: string;
+  name: string;
+  description: string | null;
+  /** JSON array of strings. */
+  scopes: string;
+  /** JSON object. */
+  custom_claims: string;
+  created_at: EpochMsColumn;
+  updated_at: EpochMsColumn;
+}
+
+/** Table `api_tokens`: one row per API token, revoked ones included. */
+export interface ApiTokensTable {
+  id: string;
+  app_id: string;
+  tenant_id: string;
+  name: string;
+  /** Unique. */
+  hash: string;
+  hint: string;
+  /** JSON array of strings, or `null` for all of the app's scopes. */
+  scopes: string | null;
+  created_at: EpochMsColumn;
+  expires_at: NullableEpochMsColumn;
+  last_used_at: NullableEpochMsColumn;
+  revoked_at: NullableEpochMsColumn;
+  revoked_reason: ApiTokenRevocationReason | null;
+  replaced_by: string | null;
+}
+
+/** Table `signing_keys`: at most one row per `alg` has `retired_at IS NULL`. */
+export interface SigningKeysTable {
+  kid: string;
+  alg: string;
+  public_jwk: string;
+  private_jwk: string;
+  created_at: EpochMsColumn;
+  retired_at: NullableEpochMsColumn;
+}
+
+/** Table `tombstones`: primary key (`kind`, `id`). */
+export interface TombstonesTable {
+  kind: TombstoneKind;
+  id: string;
+  tenant_id: string;
+  created_at: EpochMsColumn;
+  expires_at: EpochMsColumn;
+}
+
+/** The Kysely database type of the adapter. */
+export interface Database {
+  apps: AppsTable;
+  api_tokens: ApiTokensTable;
+  signing_keys: SigningKeysTable;
+  tombstones: TombstonesTable;
+}
+
+/** A selected `apps` row. */
+export type AppRow = Selectable<AppsTable>;
+/** A selected `api_tokens` row. */
+export type ApiTokenRow = Selectable<ApiTokensTable>;
+/** A selected `signing_keys` row. */
+export type SigningKeyRow = Selectable<SigningKeysTable>;
+/** A selected `tombstones` row. */
+export type TombstoneRow = Selectable<TombstonesTable>;

@@ -1,0 +1,631 @@
+/**
+ * {@link SqlStore}: the {@link Store} on a Kysely database, SQLite or PostgreSQL.
+ *
+ * Every query goes through Kysely's builder so that one code path serves both dialects; the few
+ * differences (row locks) branch on {@link SqlStore.dialect}.
+ *
+ * @module
+ */
+
+import type { Insertable, Kysely, Updateable } from 'kysely';
+import { AppTokensError } from '../../src/core/errors.js';
+import { ChangeFeed, decodeCursor, encodeCursor } from '../../src/store.js';
+import type {
+  ApiTokenRecord,
+  ApiTokenRevocationReason,
+  AppPatch,
+  AppRecord,
+  ChangeListener,
+  Page,
+  ReplaceApiTokenInput,
+  SigningKeyRecord,
+  Store,
+  Tombstone,
+} from '../../src/store.js';
+import { migrateToLatest } from './migrations.js';
+import type {
+  ApiTokenRow,
+  ApiTokensTable,
+  AppRow,
+  AppsTable,
+  Database,
+  SigningKeyRow,
+  SigningKeysTable,
+  SqlDialectName,
+  TombstoneRow,
+  TombstonesTable,
+} from './schema.js';
+
+/** Options of {@link SqlStore}. */
+export interface SqlStoreOptions {
+  /** The Kysely instance; the store owns it and destroys it on {@link SqlStore.close}. */
+  db: Kysely<Database>;
+  /** Which SQL dialect `db` speaks. */
+  dialect: SqlDialectName;
+}
+
+/** Bound parameters per statement stay far below SQLite's and PostgreSQL's limits. */
+const CHUNK = 200;
+
+/**
+ * A {@link Store} on SQLite or PostgreSQL through Kysely. Migrations run on {@link SqlStore.init},
+ * which every other method awaits. Atomic methods run in one database transaction; tombstones
+ * are emitted to `onChange` listeners after the transaction commits.
+ */
+export class SqlStore implements Store {
+  /** The Kysely instance (exposed for tests and diagnostics; do not write through it). */
+  readonly db: Kysely<Database>;
+  /** The dialect of {@link SqlStore.db}. */
+  readonly dialect: SqlDialectName;
+
+  readonly #feed = new ChangeFeed();
+  #init: Promise<void> | undefined;
+  #closed: Promise<void> | undefined;
+
+  /** Wrap a Kysely instance. Nothing touches the database before {@link SqlStore.init}. */
+  constructor(options: SqlStoreOptions) {
+    this.db = options.db;
+    this.dialect = options.dialect;
+  }
+
+  /** Run pending migrations. Idempotent; concurrent calls share one run; a failed run may be retried. */
+  init(): Promise<void> {
+    if (this.#closed) return Promise.reject(closedError());
+    this.#init ??= migrateToLatest(this.db, this.dialect).catch((error: unknown) => {
+      this.#init = undefined;
+      throw error instanceof AppTokensError
+        ? error
+        : new AppTokensError('unavailable', 'The token store could not be initialised.', { cause: error });
+    });
+    return this.#init;
+  }
+
+  /** Destroy the Kysely instance (closing its connections). Idempotent; later calls of other methods reject. */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      await this.#init?.catch(() => undefined);
+      await this.db.destroy();
+    })();
+    return this.#closed;
+  }
+
+  async #ready(): Promise<Kysely<Database>> {
+    if (this.#closed) throw closedError();
+    await this.init();
+    return this.db;
+  }
+
+  // ---- apps ---------------------------------------------------------------------------------
+
+  /** @inheritDoc */
+  async createApp(app: AppRecord, tokens: ApiTokenRecord[]): Promise<void> {
+    const db = await this.#ready();
+    for (const token of tokens) checkTokenOfApp(token, app);
+    try {
+      await db.transaction().execute(async (trx) => {
+        const existing = await trx.selectFrom('apps').select('id').where('id', '=', app.id).executeTakeFirst();
+        if (existing) throw new AppTokensError('conflict', `App ${app.id} already exists.`);
+        await assertTokensAreNew(trx, tokens);
+        await trx.insertInto('apps').values(appToRow(app)).execute();
+        for (const part of chunk(tokens, CHUNK / 10)) {
+          await trx.insertInto('api_tokens').values(part.map(tokenToRow)).execute();
+        }
+      });
+    } catch (error) {
+      throw mapWriteError(error);
+    }
+  }
+
+  /** @inheritDoc */
+  async getApp(tenantId: string, id: string): Promise<AppRecord | undefined> {
+    const db = await this.#ready();
+    const row = await db
+      .selectFrom('apps')
+      .selectAll()
+      .where('id', '=', id)
+      .where('tenant_id', '=', tenantId)
+      .executeTakeFirst();
+    return row && rowToApp(row);
+  }
+
+  /** @inheritDoc */
+  async getAppByClientId(id: string): Promise<AppRecord | undefined> {
+    const db = await this.#ready();
+    const row = await db.selectFrom('apps').selectAll().where('id', '=', id).executeTakeFirst();
+    return row && rowToApp(row);
+  }
+
+  /**
+   * Keyset pagination on (`created_at`, `id`).
+   * @throws AppTokensError `validation_failed` for a malformed cursor or a `limit` that is not a positive integer.
+   */
+  async listApps(tenantId: string, options: { limit: number; cursor?: string | undefined }): Promise<Page<AppRecord>> {
+    const { limit, after } = parseListOptions(options);
+    const db = await this.#ready();
+    const rows = await db
+      .selectFrom('apps')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .$if(after !== undefined, (qb) =>
+        qb.where((eb) =>
+          eb.or([
+            eb('created_at', '>', after!.createdAt),
+            eb.and([eb('created_at', '=', after!.createdAt), eb('id', '>', after!.id)]),
+          ]),
+        ),
+      )
+      .orderBy('created_at', 'asc')
+      .orderBy('id', 'asc')
+      .limit(limit + 1)
+      .execute();
+    const items = rows.slice(0, limit).map(rowToApp);
+    const last = items[items.length - 1];
+    return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null };
+  }
+
+  /** @inheritDoc */
+  async updateApp(tenantId: string, id: string, patch: AppPatch, now: Date): Promise<AppRecord | undefined> {
+    const db = await this.#ready();
+    const set: Updateable<AppsTable> = { updated_at: now.getTime() };
+    if (patch.name !== undefined) set.name = patch.name;
+    if (patch.description !== undefined) set.description = patch.description;
+    if (patch.customClaims !== undefined) set.custom_claims = JSON.stringify(patch.customClaims);
+    // One statement: atomic on both dialects.
+    const row = await db
+      .updateTable('apps')
+      .set(set)
+      .where('id', '=', id)
+      .where('tenant_id', '=', tenantId)
+      .returningAll()
+      .executeTakeFirst();
+    return row && rowToApp(row);
+  }
+
+  /** @inheritDoc */
+  async deleteApp(tenantId: string, id: string, tombstone: Tombstone): Promise<boolean> {
+    const db = await this.#ready();
+    const deleted = await db.transaction().execute(async (trx) => {
+      const found = await trx
+        .selectFrom('apps')
+        .select('id')
+        .where('id', '=', id)
+        .where('tenant_id', '=', tenantId)
+        .$if(this.dialect === 'postgres', (qb) => qb.forUpdate())
+        .executeTakeFirst();
+      if (!found) return false;
+      await trx.deleteFrom('api_tokens').where('app_id', '=', id).execute();
+      const result = await trx.deleteFrom('apps').where('id', '=', id).executeTakeFirst();
+      if (result.numDeletedRows !== 1n) return false;
+      await insertTombstones(trx, [tombstone]);
+      return true;
+    });
+    if (deleted) this.#feed.emit([copyTombstone(tombstone)]);
+    return deleted;
+  }
+
+  // ---- API tokens ---------------------------------------------------------------------------
+
+  /**
+   * @inheritDoc
+   * @throws AppTokensError `conflict` if the id or hash exists; `not_found` if the app is absent in the token's tenant.
+   */
+  async createApiToken(token: ApiTokenRecord): Promise<void> {
+    const db = await this.#ready();
+    try {
+      await db.transaction().execute(async (trx) => {
+        const app = await trx
+          .selectFrom('apps')
+          .select('id')
+          .where('id', '=', token.appId)
+          .where('tenant_id', '=', token.tenantId)
+          .executeTakeFirst();
+        if (!app) throw new AppTokensError('not_found', `App ${token.appId} does not exist.`);
+        await assertTokensAreNew(trx, [token]);
+        await trx.insertInto('api_tokens').values(tokenToRow(token)).execute();
+      });
+    } catch (error) {
+      throw mapWriteError(error);
+    }
+  }
+
+  /** @inheritDoc */
+  async getApiToken(tenantId: string, id: string): Promise<ApiTokenRecord | undefined> {
+    const db = await this.#ready();
+    const row = await db
+      .selectFrom('api_tokens')
+      .selectAll()
+      .where('id', '=', id)
+      .where('tenant_id', '=', tenantId)
+      .executeTakeFirst();
+    return row && rowToToken(row);
+  }
+
+  /** @inheritDoc */
+  async findApiTokenByHash(hash: string): Promise<ApiTokenRecord | undefined> {
+    const db = await this.#ready();
+    const row = await db.selectFrom('api_tokens').selectAll().where('hash', '=', hash).executeTakeFirst();
+    return row && rowToToken(row);
+  }
+
+  /** @inheritDoc */
+  async listApiTokens(tenantId: string, appId: string): Promise<ApiTokenRecord[]> {
+    const db = await this.#ready();
+    const rows = await db
+      .selectFrom('api_tokens')
+      .selectAll()
+      .where('app_id', '=', appId)
+      .where('tenant_id', '=', tenantId)
+      .orderBy('created_at', 'asc')
+      .orderBy('id', 'asc')
+      .execute();
+    return rows.map(rowToToken);
+  }
+
+  /** @inheritDoc */
+  async replaceApiToken(input: ReplaceApiTokenInput): Promise<boolean> {
+    const db = await this.#ready();
+    const { tenantId, oldId, expectedHash, reason, replacement, tombstone } = input;
+    let swapped: boolean;
+    try {
+      swapped = await db.transaction().execute(async (trx) => {
+        // The compare-and-swap: only one caller can flip revoked_at from NULL.
+        const result = await trx
+          .updateTable('api_tokens')
+          .set({ revoked_at: tombstone.createdAt.getTime(), revoked_reason: reason, replaced_by: replacement.id })
+          .where('id', '=', oldId)
+          .where('tenant_id', '=', tenantId)
+          .where('hash', '=', expectedHash)
+          .where('revoked_at', 'is', null)
+          .executeTakeFirst();
+        if (result.numUpdatedRows !== 1n) return false;
+        await assertTokensAreNew(trx, [replacement]);
+        await trx.insertInto('api_tokens').values(tokenToRow(replacement)).execute();
+        await insertTombstones(trx, [tombstone]);
+        return true;
+      });
+    } catch (error) {
+      throw mapWriteError(error);
+    }
+    if (swapped) this.#feed.emit([copyTombstone(tombstone)]);
+    return swapped;
+  }
+
+  /** @inheritDoc Only the tombstones of the ids actually revoked are written and emitted. */
+  async revokeApiTokens(
+    tenantId: string,
+    ids: string[],
+    reason: ApiTokenRevocationReason,
+    tombstones: Tombstone[],
+    now: Date,
+  ): Promise<string[]> {
+    const db = await this.#ready();
+    const wanted = [...new Set(ids)];
+    if (wanted.length === 0) return [];
+    const { revoked, written } = await db.transaction().execute(async (trx) => {
+      const revokedIds = new Set<string>();
+      for (const part of chunk(wanted, CHUNK)) {
+        const rows = await trx
+          .updateTable('api_tokens')
+          .set({ revoked_at: now.getTime(), revoked_reason: reason })
+          .where('tenant_id', '=', tenantId)
+          .where('id', 'in', part)
+          .where('revoked_at', 'is', null)
+          .returning('id')
+          .execute();
+        for (const row of rows) revokedIds.add(row.id);
+      }
+      const toWrite = tombstones.filter((t) => revokedIds.has(t.id));
+      await insertTombstones(trx, toWrite);
+      return { revoked: wanted.filter((id) => revokedIds.has(id)), written: toWrite };
+    });
+    this.#feed.emit(written.map(copyTombstone));
+    return revoked;
+  }
+
+  /** @inheritDoc Unknown ids are ignored. */
+  async touchApiTokens(uses: ReadonlyMap<string, Date>): Promise<void> {
+    const db = await this.#ready();
+    if (uses.size === 0) return;
+    await db.transaction().execute(async (trx) => {
+      for (const [id, date] of uses) {
+        const ms = date.getTime();
+        await trx
+          .updateTable('api_tokens')
+          .set({ last_used_at: ms })
+          .where('id', '=', id)
+          .where((eb) => eb.or([eb('last_used_at', 'is', null), eb('last_used_at', '<', ms)]))
+          .execute();
+      }
+    });
+  }
+
+  // ---- signing keys -------------------------------------------------------------------------
+
+  /** @inheritDoc */
+  async listSigningKeys(): Promise<SigningKeyRecord[]> {
+    const db = await this.#ready();
+    const rows = await db
+      .selectFrom('signing_keys')
+      .selectAll()
+      .orderBy('created_at', 'desc')
+      .orderBy('kid', 'desc')
+      .execute();
+    return rows.map(rowToKey);
+  }
+
+  /**
+   * @inheritDoc The candidate is stored with `retiredAt = null` whatever it says.
+   * @throws AppTokensError `conflict` if no key of that alg is active and `candidate.kid` is taken by a retired key.
+   */
+  async ensureSigningKey(candidate: SigningKeyRecord): Promise<SigningKeyRecord> {
+    const db = await this.#ready();
+    const active = await db.transaction().execute(async (trx) => {
+      const selectActive = () =>
+        trx
+          .selectFrom('signing_keys')
+          .selectAll()
+          .where('alg', '=', candidate.alg)
+          .where('retired_at', 'is', null)
+          .executeTakeFirst();
+      const existing = await selectActive();
+      if (existing) return existing;
+      // On PostgreSQL a concurrent transaction may insert first: the partial unique index on
+      // (alg) WHERE retired_at IS NULL turns our insert into a no-op, and the re-read (a fresh
+      // snapshot under READ COMMITTED) sees the winner.
+      await trx
+        .insertInto('signing_keys')
+        .values(keyToRow({ ...candidate, retiredAt: null }))
+        .onConflict((oc) => oc.doNothing())
+        .execute();
+      return selectActive();
+    });
+    if (!active) {
+      throw new AppTokensError('conflict', `Signing key ${candidate.kid} already exists (retired).`);
+    }
+    return rowToKey(active);
+  }
+
+  // ---- revocation ---------------------------------------------------------------------------
+
+  /** @inheritDoc Every given tombstone is emitted, including ones that already existed. */
+  async addTombstones(tombstones: Tombstone[]): Promise<void> {
+    const db = await this.#ready();
+    if (tombstones.length === 0) return;
+    await db.transaction().execute((trx) => insertTombstones(trx, tombstones));
+    this.#feed.emit(tombstones.map(copyTombstone));
+  }
+
+  /** @inheritDoc Expired means `expiresAt <= now`. Ordered by `createdAt`, then kind and id. */
+  async listTombstones(now: Date, since?: Date): Promise<Tombstone[]> {
+    const db = await this.#ready();
+    const rows = await db
+      .selectFrom('tombstones')
+      .selectAll()
+      .where('expires_at', '>', now.getTime())
+      .$if(since !== undefined, (qb) => qb.where('created_at', '>=', since!.getTime()))
+      .orderBy('created_at', 'asc')
+      .orderBy('kind', 'asc')
+      .orderBy('id', 'asc')
+      .execute();
+    return rows.map(rowToTombstone);
+  }
+
+  /** @inheritDoc Deletes exactly what {@link SqlStore.listTombstones} no longer returns (`expiresAt <= now`). */
+  async purgeTombstones(now: Date): Promise<void> {
+    const db = await this.#ready();
+    await db.deleteFrom('tombstones').where('expires_at', '<=', now.getTime()).execute();
+  }
+
+  /** @inheritDoc */
+  onChange(listener: ChangeListener): () => void {
+    return this.#feed.subscribe(listener);
+  }
+}
+
+// ---- helpers ----------------------------------------------------------------------------------
+
+function closedError(): AppTokensError {
+  return new AppTokensError('unavailable', 'The token store is closed.');
+}
+
+function chunk<T>(items: readonly T[], size: number): T[][] {
+  const parts: T[][] = [];
+  for (let i = 0; i < items.length; i += size) parts.push(items.slice(i, i + size));
+  return parts;
+}
+
+/** Validate `listApps` options (shared with the memory adapter's rules). */
+function parseListOptions(options: { limit: number; cursor?: string | undefined }): {
+  limit: number;
+  after: { createdAt: number; id: string } | undefined;
+} {
+  if (!Number.isSafeInteger(options.limit) || options.limit < 1) {
+    throw new AppTokensError('validation_failed', 'limit must be a positive integer.', { field: 'limit' });
+  }
+  if (options.cursor === undefined) return { limit: options.limit, after: undefined };
+  const after = decodeCursor(options.cursor);
+  if (!after) throw new AppTokensError('validation_failed', 'The cursor is not valid.', { field: 'cursor' });
+  return { limit: options.limit, after };
+}
+
+function checkTokenOfApp(token: ApiTokenRecord, app: AppRecord): void {
+  if (token.appId !== app.id || token.tenantId !== app.tenantId) {
+    throw new AppTokensError('validation_failed', `Token ${token.id} does not belong to app ${app.id}.`);
+  }
+}
+
+/** Throw `conflict` if a token id or hash is taken, in the store or within `tokens`. */
+async function assertTokensAreNew(db: Kysely<Database>, tokens: readonly ApiTokenRecord[]): Promise<void> {
+  if (tokens.length === 0) return;
+  const ids = new Set<string>();
+  const hashes = new Set<string>();
+  for (const token of tokens) {
+    if (ids.has(token.id)) throw new AppTokensError('conflict', `Token ${token.id} appears twice.`);
+    if (hashes.has(token.hash)) throw new AppTokensError('conflict', 'Two tokens share a hash.');
+    ids.add(token.id);
+    hashes.add(token.hash);
+  }
+  for (const part of chunk(tokens, CHUNK / 2)) {
+    const clash = await db
+      .selectFrom('api_tokens')
+      .select(['id', 'hash'])
+      .where((eb) =>
+        eb.or([
+          eb('id', 'in', part.map((t) => t.id)),
+          eb('hash', 'in', part.map((t) => t.hash)),
+        ]),
+      )
+      .executeTakeFirst();
+    if (clash) {
+      throw new AppTokensError(
+        'conflict',
+        ids.has(clash.id) ? `Token ${clash.id} already exists.` : 'A token with that hash already exists.',
+      );
+    }
+  }
+}
+
+async function insertTombstones(db: Kysely<Database>, tombstones: readonly Tombstone[]): Promise<void> {
+  for (const part of chunk(tombstones, CHUNK / 5)) {
+    await db
+      .insertInto('tombstones')
+      .values(part.map(tombstoneToRow))
+      .onConflict((oc) => oc.columns(['kind', 'id']).doNothing())
+      .execute();
+  }
+}
+
+/** Map a driver's constraint violation (raced past our pre-checks) to an {@link AppTokensError}. */
+function mapWriteError(error: unknown): unknown {
+  if (error instanceof AppTokensError) return error;
+  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+  // PostgreSQL SQLSTATE 23505 / better-sqlite3 extended result codes.
+  if (code === '23505' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE') {
+    return new AppTokensError('conflict', 'A record with that id or hash already exists.', { cause: error });
+  }
+  if (code === '23503' || code === 'SQLITE_CONSTRAINT_FOREIGNKEY') {
+    return new AppTokensError('not_found', 'The app of that token does not exist.', { cause: error });
+  }
+  return error;
+}
+
+function ms(value: number | string | bigint): number {
+  return Number(value);
+}
+
+function msOrNull(value: number | string | bigint | null): number | null {
+  return value === null ? null : Number(value);
+}
+
+function dateOrNull(value: number | string | bigint | null): Date | null {
+  const n = msOrNull(value);
+  return n === null ? null : new Date(n);
+}
+
+function appToRow(app: AppRecord): Insertable<AppsTable> {
+  return {
+    id: app.id,
+    tenant_id: app.tenantId,
+    name: app.name,
+    description: app.description,
+    scopes: JSON.stringify(app.scopes),
+    custom_claims: JSON.stringify(app.customClaims),
+    created_at: app.createdAt.getTime(),
+    updated_at: app.updatedAt.getTime(),
+  };
+}
+
+function rowToApp(row: AppRow): AppRecord {
+  return {
+    id: row.id,
+    tenantId: row.tenant_id,
+    name: row.name,
+    description: row.description,
+    scopes: JSON.parse(row.scopes) as string[],
+    customClaims: JSON.parse(row.custom_claims) as Record<string, unknown>,
+    createdAt: new Date(ms(row.created_at)),
+    updatedAt: new Date(ms(row.updated_at)),
+  };
+}
+
+function tokenToRow(token: ApiTokenRecord): Insertable<ApiTokensTable> {
+  return {
+    id: token.id,
+    app_id: token.appId,
+    tenant_id: token.tenantId,
+    name: token.name,
+    hash: token.hash,
+    hint: token.hint,
+    scopes: token.scopes === null ? null : JSON.stringify(token.scopes),
+    created_at: token.createdAt.getTime(),
+    expires_at: token.expiresAt?.getTime() ?? null,
+    last_used_at: token.lastUsedAt?.getTime() ?? null,
+    revoked_at: token.revokedAt?.getTime() ?? null,
+    revoked_reason: token.revokedReason,
+    replaced_by: token.replacedBy,
+  };
+}
+
+function rowToToken(row: ApiTokenRow): ApiTokenRecord {
+  return {
+    id: row.id,
+    appId: row.app_id,
+    tenantId: row.tenant_id,
+    name: row.name,
+    hash: row.hash,
+    hint: row.hint,
+    scopes: row.scopes === null ? null : (JSON.parse(row.scopes) as string[]),
+    createdAt: new Date(ms(row.created_at)),
+    expiresAt: dateOrNull(row.expires_at),
+    lastUsedAt: dateOrNull(row.last_used_at),
+    revokedAt: dateOrNull(row.revoked_at),
+    revokedReason: row.revoked_reason,
+    replacedBy: row.replaced_by,
+  };
+}
+
+function keyToRow(key: SigningKeyRecord): Insertable<SigningKeysTable> {
+  return {
+    kid: key.kid,
+    alg: key.alg,
+    public_jwk: key.publicJwk,
+    private_jwk: key.privateJwk,
+    created_at: key.createdAt.getTime(),
+    retired_at: key.retiredAt?.getTime() ?? null,
+  };
+}
+
+function rowToKey(row: SigningKeyRow): SigningKeyRecord {
+  return {
+    kid: row.kid,
+    alg: row.alg,
+    publicJwk: row.public_jwk,
+    privateJwk: row.private_jwk,
+    createdAt: new Date(ms(row.created_at)),
+    retiredAt: dateOrNull(row.retired_at),
+  };
+}
+
+function tombstoneToRow(t: Tombstone): Insertable<TombstonesTable> {
+  return {
+    kind: t.kind,
+    id: t.id,
+    tenant_id: t.tenantId,
+    created_at: t.createdAt.getTime(),
+    expires_at: t.expiresAt.getTime(),
+  };
+}
+
+function rowToTombstone(row: TombstoneRow): Tombstone {
+  return {
+    kind: row.kind,
+    id: row.id,
+    tenantId: row.tenant_id,
+    createdAt: new Date(ms(row.created_at)),
+    expiresAt: new Date(ms(row.expires_at)),
+  };
+}
+
+function copyTombstone(t: Tombstone): Tombstone {
+  return { ...t, createdAt: new Date(t.createdAt.getTime()), expiresAt: new Date(t.expiresAt.getTime()) };
+}

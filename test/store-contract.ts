@@ -1,0 +1,860 @@
+/**
+ * The conformance suite of {@link Store}. Every adapter runs it (see `test/adapters.ts`); a third
+ * party's adapter can too:
+ *
+ * ```ts
+ * storeContract('my store', async () => ({ store: await makeMyStore() }));
+ * ```
+ *
+ * Each test gets a fresh, empty store from `makeStore`, which it closes (and cleans up) afterwards.
+ *
+ * @module
+ */
+
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { isAppTokensError } from '../src/core/errors.js';
+import type { ErrorCode } from '../src/core/errors.js';
+import type { ApiTokenRecord, AppRecord, SigningKeyRecord, Store, Tombstone, TombstoneKind } from '../src/store.js';
+
+/** What a store factory hands the suite. */
+export interface MadeStore {
+  store: Store;
+  /** Runs after `store.close()`, e.g. to delete a temporary directory. */
+  cleanup?: () => Promise<void>;
+}
+
+// ---- record builders ------------------------------------------------------------------------------
+
+/** A fixed instant with a non-zero millisecond part, to check millisecond precision. */
+const T0 = Date.parse('2030-01-02T03:04:05.678Z');
+const SECOND = 1000;
+const HOUR = 3600 * SECOND;
+
+/** A `Date` `offsetMs` after {@link T0}. */
+export function at(offsetMs: number): Date {
+  return new Date(T0 + offsetMs);
+}
+
+let sequence = 0;
+/** A unique id with a readable prefix. */
+function uid(prefix: string): string {
+  sequence += 1;
+  return `${prefix}_${sequence.toString().padStart(6, '0')}`;
+}
+
+/** An app record of `tenantId`, created at {@link T0} unless overridden. */
+export function makeApp(overrides: Partial<AppRecord> = {}): AppRecord {
+  return {
+    id: uid('app'),
+    tenantId: 'tenant-a',
+    name: 'Billing sync',
+    description: 'Pushes invoices',
+    scopes: ['invoices:read', 'storage:*'],
+    customClaims: { plan: 'pro', limits: { rps: 10 }, tags: ['a', 'b'] },
+    createdAt: at(0),
+    updatedAt: at(0),
+    ...overrides,
+  };
+}
+
+/** An active API token of `app`. */
+export function makeToken(app: AppRecord, overrides: Partial<ApiTokenRecord> = {}): ApiTokenRecord {
+  const id = overrides.id ?? uid('tok');
+  return {
+    id,
+    appId: app.id,
+    tenantId: app.tenantId,
+    name: 'default',
+    hash: `hash-of-${id}`.padEnd(64, '0'),
+    hint: 'eat_…x9Qz',
+    scopes: null,
+    createdAt: at(SECOND),
+    expiresAt: null,
+    lastUsedAt: null,
+    revokedAt: null,
+    revokedReason: null,
+    replacedBy: null,
+    ...overrides,
+  };
+}
+
+/** A signing key candidate. */
+export function makeKey(overrides: Partial<SigningKeyRecord> = {}): SigningKeyRecord {
+  const kid = overrides.kid ?? uid('kid');
+  return {
+    kid,
+    alg: 'ES256',
+    publicJwk: JSON.stringify({ kty: 'EC', crv: 'P-256', x: `x-${kid}`, y: 'y' }),
+    privateJwk: JSON.stringify({ kty: 'EC', crv: 'P-256', x: `x-${kid}`, y: 'y', d: 'd' }),
+    createdAt: at(0),
+    retiredAt: null,
+    ...overrides,
+  };
+}
+
+/** A tombstone created at {@link T0} that expires an hour later. */
+export function makeTombstone(kind: TombstoneKind, id: string, overrides: Partial<Tombstone> = {}): Tombstone {
+  return { kind, id, tenantId: 'tenant-a', createdAt: at(0), expiresAt: at(HOUR), ...overrides };
+}
+
+/** Expect `promise` to reject with an `AppTokensError` of `code`. */
+async function expectCode(promise: Promise<unknown>, code: ErrorCode): Promise<void> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error, `expected an AppTokensError ${code}`).toBeDefined();
+  expect(isAppTokensError(error, code), `expected code ${code}, got ${String(error)}`).toBe(true);
+}
+
+// ---- the suite ------------------------------------------------------------------------------------
+
+/**
+ * Register the conformance suite of {@link Store} under `describe(name)`. `makeStore` must return
+ * a fresh, empty store each time.
+ */
+export function storeContract(name: string, makeStore: () => Promise<MadeStore>): void {
+  describe(name, () => {
+    let store: Store;
+    let cleanup: (() => Promise<void>) | undefined;
+
+    beforeEach(async () => {
+      const made = await makeStore();
+      store = made.store;
+      cleanup = made.cleanup;
+      await store.init();
+    });
+
+    afterEach(async () => {
+      await store.close();
+      await cleanup?.();
+    });
+
+    /** Collect every emission of `store.onChange`. */
+    function listen(): Tombstone[][] {
+      const seen: Tombstone[][] = [];
+      store.onChange((tombstones) => seen.push([...tombstones]));
+      return seen;
+    }
+
+    /** Create an app with `tokenCount` tokens; returns both. */
+    async function seedApp(
+      appOverrides: Partial<AppRecord> = {},
+      tokenCount = 1,
+    ): Promise<{ app: AppRecord; tokens: ApiTokenRecord[] }> {
+      const app = makeApp(appOverrides);
+      const tokens = Array.from({ length: tokenCount }, (_, i) => makeToken(app, { createdAt: at(SECOND * (i + 1)) }));
+      await store.createApp(app, tokens);
+      return { app, tokens };
+    }
+
+    // ---- lifecycle --------------------------------------------------------------------------
+
+    describe('lifecycle', () => {
+      it('init is idempotent, also when called concurrently', async () => {
+        await Promise.all([store.init(), store.init(), store.init()]);
+        await store.init();
+        const { app } = await seedApp();
+        await store.init();
+        expect(await store.getApp(app.tenantId, app.id)).toEqual(app);
+      });
+
+      it('close is idempotent and later calls reject with unavailable', async () => {
+        await store.close();
+        await store.close();
+        await expectCode(store.getApp('tenant-a', 'x'), 'unavailable');
+      });
+    });
+
+    // ---- apps -------------------------------------------------------------------------------
+
+    describe('apps', () => {
+      it('createApp stores the app and getApp returns it with every field and millisecond dates', async () => {
+        const app = makeApp({ description: null, createdAt: at(1), updatedAt: at(2) });
+        await store.createApp(app, []);
+        const got = await store.getApp(app.tenantId, app.id);
+        expect(got).toEqual(app);
+        expect(got?.createdAt).toBeInstanceOf(Date);
+        expect(got?.createdAt.getTime()).toBe(T0 + 1);
+        expect(got?.updatedAt.getTime()).toBe(T0 + 2);
+      });
+
+      it('getApp of a missing app is undefined', async () => {
+        expect(await store.getApp('tenant-a', 'nope')).toBeUndefined();
+      });
+
+      it('getApp of another tenant sees nothing', async () => {
+        const { app } = await seedApp({ tenantId: 'tenant-a' });
+        expect(await store.getApp('tenant-b', app.id)).toBeUndefined();
+      });
+
+      it('getAppByClientId finds the app whatever its tenant', async () => {
+        const { app } = await seedApp({ tenantId: 'tenant-z' });
+        expect(await store.getAppByClientId(app.id)).toEqual(app);
+        expect(await store.getAppByClientId('nope')).toBeUndefined();
+      });
+
+      it('returned apps are copies: mutating them does not change the store', async () => {
+        const { app } = await seedApp();
+        const got = (await store.getApp(app.tenantId, app.id))!;
+        got.name = 'mutated';
+        got.scopes.push('admin');
+        (got.customClaims['limits'] as { rps: number }).rps = 999;
+        got.createdAt.setTime(0);
+        const byClientId = (await store.getAppByClientId(app.id))!;
+        byClientId.scopes.length = 0;
+        const listed = (await store.listApps(app.tenantId, { limit: 10 })).items[0]!;
+        listed.customClaims['plan'] = 'free';
+        expect(await store.getApp(app.tenantId, app.id)).toEqual(app);
+      });
+
+      it('stored apps are copies: mutating the argument after createApp does not change the store', async () => {
+        const app = makeApp();
+        const expected = structuredClone(app);
+        await store.createApp(app, []);
+        app.name = 'mutated';
+        app.scopes.push('admin');
+        app.customClaims['plan'] = 'free';
+        app.createdAt.setTime(0);
+        expect(await store.getApp(expected.tenantId, expected.id)).toEqual(expected);
+      });
+
+      it('createApp inserts the app together with its tokens', async () => {
+        const { app, tokens } = await seedApp({}, 3);
+        expect(await store.listApiTokens(app.tenantId, app.id)).toEqual(tokens);
+        for (const token of tokens) expect(await store.findApiTokenByHash(token.hash)).toEqual(token);
+      });
+
+      it('createApp with an existing app id throws conflict and changes nothing', async () => {
+        const { app } = await seedApp();
+        const again = makeApp({ id: app.id, name: 'other' });
+        await expectCode(store.createApp(again, [makeToken(again)]), 'conflict');
+        expect(await store.getApp(app.tenantId, app.id)).toEqual(app);
+        expect(await store.listApiTokens(app.tenantId, app.id)).toHaveLength(1);
+      });
+
+      it('createApp with a token hash that already exists fails entirely and leaves no app', async () => {
+        const { tokens: existing } = await seedApp();
+        const app = makeApp();
+        const fresh = makeToken(app);
+        const clash = makeToken(app, { hash: existing[0]!.hash });
+        await expectCode(store.createApp(app, [fresh, clash]), 'conflict');
+        expect(await store.getApp(app.tenantId, app.id)).toBeUndefined();
+        expect(await store.getAppByClientId(app.id)).toBeUndefined();
+        expect(await store.getApiToken(app.tenantId, fresh.id)).toBeUndefined();
+        expect(await store.findApiTokenByHash(fresh.hash)).toBeUndefined();
+      });
+
+      it('createApp with a token id that already exists fails entirely and leaves no app', async () => {
+        const { tokens: existing } = await seedApp();
+        const app = makeApp();
+        await expectCode(store.createApp(app, [makeToken(app, { id: existing[0]!.id, hash: 'f'.repeat(64) })]), 'conflict');
+        expect(await store.getAppByClientId(app.id)).toBeUndefined();
+        expect(await store.findApiTokenByHash('f'.repeat(64))).toBeUndefined();
+      });
+
+      it('createApp with two of its tokens sharing a hash fails entirely and leaves no app', async () => {
+        const app = makeApp();
+        const first = makeToken(app);
+        await expectCode(store.createApp(app, [first, makeToken(app, { hash: first.hash })]), 'conflict');
+        expect(await store.getAppByClientId(app.id)).toBeUndefined();
+        expect(await store.findApiTokenByHash(first.hash)).toBeUndefined();
+      });
+
+      it('listApps returns the tenant’s apps oldest first, ties broken by id', async () => {
+        const c = await seedApp({ id: 'app-c', createdAt: at(5) }, 0);
+        const b = await seedApp({ id: 'app-b', createdAt: at(5) }, 0);
+        const a = await seedApp({ id: 'app-a', createdAt: at(9) }, 0);
+        const d = await seedApp({ id: 'app-d', createdAt: at(1) }, 0);
+        await seedApp({ id: 'app-other-tenant', tenantId: 'tenant-b', createdAt: at(3) }, 0);
+        const page = await store.listApps('tenant-a', { limit: 10 });
+        expect(page.items).toEqual([d.app, b.app, c.app, a.app]);
+        expect(page.nextCursor).toBeNull();
+      });
+
+      it('listApps of an empty tenant is an empty last page', async () => {
+        await seedApp({ tenantId: 'tenant-a' }, 0);
+        expect(await store.listApps('tenant-b', { limit: 5 })).toEqual({ items: [], nextCursor: null });
+      });
+
+      it('listApps pages with nextCursor and returns nextCursor null on the last page', async () => {
+        const apps: AppRecord[] = [];
+        for (let i = 0; i < 5; i += 1) apps.push((await seedApp({ createdAt: at(i * SECOND) }, 0)).app);
+        const p1 = await store.listApps('tenant-a', { limit: 2 });
+        expect(p1.items).toEqual(apps.slice(0, 2));
+        expect(p1.nextCursor).toEqual(expect.any(String));
+        const p2 = await store.listApps('tenant-a', { limit: 2, cursor: p1.nextCursor! });
+        expect(p2.items).toEqual(apps.slice(2, 4));
+        expect(p2.nextCursor).toEqual(expect.any(String));
+        const p3 = await store.listApps('tenant-a', { limit: 2, cursor: p2.nextCursor! });
+        expect(p3.items).toEqual(apps.slice(4));
+        expect(p3.nextCursor).toBeNull();
+      });
+
+      it('listApps returns nextCursor null when the last page is exactly full', async () => {
+        for (let i = 0; i < 4; i += 1) await seedApp({ createdAt: at(i) }, 0);
+        const p1 = await store.listApps('tenant-a', { limit: 2 });
+        const p2 = await store.listApps('tenant-a', { limit: 2, cursor: p1.nextCursor! });
+        expect(p2.items).toHaveLength(2);
+        expect(p2.nextCursor).toBeNull();
+      });
+
+      it('listApps never shows another tenant’s apps, even with a cursor taken from them', async () => {
+        for (let i = 0; i < 3; i += 1) await seedApp({ tenantId: 'tenant-b', createdAt: at(i) }, 0);
+        const mine = await seedApp({ tenantId: 'tenant-a', createdAt: at(10) }, 0);
+        const theirs = await store.listApps('tenant-b', { limit: 1 });
+        expect(theirs.items.every((app) => app.tenantId === 'tenant-b')).toBe(true);
+        const page = await store.listApps('tenant-a', { limit: 10, cursor: theirs.nextCursor! });
+        expect(page.items).toEqual([mine.app]);
+      });
+
+      it('listApps stays stable while apps are inserted and deleted between pages', async () => {
+        // Pairs share a createdAt so that the id tie-break is exercised at page boundaries.
+        const initial: AppRecord[] = [];
+        for (let i = 0; i < 12; i += 1) {
+          initial.push((await seedApp({ id: `app-${String(i).padStart(2, '0')}`, createdAt: at(Math.floor(i / 2) * SECOND) }, 0)).app);
+        }
+        const deletedMidWalk = new Set<string>();
+        const seen: string[] = [];
+        let cursor: string | undefined;
+        let round = 0;
+        do {
+          const page = await store.listApps('tenant-a', { limit: 3, cursor });
+          seen.push(...page.items.map((app) => app.id));
+          cursor = page.nextCursor ?? undefined;
+          round += 1;
+          const last = page.items[page.items.length - 1];
+          if (last) {
+            // Delete the app the cursor points at, one already seen, and one not yet reached.
+            await store.deleteApp('tenant-a', last.id, makeTombstone('app', last.id));
+            deletedMidWalk.add(last.id);
+            const ahead = initial.filter((app) => !seen.includes(app.id) && !deletedMidWalk.has(app.id))[1];
+            if (ahead) {
+              await store.deleteApp('tenant-a', ahead.id, makeTombstone('app', ahead.id));
+              deletedMidWalk.add(ahead.id);
+            }
+          }
+          // Insert one app before the cursor (at the same instant as the first app) and one after.
+          await seedApp({ id: `app-new-early-${round}`, createdAt: at(0) }, 0);
+          await seedApp({ id: `app-new-late-${round}`, createdAt: at(60 * SECOND + round) }, 0);
+        } while (cursor !== undefined && round < 50);
+
+        expect(round).toBeLessThan(50);
+        expect(new Set(seen).size).toBe(seen.length);
+        const survivors = initial.filter((app) => !deletedMidWalk.has(app.id)).map((app) => app.id);
+        for (const id of survivors) expect(seen).toContain(id);
+        expect(seen.some((id) => id.startsWith('app-new-early'))).toBe(false);
+      });
+
+      it('listApps rejects a malformed cursor and a non-positive limit with validation_failed', async () => {
+        await expectCode(store.listApps('tenant-a', { limit: 2, cursor: 'not a cursor' }), 'validation_failed');
+        await expectCode(store.listApps('tenant-a', { limit: 0 }), 'validation_failed');
+      });
+
+      it('updateApp changes the fields present, leaves absent fields unchanged and sets updatedAt', async () => {
+        const { app } = await seedApp();
+        const updated = await store.updateApp(app.tenantId, app.id, { name: 'Renamed' }, at(HOUR));
+        const expected: AppRecord = { ...app, name: 'Renamed', updatedAt: at(HOUR) };
+        expect(updated).toEqual(expected);
+        expect(await store.getApp(app.tenantId, app.id)).toEqual(expected);
+
+        const again = await store.updateApp(
+          app.tenantId,
+          app.id,
+          { description: null, customClaims: { plan: 'enterprise' } },
+          at(2 * HOUR),
+        );
+        expect(again).toEqual({ ...expected, description: null, customClaims: { plan: 'enterprise' }, updatedAt: at(2 * HOUR) });
+        expect(again?.createdAt).toEqual(app.createdAt);
+        expect(again?.scopes).toEqual(app.scopes);
+      });
+
+      it('updateApp with an empty patch only sets updatedAt', async () => {
+        const { app } = await seedApp();
+        expect(await store.updateApp(app.tenantId, app.id, {}, at(HOUR))).toEqual({ ...app, updatedAt: at(HOUR) });
+      });
+
+      it('updateApp of another tenant returns undefined and changes nothing', async () => {
+        const { app } = await seedApp();
+        expect(await store.updateApp('tenant-b', app.id, { name: 'Hijacked' }, at(HOUR))).toBeUndefined();
+        expect(await store.updateApp(app.tenantId, 'nope', { name: 'x' }, at(HOUR))).toBeUndefined();
+        expect(await store.getApp(app.tenantId, app.id)).toEqual(app);
+      });
+
+      it('updateApp returns a copy', async () => {
+        const { app } = await seedApp();
+        const updated = (await store.updateApp(app.tenantId, app.id, { name: 'Renamed' }, at(HOUR)))!;
+        updated.scopes.push('admin');
+        updated.name = 'mutated';
+        expect(await store.getApp(app.tenantId, app.id)).toEqual({ ...app, name: 'Renamed', updatedAt: at(HOUR) });
+      });
+
+      it('deleteApp removes the app and all its tokens, writes the tombstone and emits it', async () => {
+        const { app, tokens } = await seedApp({}, 2);
+        const other = await seedApp({}, 1);
+        const seen = listen();
+        const tombstone = makeTombstone('app', app.id);
+        expect(await store.deleteApp(app.tenantId, app.id, tombstone)).toBe(true);
+        expect(await store.getApp(app.tenantId, app.id)).toBeUndefined();
+        expect(await store.getAppByClientId(app.id)).toBeUndefined();
+        expect(await store.listApiTokens(app.tenantId, app.id)).toEqual([]);
+        for (const token of tokens) {
+          expect(await store.getApiToken(app.tenantId, token.id)).toBeUndefined();
+          expect(await store.findApiTokenByHash(token.hash)).toBeUndefined();
+        }
+        expect(await store.listTombstones(at(0))).toEqual([tombstone]);
+        expect(seen).toEqual([[tombstone]]);
+        // Other apps are untouched.
+        expect(await store.listApiTokens(other.app.tenantId, other.app.id)).toEqual(other.tokens);
+      });
+
+      it('deleteApp of another tenant returns false, deletes nothing and writes no tombstone', async () => {
+        const { app, tokens } = await seedApp({}, 1);
+        const seen = listen();
+        expect(await store.deleteApp('tenant-b', app.id, makeTombstone('app', app.id, { tenantId: 'tenant-b' }))).toBe(false);
+        expect(await store.getApp(app.tenantId, app.id)).toEqual(app);
+        expect(await store.listApiTokens(app.tenantId, app.id)).toEqual(tokens);
+        expect(await store.listTombstones(at(0))).toEqual([]);
+        expect(seen).toEqual([]);
+      });
+
+      it('deleteApp of a missing or already deleted app returns false', async () => {
+        const { app } = await seedApp();
+        expect(await store.deleteApp(app.tenantId, 'nope', makeTombstone('app', 'nope'))).toBe(false);
+        expect(await store.deleteApp(app.tenantId, app.id, makeTombstone('app', app.id))).toBe(true);
+        expect(await store.deleteApp(app.tenantId, app.id, makeTombstone('app', app.id))).toBe(false);
+      });
+    });
+
+    // ---- API tokens -------------------------------------------------------------------------
+
+    describe('API tokens', () => {
+      it('createApiToken stores every field; getApiToken and findApiTokenByHash return it', async () => {
+        const { app } = await seedApp({}, 0);
+        const token = makeToken(app, {
+          scopes: ['invoices:read'],
+          expiresAt: at(30 * 24 * HOUR + 7),
+          lastUsedAt: at(3),
+        });
+        await store.createApiToken(token);
+        expect(await store.getApiToken(app.tenantId, token.id)).toEqual(token);
+        expect(await store.findApiTokenByHash(token.hash)).toEqual(token);
+        const got = (await store.getApiToken(app.tenantId, token.id))!;
+        expect(got.expiresAt).toBeInstanceOf(Date);
+        expect(got.expiresAt?.getTime()).toBe(T0 + 30 * 24 * HOUR + 7);
+      });
+
+      it('scopes null (all of the app’s scopes) and an empty scope list are kept apart', async () => {
+        const { app } = await seedApp({}, 0);
+        const all = makeToken(app, { scopes: null });
+        const none = makeToken(app, { scopes: [] });
+        await store.createApiToken(all);
+        await store.createApiToken(none);
+        expect((await store.getApiToken(app.tenantId, all.id))?.scopes).toBeNull();
+        expect((await store.getApiToken(app.tenantId, none.id))?.scopes).toEqual([]);
+      });
+
+      it('getApiToken of another tenant sees nothing; findApiTokenByHash finds it whatever the tenant', async () => {
+        const { tokens } = await seedApp({ tenantId: 'tenant-a' });
+        const token = tokens[0]!;
+        expect(await store.getApiToken('tenant-b', token.id)).toBeUndefined();
+        expect(await store.getApiToken('tenant-a', 'nope')).toBeUndefined();
+        expect(await store.findApiTokenByHash(token.hash)).toEqual(token);
+        expect(await store.findApiTokenByHash('0'.repeat(64))).toBeUndefined();
+      });
+
+      it('createApiToken with an existing id or hash throws conflict', async () => {
+        const { app, tokens } = await seedApp();
+        const existing = tokens[0]!;
+        await expectCode(store.createApiToken(makeToken(app, { id: existing.id, hash: 'e'.repeat(64) })), 'conflict');
+        const sameHash = makeToken(app, { hash: existing.hash });
+        await expectCode(store.createApiToken(sameHash), 'conflict');
+        expect(await store.getApiToken(app.tenantId, sameHash.id)).toBeUndefined();
+        expect(await store.findApiTokenByHash('e'.repeat(64))).toBeUndefined();
+        expect(await store.listApiTokens(app.tenantId, app.id)).toEqual(tokens);
+      });
+
+      it('createApiToken for an app that does not exist in the token’s tenant throws not_found', async () => {
+        const { app } = await seedApp({ tenantId: 'tenant-a' }, 0);
+        await expectCode(store.createApiToken(makeToken(makeApp({ id: 'ghost' }))), 'not_found');
+        await expectCode(store.createApiToken(makeToken(app, { tenantId: 'tenant-b' })), 'not_found');
+      });
+
+      it('returned tokens are copies', async () => {
+        const { app } = await seedApp({}, 0);
+        const token = makeToken(app, { scopes: ['a'] });
+        await store.createApiToken(token);
+        const expected = structuredClone(token);
+        token.scopes!.push('mutated-input');
+        const got = (await store.getApiToken(app.tenantId, token.id))!;
+        got.scopes!.push('b');
+        got.createdAt.setTime(0);
+        (await store.findApiTokenByHash(token.hash))!.name = 'x';
+        (await store.listApiTokens(app.tenantId, app.id))[0]!.hint = 'x';
+        expect(await store.getApiToken(app.tenantId, token.id)).toEqual(expected);
+      });
+
+      it('listApiTokens lists every token of the app, revoked ones included, oldest first', async () => {
+        const { app } = await seedApp({}, 0);
+        const late = makeToken(app, { createdAt: at(3 * SECOND) });
+        const early = makeToken(app, { createdAt: at(1 * SECOND) });
+        const middle = makeToken(app, { createdAt: at(2 * SECOND) });
+        for (const token of [late, early, middle]) await store.createApiToken(token);
+        await store.revokeApiTokens(app.tenantId, [middle.id], 'deleted', [makeTombstone('api_token', middle.id)], at(HOUR));
+        const other = await seedApp({}, 2);
+        const list = await store.listApiTokens(app.tenantId, app.id);
+        expect(list.map((t) => t.id)).toEqual([early.id, middle.id, late.id]);
+        expect(list[1]?.revokedAt).toEqual(at(HOUR));
+        expect(list.some((t) => t.appId === other.app.id)).toBe(false);
+      });
+
+      it('listApiTokens of another tenant is empty', async () => {
+        const { app } = await seedApp({}, 2);
+        expect(await store.listApiTokens('tenant-b', app.id)).toEqual([]);
+      });
+
+      describe('replaceApiToken', () => {
+        function replacementOf(old: ApiTokenRecord, overrides: Partial<ApiTokenRecord> = {}): ApiTokenRecord {
+          const id = uid('tok');
+          return { ...old, id, hash: `replacement-${id}`.padEnd(64, '0'), createdAt: at(HOUR), lastUsedAt: null, ...overrides };
+        }
+
+        it('swaps an active token: the old one is revoked with reason and replacedBy, the replacement inserted, the tombstone written and emitted', async () => {
+          const { app, tokens } = await seedApp();
+          const old = tokens[0]!;
+          const replacement = replacementOf(old);
+          const tombstone = makeTombstone('api_token', old.id, { createdAt: at(HOUR), expiresAt: at(2 * HOUR) });
+          const seen = listen();
+          const ok = await store.replaceApiToken({
+            tenantId: app.tenantId,
+            oldId: old.id,
+            expectedHash: old.hash,
+            reason: 'refreshed',
+            replacement,
+            tombstone,
+          });
+          expect(ok).toBe(true);
+          const after = await store.getApiToken(app.tenantId, old.id);
+          expect(after).toEqual({ ...old, revokedAt: expect.any(Date), revokedReason: 'refreshed', replacedBy: replacement.id });
+          expect(await store.getApiToken(app.tenantId, replacement.id)).toEqual(replacement);
+          expect(await store.findApiTokenByHash(replacement.hash)).toEqual(replacement);
+          // The old token stays findable by its hash, so that its reuse can be detected.
+          expect((await store.findApiTokenByHash(old.hash))?.revokedReason).toBe('refreshed');
+          expect(await store.listTombstones(at(HOUR))).toEqual([tombstone]);
+          expect(seen).toEqual([[tombstone]]);
+        });
+
+        it('returns false and changes nothing when the hash does not match', async () => {
+          const { app, tokens } = await seedApp();
+          const old = tokens[0]!;
+          const replacement = replacementOf(old);
+          const seen = listen();
+          const ok = await store.replaceApiToken({
+            tenantId: app.tenantId,
+            oldId: old.id,
+            expectedHash: 'f'.repeat(64),
+            reason: 'regenerated',
+            replacement,
+            tombstone: makeTombstone('api_token', old.id),
+          });
+          expect(ok).toBe(false);
+          expect(await store.getApiToken(app.tenantId, old.id)).toEqual(old);
+          expect(await store.getApiToken(app.tenantId, replacement.id)).toBeUndefined();
+          expect(await store.listTombstones(at(0))).toEqual([]);
+          expect(seen).toEqual([]);
+        });
+
+        it('returns false for a token that is already revoked', async () => {
+          const { app, tokens } = await seedApp();
+          const old = tokens[0]!;
+          await store.revokeApiTokens(app.tenantId, [old.id], 'deleted', [], at(HOUR));
+          const replacement = replacementOf(old);
+          const ok = await store.replaceApiToken({
+            tenantId: app.tenantId,
+            oldId: old.id,
+            expectedHash: old.hash,
+            reason: 'refreshed',
+            replacement,
+            tombstone: makeTombstone('api_token', old.id),
+          });
+          expect(ok).toBe(false);
+          expect((await store.getApiToken(app.tenantId, old.id))?.revokedReason).toBe('deleted');
+          expect(await store.getApiToken(app.tenantId, replacement.id)).toBeUndefined();
+        });
+
+        it('returns false for a token of another tenant or a missing token', async () => {
+          const { tokens } = await seedApp({ tenantId: 'tenant-a' });
+          const old = tokens[0]!;
+          for (const [tenantId, oldId] of [
+            ['tenant-b', old.id],
+            ['tenant-a', 'nope'],
+          ] as const) {
+            const ok = await store.replaceApiToken({
+              tenantId,
+              oldId,
+              expectedHash: old.hash,
+              reason: 'refreshed',
+              replacement: replacementOf(old),
+              tombstone: makeTombstone('api_token', oldId),
+            });
+            expect(ok).toBe(false);
+          }
+          expect(await store.getApiToken('tenant-a', old.id)).toEqual(old);
+        });
+
+        it('throws conflict and leaves the old token active when the replacement’s hash is taken', async () => {
+          const { app, tokens } = await seedApp({}, 2);
+          const [old, other] = [tokens[0]!, tokens[1]!];
+          const seen = listen();
+          await expectCode(
+            store.replaceApiToken({
+              tenantId: app.tenantId,
+              oldId: old.id,
+              expectedHash: old.hash,
+              reason: 'refreshed',
+              replacement: replacementOf(old, { hash: other.hash }),
+              tombstone: makeTombstone('api_token', old.id),
+            }),
+            'conflict',
+          );
+          expect(await store.getApiToken(app.tenantId, old.id)).toEqual(old);
+          expect(await store.listTombstones(at(0))).toEqual([]);
+          expect(seen).toEqual([]);
+        });
+
+        it('of 20 concurrent calls on the same token with distinct replacements, exactly one succeeds', async () => {
+          const { app, tokens } = await seedApp();
+          const old = tokens[0]!;
+          const replacements = Array.from({ length: 20 }, () => replacementOf(old));
+          const seen = listen();
+          const results = await Promise.all(
+            replacements.map((replacement) =>
+              store.replaceApiToken({
+                tenantId: app.tenantId,
+                oldId: old.id,
+                expectedHash: old.hash,
+                reason: 'refreshed',
+                replacement,
+                tombstone: makeTombstone('api_token', old.id),
+              }),
+            ),
+          );
+          expect(results.filter(Boolean)).toHaveLength(1);
+          const winner = replacements[results.indexOf(true)]!;
+          const list = await store.listApiTokens(app.tenantId, app.id);
+          expect(list.map((t) => t.id).sort()).toEqual([old.id, winner.id].sort());
+          expect((await store.getApiToken(app.tenantId, old.id))?.replacedBy).toBe(winner.id);
+          expect(seen).toHaveLength(1);
+        });
+      });
+
+      it('revokeApiTokens revokes the active tokens and returns only the ids it revoked', async () => {
+        const { app, tokens } = await seedApp({}, 3);
+        const [a, b, c] = [tokens[0]!, tokens[1]!, tokens[2]!];
+        const foreign = await seedApp({ tenantId: 'tenant-b' }, 1);
+        const foreignToken = foreign.tokens[0]!;
+        await store.revokeApiTokens(app.tenantId, [c.id], 'deleted', [makeTombstone('api_token', c.id)], at(1));
+        const seen = listen();
+
+        const ids = [a.id, b.id, c.id, 'nope', foreignToken.id];
+        const tombstones = ids.map((id) => makeTombstone('api_token', id, { createdAt: at(HOUR), expiresAt: at(2 * HOUR) }));
+        const revoked = await store.revokeApiTokens(app.tenantId, ids, 'regenerated', tombstones, at(HOUR));
+
+        expect([...revoked].sort()).toEqual([a.id, b.id].sort());
+        for (const token of [a, b]) {
+          expect(await store.getApiToken(app.tenantId, token.id)).toEqual({
+            ...token,
+            revokedAt: at(HOUR),
+            revokedReason: 'regenerated',
+          });
+        }
+        // Already revoked: untouched.
+        const cAfter = await store.getApiToken(app.tenantId, c.id);
+        expect(cAfter?.revokedAt).toEqual(at(1));
+        expect(cAfter?.revokedReason).toBe('deleted');
+        // Another tenant's token: untouched.
+        expect(await store.getApiToken('tenant-b', foreignToken.id)).toEqual(foreignToken);
+        // Tombstones only for the ids revoked by this call.
+        const written = await store.listTombstones(at(HOUR), at(HOUR));
+        expect(written.map((t) => t.id).sort()).toEqual([a.id, b.id].sort());
+        expect(seen).toHaveLength(1);
+        expect(seen[0]!.map((t) => t.id).sort()).toEqual([a.id, b.id].sort());
+      });
+
+      it('revokeApiTokens of another tenant revokes nothing and emits nothing', async () => {
+        const { app, tokens } = await seedApp({ tenantId: 'tenant-a' }, 1);
+        const seen = listen();
+        const token = tokens[0]!;
+        expect(
+          await store.revokeApiTokens('tenant-b', [token.id], 'deleted', [makeTombstone('api_token', token.id)], at(HOUR)),
+        ).toEqual([]);
+        expect(await store.getApiToken(app.tenantId, token.id)).toEqual(token);
+        expect(await store.listTombstones(at(0))).toEqual([]);
+        expect(seen).toEqual([]);
+        expect(await store.revokeApiTokens('tenant-a', [], 'deleted', [], at(HOUR))).toEqual([]);
+      });
+
+      it('touchApiTokens keeps the later of the stored and the given date', async () => {
+        const { app, tokens } = await seedApp({}, 2);
+        const [a, b] = [tokens[0]!, tokens[1]!];
+        await store.touchApiTokens(new Map([[a.id, at(10 * SECOND)], [b.id, at(20 * SECOND)], ['nope', at(5)]]));
+        expect((await store.getApiToken(app.tenantId, a.id))?.lastUsedAt).toEqual(at(10 * SECOND));
+        expect((await store.getApiToken(app.tenantId, b.id))?.lastUsedAt).toEqual(at(20 * SECOND));
+
+        await store.touchApiTokens(new Map([[a.id, at(5 * SECOND)], [b.id, at(30 * SECOND + 1)]]));
+        expect((await store.getApiToken(app.tenantId, a.id))?.lastUsedAt).toEqual(at(10 * SECOND));
+        expect((await store.getApiToken(app.tenantId, b.id))?.lastUsedAt).toEqual(at(30 * SECOND + 1));
+        await store.touchApiTokens(new Map());
+      });
+    });
+
+    // ---- signing keys -----------------------------------------------------------------------
+
+    describe('signing keys', () => {
+      it('listSigningKeys is empty at first', async () => {
+        expect(await store.listSigningKeys()).toEqual([]);
+      });
+
+      it('ensureSigningKey inserts the candidate when no key of its alg is active', async () => {
+        const candidate = makeKey();
+        expect(await store.ensureSigningKey(candidate)).toEqual(candidate);
+        expect(await store.listSigningKeys()).toEqual([candidate]);
+      });
+
+      it('ensureSigningKey returns the existing active key when called again with another candidate', async () => {
+        const first = makeKey({ createdAt: at(0) });
+        const second = makeKey({ createdAt: at(SECOND) });
+        await store.ensureSigningKey(first);
+        expect(await store.ensureSigningKey(second)).toEqual(first);
+        expect(await store.listSigningKeys()).toEqual([first]);
+      });
+
+      it('concurrent ensureSigningKey calls agree on one key', async () => {
+        const candidates = Array.from({ length: 10 }, (_, i) => makeKey({ createdAt: at(i) }));
+        const results = await Promise.all(candidates.map((candidate) => store.ensureSigningKey(candidate)));
+        const kids = new Set(results.map((key) => key.kid));
+        expect(kids.size).toBe(1);
+        expect(await store.listSigningKeys()).toEqual([results[0]]);
+      });
+
+      it('ensureSigningKey keeps one active key per algorithm', async () => {
+        const es = makeKey({ alg: 'ES256', createdAt: at(0) });
+        const ed = makeKey({ alg: 'EdDSA', createdAt: at(SECOND) });
+        expect(await store.ensureSigningKey(es)).toEqual(es);
+        expect(await store.ensureSigningKey(ed)).toEqual(ed);
+        expect(await store.ensureSigningKey(makeKey({ alg: 'EdDSA' }))).toEqual(ed);
+      });
+
+      it('listSigningKeys lists newest first and returns copies', async () => {
+        const older = makeKey({ alg: 'ES256', createdAt: at(0) });
+        const newer = makeKey({ alg: 'RS256', createdAt: at(HOUR) });
+        await store.ensureSigningKey(older);
+        await store.ensureSigningKey(newer);
+        const keys = await store.listSigningKeys();
+        expect(keys).toEqual([newer, older]);
+        keys[0]!.privateJwk = 'mutated';
+        keys[0]!.createdAt.setTime(0);
+        (await store.ensureSigningKey(makeKey({ alg: 'ES256' }))).publicJwk = 'mutated';
+        expect(await store.listSigningKeys()).toEqual([newer, older]);
+      });
+    });
+
+    // ---- tombstones -------------------------------------------------------------------------
+
+    describe('tombstones', () => {
+      it('addTombstones writes every field and emits the tombstones', async () => {
+        const seen = listen();
+        const tombstones = [
+          makeTombstone('app', 'app_1', { tenantId: 'tenant-b', createdAt: at(1), expiresAt: at(HOUR + 1) }),
+          makeTombstone('access_token', 'jti_1', { createdAt: at(2) }),
+        ];
+        await store.addTombstones(tombstones);
+        expect(await store.listTombstones(at(0))).toEqual(tombstones);
+        expect(seen).toEqual([tombstones]);
+        await store.addTombstones([]);
+        expect(seen).toHaveLength(1);
+      });
+
+      it('addTombstones is idempotent on kind and id', async () => {
+        const first = makeTombstone('api_token', 'tok_1');
+        await store.addTombstones([first]);
+        await store.addTombstones([first, { ...first, expiresAt: at(2 * HOUR) }]);
+        await store.addTombstones([makeTombstone('access_token', 'tok_1')]);
+        const list = await store.listTombstones(at(0));
+        expect(list.filter((t) => t.kind === 'api_token' && t.id === 'tok_1')).toHaveLength(1);
+        expect(list).toHaveLength(2);
+      });
+
+      it('listTombstones leaves out tombstones expired at now (expiresAt <= now)', async () => {
+        const live = makeTombstone('access_token', 'live', { expiresAt: at(HOUR + 1) });
+        const boundary = makeTombstone('access_token', 'boundary', { expiresAt: at(HOUR) });
+        const dead = makeTombstone('access_token', 'dead', { expiresAt: at(HOUR - 1) });
+        await store.addTombstones([live, boundary, dead]);
+        expect(await store.listTombstones(at(HOUR))).toEqual([live]);
+        expect((await store.listTombstones(at(HOUR - 1))).map((t) => t.id).sort()).toEqual(['boundary', 'live']);
+      });
+
+      it('listTombstones with since returns those created at or after since, oldest first', async () => {
+        const a = makeTombstone('app', 'a', { createdAt: at(1 * SECOND) });
+        const b = makeTombstone('app', 'b', { createdAt: at(2 * SECOND) });
+        const c = makeTombstone('app', 'c', { createdAt: at(3 * SECOND) });
+        await store.addTombstones([c, a, b]);
+        expect(await store.listTombstones(at(0), at(2 * SECOND))).toEqual([b, c]);
+        expect(await store.listTombstones(at(0), at(2 * SECOND + 1))).toEqual([c]);
+        expect(await store.listTombstones(at(0))).toEqual([a, b, c]);
+      });
+
+      it('purgeTombstones deletes expired tombstones and keeps live ones', async () => {
+        const live = makeTombstone('access_token', 'live', { expiresAt: at(HOUR + 1) });
+        const dead = makeTombstone('access_token', 'dead', { expiresAt: at(HOUR - 1) });
+        await store.addTombstones([live, dead]);
+        await store.purgeTombstones(at(HOUR));
+        expect(await store.listTombstones(at(0))).toEqual([live]);
+      });
+
+      it('a purged tombstone can be written again', async () => {
+        const t = makeTombstone('access_token', 'again', { expiresAt: at(HOUR) });
+        await store.addTombstones([t]);
+        await store.purgeTombstones(at(2 * HOUR));
+        const fresh = { ...t, createdAt: at(2 * HOUR), expiresAt: at(3 * HOUR) };
+        await store.addTombstones([fresh]);
+        expect(await store.listTombstones(at(2 * HOUR))).toEqual([fresh]);
+      });
+    });
+
+    // ---- change listeners -------------------------------------------------------------------
+
+    describe('onChange', () => {
+      it('a throwing listener does not fail the write, and other listeners still receive', async () => {
+        store.onChange(() => {
+          throw new Error('listener failure');
+        });
+        const seen = listen();
+        const { app } = await seedApp();
+        await expect(store.deleteApp(app.tenantId, app.id, makeTombstone('app', app.id))).resolves.toBe(true);
+        await expect(store.addTombstones([makeTombstone('access_token', 'jti')])).resolves.toBeUndefined();
+        expect(seen).toHaveLength(2);
+        expect(await store.getAppByClientId(app.id)).toBeUndefined();
+      });
+
+      it('unsubscribe stops delivery', async () => {
+        const seen: Tombstone[][] = [];
+        const unsubscribe = store.onChange((t) => seen.push([...t]));
+        await store.addTombstones([makeTombstone('access_token', 'one')]);
+        unsubscribe();
+        await store.addTombstones([makeTombstone('access_token', 'two')]);
+        expect(seen.map((batch) => batch.map((t) => t.id))).toEqual([['one']]);
+      });
+
+      it('emitted tombstones are copies', async () => {
+        const t = makeTombstone('access_token', 'copy', { expiresAt: at(HOUR) });
+        store.onChange((batch) => {
+          (batch[0] as Tombstone).expiresAt.setTime(0);
+        });
+        await store.addTombstones([t]);
+        expect(t.expiresAt).toEqual(at(HOUR));
+        expect(await store.listTombstones(at(0))).toEqual([makeTombstone('access_token', 'copy', { expiresAt: at(HOUR) })]);
+      });
+    });
+  });
+}
