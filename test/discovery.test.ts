@@ -1,0 +1,76 @@
+import express from 'express';
+import request from 'supertest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createAppTokens } from '../src/index.js';
+import { createMemoryStore } from '../adapters/memory/index.js';
+import { CATALOGUE, ISSUER, accessToken, createClient, decodeJwt, setup, type Fixture } from './helpers.js';
+
+let f: Fixture;
+beforeEach(async () => {
+  f = await setup();
+});
+afterEach(async () => {
+  await f.cleanup();
+});
+
+describe('RFC 8414 authorization server metadata', () => {
+  it('RFC 8414 §3.3: issuer is identical to the iss of issued tokens', async () => {
+    const meta = (await request(f.app).get('/.well-known/oauth-authorization-server')).body;
+    const c = await createClient(f.auth);
+    const jwt = await accessToken(f.app, c.clientId, c.secret);
+    expect(meta.issuer).toBe(ISSUER);
+    expect(decodeJwt(jwt).payload.iss).toBe(meta.issuer);
+  });
+
+  it('RFC 8414 §2: lists the endpoints, client_credentials, both auth methods and the scopes', async () => {
+    const res = await request(f.app).get('/.well-known/oauth-authorization-server');
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^application\/json/);
+    expect(res.body).toMatchObject({
+      token_endpoint: `${ISSUER}/oauth/token`,
+      jwks_uri: `${ISSUER}/.well-known/jwks.json`,
+      grant_types_supported: ['client_credentials'],
+      token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
+      scopes_supported: CATALOGUE,
+    });
+  });
+
+  it('RFC 8414 §2: no metadata value is an empty array', async () => {
+    const meta = (await request(f.app).get('/.well-known/oauth-authorization-server')).body as Record<string, unknown>;
+    for (const [name, value] of Object.entries(meta)) {
+      if (Array.isArray(value)) expect(value.length, name).toBeGreaterThan(0);
+    }
+  });
+
+  it('endpoint URLs follow an issuer with a path', async () => {
+    const auth = createAppTokens({ store: createMemoryStore(), issuer: 'https://api.example.test/auth', scopes: CATALOGUE });
+    const host = express();
+    host.use('/auth', auth.routes());
+    const meta = (await request(host).get('/auth/.well-known/oauth-authorization-server')).body;
+    expect(meta.token_endpoint).toBe('https://api.example.test/auth/oauth/token');
+    expect(meta.jwks_uri).toBe('https://api.example.test/auth/.well-known/jwks.json');
+    await auth.close();
+  });
+});
+
+describe('JWKS', () => {
+  it('RFC 7517 §5: publishes our public keys with kid, alg and use, and never a private member', async () => {
+    const res = await request(f.app).get('/.well-known/jwks.json');
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^application\/jwk-set\+json/);
+    expect(res.body.keys.length).toBeGreaterThan(0);
+    for (const key of res.body.keys) {
+      expect(key).toMatchObject({ kty: 'RSA', alg: 'RS256', use: 'sig' });
+      expect(typeof key.kid).toBe('string');
+      for (const member of ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k']) expect(key[member], member).toBeUndefined();
+    }
+  });
+
+  it('the same key is published after a restart', async () => {
+    const before = (await request(f.app).get('/.well-known/jwks.json')).body;
+    const g = await f.restart();
+    f = g;
+    const after = (await request(g.app).get('/.well-known/jwks.json')).body;
+    expect(after).toEqual(before);
+  });
+});
