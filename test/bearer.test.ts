@@ -1,6 +1,6 @@
 import express from 'express';
 import passport from 'passport';
-import { SignJWT, base64url, generateKeyPair } from 'jose';
+import { SignJWT, base64url, generateKeyPair, type CryptoKey } from 'jose';
 import request from 'supertest';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {

@@ -5,7 +5,7 @@
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { Strategy as BearerStrategy } from 'passport-http-bearer';
-import { GRANTED, type AuthInfo, type InternalAuthInfo } from '../core/access-tokens.js';
+import { GRANTED, type AuthInfo, type AuthInfo as AppTokensAuthInfo, type InternalAuthInfo } from '../core/access-tokens.js';
 import { AppTokensError } from '../core/errors.js';
 import { compileRequirement } from '../core/scopes.js';
 import type { AppTokensService } from '../core/service.js';
@@ -16,7 +16,8 @@ declare global {
   namespace Express {
     interface Request {
       /** Set by `auth.authenticate()`: who is calling, with which scopes. */
-      auth?: AuthInfo;
+      // Aliased: inside `namespace Express`, a bare `AuthInfo` would be passport's empty interface.
+      auth?: AppTokensAuthInfo;
     }
   }
 }

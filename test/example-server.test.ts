@@ -1,0 +1,168 @@
+/**
+ * The example server and the CLI as a user runs them: built JavaScript in child processes, real
+ * HTTP on a listening port, a real SQLite file. `npm test` builds dist/ before vitest runs.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const ROOT = join(import.meta.dirname, '..');
+const SERVER = join(ROOT, 'dist/examples/server.js');
+const CLI = join(ROOT, 'dist/src/cli.js');
+const dir = mkdtempSync(join(tmpdir(), 'eat-example-'));
+
+function startServer(env: Record<string, string>): Promise<{ child: ChildProcess; output: () => string }> {
+  const child = spawn(process.execPath, [SERVER], { cwd: dir, env: { ...process.env, ...env }, stdio: 'pipe' });
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${output}`)), 20_000);
+    child.stdout!.on('data', () => {
+      if (output.includes('listening on')) {
+        clearTimeout(timer);
+        resolve({ child, output: () => output });
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code}: ${output}`));
+    });
+  });
+}
+
+function stop(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+}
+
+function cli(args: string[], env: Record<string, string> = {}) {
+  return spawnSync(process.execPath, [CLI, ...args], { cwd: dir, env: { ...process.env, ...env }, encoding: 'utf8' });
+}
+
+beforeAll(() => {
+  if (!existsSync(SERVER) || !existsSync(CLI)) throw new Error('run `npm run build` first (npm test does)');
+});
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('README walkthrough', () => {
+  it('runs verbatim: bootstrap → token → protected route → insufficient scope', async () => {
+    const databaseUrl = `sqlite:${join(dir, 'walkthrough.db')}`;
+    const server = await startServer({ PORT: '3000', DATABASE_URL: databaseUrl });
+    try {
+      const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+      const block = /<!-- walkthrough:start -->\s*```sh\n([\s\S]*?)```\s*<!-- walkthrough:end -->/.exec(readme)?.[1];
+      expect(block, 'README walkthrough block').toBeTruthy();
+      const run = spawnSync('bash', ['-euo', 'pipefail', '-c', block!], {
+        cwd: ROOT,
+        env: { ...process.env, DATABASE_URL: databaseUrl },
+        encoding: 'utf8',
+        timeout: 120_000,
+      });
+      expect(run.status, run.stderr).toBe(0);
+      const lines = run.stdout.trim().split('\n');
+      const creds = JSON.parse(lines[0]!) as Record<string, string>;
+      expect(Object.keys(creds)).toEqual(['tenant', 'client_id', 'client_secret']);
+      expect(creds.tenant).toBe('acme');
+      expect(creds.client_secret).toMatch(/^eat_[0-9A-Za-z]{49}$/);
+      expect(lines[1]).toBe('{"items":[]}');
+      expect(lines[2]).toMatch(/^HTTP\/1\.1 403 Forbidden/);
+      // The secret never reaches the server's log.
+      expect(server.output()).not.toContain(creds.client_secret);
+    } finally {
+      await stop(server.child);
+    }
+  }, 180_000);
+});
+
+describe('example server', () => {
+  it('serves a public health check and protects its routes, on memory: too', async () => {
+    const server = await startServer({ PORT: '3917', DATABASE_URL: 'memory:' });
+    try {
+      const health = await fetch('http://localhost:3917/health');
+      expect(health.status).toBe(200);
+      expect(await health.json()).toEqual({ status: 'ok' });
+      const denied = await fetch('http://localhost:3917/storage/objects');
+      expect(denied.status).toBe(401);
+      expect(denied.headers.get('www-authenticate')).toBe('Bearer realm="express-app-tokens"');
+      const meta = (await (await fetch('http://localhost:3917/.well-known/oauth-authorization-server')).json()) as {
+        issuer: string;
+        scopes_supported: string[];
+      };
+      expect(meta.issuer).toBe('http://localhost:3917');
+      expect(meta.scopes_supported).toEqual([
+        'notarization:read',
+        'notarization:write',
+        'storage:read',
+        'storage:write',
+        'streams:read',
+        'streams:write',
+        'apps:read',
+        'apps:write',
+      ]);
+    } finally {
+      await stop(server.child);
+    }
+  });
+
+  it('refuses a bad environment variable at start, naming it', async () => {
+    for (const [env, message] of [
+      [{ PORT: 'abc' }, 'PORT'],
+      [{ PORT: '3918', RATE_LIMIT: 'lots' }, 'RATE_LIMIT'],
+      [{ PORT: '3918', DATABASE_URL: 'mysql://x' }, 'DATABASE_URL'],
+      [{ PORT: '3918', ISSUER: 'ftp://x' }, 'issuer'],
+    ] as const) {
+      const run = spawnSync(process.execPath, [SERVER], { cwd: dir, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 20_000 });
+      expect(run.status, JSON.stringify(env)).toBe(1);
+      expect(run.stderr).toContain(message);
+      expect(run.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    }
+  });
+
+  it('uses ./data/app-tokens.db by default', async () => {
+    const server = await startServer({ PORT: '3919', DATABASE_URL: '' });
+    await stop(server.child);
+    expect(existsSync(join(dir, 'data', 'app-tokens.db'))).toBe(true);
+  });
+});
+
+describe('CLI', () => {
+  it('bootstrap prints one JSON line with working credentials and a new app each time', () => {
+    const env = { DATABASE_URL: `sqlite:${join(dir, 'cli.db')}` };
+    const a = cli(['bootstrap', '--tenant', 'acme'], env);
+    const b = cli(['bootstrap', '--tenant', 'acme'], env);
+    expect(a.status, a.stderr).toBe(0);
+    expect(a.stdout.trim().split('\n')).toHaveLength(1);
+    const first = JSON.parse(a.stdout) as { client_id: string };
+    const second = JSON.parse(b.stdout) as { client_id: string };
+    expect(first.client_id).not.toBe(second.client_id);
+  });
+
+  it('refuses bad arguments with exit code 2, naming the argument', () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['bootstrap'], /--tenant: required/],
+      [['bootstrap', '--tenant', 'bad tenant!'], /--tenant/],
+      [['launch'], /unknown command/],
+      [['bootstrap', '--tenant', 'acme', '--bogus'], /bogus/],
+      [['bootstrap', '--tenant', 'acme', '--scopes', 'ok bad"scope'], /scopes\[1\]/],
+    ];
+    for (const [args, message] of cases) {
+      const run = cli(args, { DATABASE_URL: 'memory:' });
+      expect(run.status, args.join(' ')).toBe(2);
+      expect(run.stderr).toMatch(message);
+    }
+  });
+
+  it('--help prints usage', () => {
+    const run = cli(['--help']);
+    expect(run.status).toBe(0);
+    expect(run.stdout).toContain('bootstrap --tenant NAME');
+  });
+});
