@@ -4,30 +4,49 @@
  * @module
  */
 import type { RequestHandler, Router } from 'express';
-import type { AppTokensOptions } from './core/options.js';
-import { resolveOptions } from './core/options.js';
+import type { AuditEvent } from './core/events.js';
 import {
-  AppTokensService,
+  AppManagement,
+  type AppDetails,
   type CreateAppInput,
   type CreateTokenInput,
   type CreatedApp,
-} from './core/service.js';
+  type PageView,
+  type Principal,
+  type UpdateAppInput,
+} from './core/management.js';
+import type { AppTokensOptions } from './core/options.js';
+import { resolveOptions } from './core/options.js';
+import { AppTokensService } from './core/service.js';
 import type { ApiTokenView, AppView, IssuedApiToken } from './core/views.js';
 import { bearer, type AppTokensStrategy } from './http/bearer.js';
 import { createRouter } from './http/router.js';
 
-/** Programmatic app management (what the management routes and the CLI use). */
+/**
+ * Programmatic app management for trusted server-side code (the CLI, a host's admin jobs): the
+ * same rules as the management API, confined to `tenantId`, without a caller's scope limit.
+ */
 export interface AppsApi {
   /** Create an app with its first API token; the value is returned once. */
-  create(input: CreateAppInput): Promise<CreatedApp>;
+  create(input: CreateAppInput & { tenantId: string }): Promise<CreatedApp>;
+  /** Apps of a tenant, oldest first; `limit` 1–100 (default 20), `cursor` from the previous page. */
+  list(tenantId: string, options?: { limit?: number; cursor?: string }): Promise<PageView<AppView>>;
   /** The app with its live tokens' metadata. `not_found` for another tenant's app. */
-  get(tenantId: string, appId: string): Promise<AppView & { tokens: ApiTokenView[] }>;
+  get(tenantId: string, appId: string): Promise<AppDetails>;
+  /** Edit `name`, `description`, `customClaims`. */
+  update(tenantId: string, appId: string, patch: UpdateAppInput): Promise<AppView>;
   /** Delete the app; every token of it and every access token they minted dies at once. */
   delete(tenantId: string, appId: string): Promise<void>;
   /** Issue another API token for the app. */
   createToken(tenantId: string, appId: string, input?: CreateTokenInput): Promise<IssuedApiToken>;
+  /** Metadata of the app's live tokens. */
+  listTokens(tenantId: string, appId: string): Promise<{ items: ApiTokenView[] }>;
+  /** A new value for a token (new id, same name, scopes and expiry); the old value dies at once. */
+  regenerateToken(tenantId: string, appId: string, tokenId: string): Promise<IssuedApiToken>;
   /** Delete one API token; it and the access tokens it minted die at once. */
   deleteToken(tenantId: string, appId: string, tokenId: string): Promise<void>;
+  /** The app's audit log, newest first. */
+  events(tenantId: string, appId: string, options?: { limit?: number; cursor?: string }): Promise<PageView<AuditEvent>>;
 }
 
 /** What {@link createAppTokens} returns. */
@@ -46,7 +65,7 @@ export interface AppTokens {
   readonly apps: AppsApi;
   /** Resolves once the store is initialised and the signing key loaded (routes also wait for it). */
   ready(): Promise<void>;
-  /** Flush batched writes and stop timers. Does not close the store. */
+  /** Flush batched writes (last use, audit events) and stop timers. Does not close the store. */
   close(): Promise<void>;
 }
 
@@ -64,7 +83,7 @@ export interface AppTokens {
  * const auth = createAppTokens({
  *   store: createSqliteStore({ filename: './data/app-tokens.db' }),
  *   issuer: 'https://api.example.com',
- *   scopes: ['stamps:read', 'stamps:write'],
+ *   scopes: ['stamps:read', 'stamps:write', 'apps:read', 'apps:write'],
  * });
  * const app = express();
  * app.use(auth.routes());
@@ -75,24 +94,33 @@ export interface AppTokens {
  */
 export function createAppTokens(options: AppTokensOptions): AppTokens {
   const service = new AppTokensService(resolveOptions(options));
+  const management = new AppManagement(service);
   const guards = bearer(service);
-  const ensure = async <T>(fn: () => Promise<T>): Promise<T> => {
+  const system = (tenantId: string): Principal => ({ tenantId, scopes: null, actorId: 'system' });
+  // Management needs the store only: no signing key is created by, say, the CLI. A revocation
+  // made before this instance is ready reaches its view through the tombstones it loads on start.
+  const run = async <T>(fn: () => Promise<T>): Promise<T> => {
     await service.options.store.init();
     return fn();
   };
   return {
-    routes: () => createRouter(service),
+    routes: () => createRouter(service, management),
     authenticate: guards.authenticate,
     requireScopes: guards.requireScopes,
     requireAnyScope: guards.requireAnyScope,
     strategy: guards.strategy,
     apps: {
-      create: (input) => ensure(() => service.createApp(input)),
-      get: (tenantId, appId) => ensure(() => service.getApp(tenantId, appId)),
-      delete: (tenantId, appId) => service.ready().then(() => service.deleteApp(tenantId, appId)),
-      createToken: (tenantId, appId, input) => ensure(() => service.createToken(tenantId, appId, input)),
-      deleteToken: (tenantId, appId, tokenId) =>
-        service.ready().then(() => service.deleteToken(tenantId, appId, tokenId)),
+      create: ({ tenantId, ...input }) => run(() => management.createApp(system(tenantId), input)),
+      list: (tenantId, opts) => run(() => management.listApps(system(tenantId), opts)),
+      get: (tenantId, appId) => run(() => management.getApp(system(tenantId), appId)),
+      update: (tenantId, appId, patch) => run(() => management.updateApp(system(tenantId), appId, patch)),
+      delete: (tenantId, appId) => run(() => management.deleteApp(system(tenantId), appId)),
+      createToken: (tenantId, appId, input) => run(() => management.createToken(system(tenantId), appId, input)),
+      listTokens: (tenantId, appId) => run(() => management.listTokens(system(tenantId), appId)),
+      regenerateToken: (tenantId, appId, tokenId) =>
+        run(() => management.regenerateToken(system(tenantId), appId, tokenId)),
+      deleteToken: (tenantId, appId, tokenId) => run(() => management.deleteToken(system(tenantId), appId, tokenId)),
+      events: (tenantId, appId, opts) => run(() => management.listEvents(system(tenantId), appId, opts)),
     },
     ready: () => service.ready(),
     close: () => service.close(),

@@ -7,7 +7,17 @@ export { createAppTokens } from './create-app-tokens.js';
 export type { AppTokens, AppsApi } from './create-app-tokens.js';
 export type { AppTokensOptions } from './core/options.js';
 export type { AuthInfo, AuthClaims } from './core/access-tokens.js';
-export type { CreateAppInput, CreateTokenInput, CreatedApp, TokenResponse } from './core/service.js';
+export type { TokenResponse } from './core/service.js';
+export type {
+  AppDetails,
+  CreateAppInput,
+  CreateTokenInput,
+  CreatedApp,
+  PageView,
+  Principal,
+  UpdateAppInput,
+} from './core/management.js';
+export type { AuditEvent } from './core/events.js';
 export type { AppView, ApiTokenView, IssuedApiToken } from './core/views.js';
 export type { AppTokensStrategy } from './http/bearer.js';
 export type { SigningAlgorithm } from './core/keys.js';
@@ -20,6 +30,8 @@ export type {
   SigningKeyRecord,
   Tombstone,
   TombstoneKind,
+  AuditEventRecord,
+  AuditEventType,
   Page,
   ReplaceApiTokenInput,
   ChangeListener,

@@ -85,6 +85,40 @@ export interface Tombstone {
   expiresAt: Date;
 }
 
+/** What an audit event records. */
+export type AuditEventType =
+  | 'app.created'
+  | 'app.updated'
+  | 'app.deleted'
+  | 'token.created'
+  | 'token.regenerated'
+  | 'token.refreshed'
+  | 'token.deleted'
+  | 'token.reuse_detected'
+  | 'token.refresh_refused'
+  | 'access_token.issued'
+  | 'access_token.refused'
+  | 'management.refused';
+
+/**
+ * An audit record: who did what to which app or token, when, and whether it was allowed.
+ * Never carries a secret value, a hash or an access token.
+ */
+export interface AuditEventRecord {
+  id: string;
+  type: AuditEventType;
+  /** `success`, or `failure` for a refusal. */
+  outcome: 'success' | 'failure';
+  tenantId: string;
+  appId: string | null;
+  tokenId: string | null;
+  /** Who acted: a client id, a host user id, `cli`, or `null` when unauthenticated. */
+  actorId: string | null;
+  at: Date;
+  /** Small, secret-free details (a reason, the scopes granted, the fields changed). */
+  data: Record<string, unknown>;
+}
+
 /** One page of a listing. `nextCursor` is opaque; `null` on the last page. */
 export interface Page<T> {
   items: T[];
@@ -180,6 +214,20 @@ export interface Store {
   ): Promise<string[]>;
   /** Record last use, batched: sets `lastUsedAt` to the later of the stored and given dates. */
   touchApiTokens(uses: ReadonlyMap<string, Date>): Promise<void>;
+
+  // ---- audit events -------------------------------------------------------------------------
+
+  /** Append events (ids are unique; an existing id throws `conflict`). Batched: one call, many events. */
+  appendEvents(events: AuditEventRecord[]): Promise<void>;
+  /**
+   * Events of one app of a tenant, newest first (`at` descending, ties by id descending), `limit`
+   * at most, with a cursor stable under concurrent appends. Events outlive the app they name.
+   */
+  listEvents(
+    tenantId: string,
+    appId: string,
+    options: { limit: number; cursor?: string | undefined },
+  ): Promise<Page<AuditEventRecord>>;
 
   // ---- signing keys -------------------------------------------------------------------------
 

@@ -187,7 +187,7 @@ describe('KeyRing on a SQLite file', () => {
   });
 
   for (const alg of SIGNING_ALGORITHMS) {
-    it(`RFC 7517 §4: the ${alg} JWKS has no private members and carries kid, alg and use "sig"`, async () => {
+    it(`RFC 7517 §4, RFC 7518 §6: the ${alg} JWKS has no private members and carries kid, alg and use "sig"`, async () => {
       const store = await openStore(tempFile());
       const ring = new KeyRing(store, ringOptions({ algorithm: alg as SigningAlgorithm }));
       await ring.load();

@@ -1,11 +1,12 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { sql } from 'kysely';
+import BetterSqlite from 'better-sqlite3';
+import { Kysely, Migrator, SqliteDialect, sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createSqliteStore } from '../adapters/sql/index.js';
-import type { SqlStore } from '../adapters/sql/index.js';
+import { createSqliteStore, migrations, MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from '../adapters/sql/index.js';
+import type { Database, SqlStore } from '../adapters/sql/index.js';
 import { adapters, makeTempDir } from './adapters.js';
-import { at, makeApp, makeKey, makeToken, makeTombstone, storeContract } from './store-contract.js';
+import { at, makeApp, makeEvent, makeKey, makeToken, makeTombstone, storeContract } from './store-contract.js';
 
 for (const adapter of adapters) storeContract(adapter.name, adapter.make);
 
@@ -72,7 +73,63 @@ describe('sqlite (file): persistence', () => {
     await Promise.all([second.init(), second.init()]);
     await second.init();
     const migrations = await sql<{ name: string }>`select name from app_tokens_migrations`.execute(second.db);
-    expect(migrations.rows.map((row) => row.name)).toEqual(['0001_initial']);
+    expect(migrations.rows.map((row) => row.name)).toEqual(['0001_initial', '0002_events']);
     expect((await second.listApps('tenant-a', { limit: 10 })).items).toHaveLength(1);
+  });
+
+  it('upgrades a database made by migration 0001 only: 0002 runs once and events persist across reopen', async () => {
+    const filename = join(temp.dir, 'upgrade.sqlite');
+    const app = makeApp();
+
+    // A database as a release with only 0001_initial left it, holding one app.
+    const old = new Kysely<Database>({ dialect: new SqliteDialect({ database: new BetterSqlite(filename) }) });
+    try {
+      const migrator = new Migrator({
+        db: old,
+        provider: { getMigrations: async () => ({ '0001_initial': migrations('sqlite')['0001_initial']! }) },
+        migrationTableName: MIGRATION_TABLE,
+        migrationLockTableName: MIGRATION_LOCK_TABLE,
+      });
+      const { error } = await migrator.migrateToLatest();
+      expect(error).toBeUndefined();
+      await old
+        .insertInto('apps')
+        .values({
+          id: app.id,
+          tenant_id: app.tenantId,
+          name: app.name,
+          description: app.description,
+          scopes: JSON.stringify(app.scopes),
+          custom_claims: JSON.stringify(app.customClaims),
+          created_at: app.createdAt.getTime(),
+          updated_at: app.updatedAt.getTime(),
+        })
+        .execute();
+      const tables = await sql<{ name: string }>`select name from sqlite_master where type = 'table' and name = 'events'`.execute(old);
+      expect(tables.rows).toEqual([]);
+    } finally {
+      await old.destroy();
+    }
+
+    const events = [
+      makeEvent({ appId: app.id, type: 'app.created', at: at(1) }),
+      makeEvent({ appId: app.id, type: 'token.created', at: at(2), data: { deep: { list: [1, { two: null }] } } }),
+    ];
+    const first = open(filename);
+    await first.init();
+    expect(await first.getApp(app.tenantId, app.id)).toEqual(app);
+    await first.appendEvents(events);
+    await first.close();
+
+    const second = open(filename);
+    await Promise.all([second.init(), second.init()]);
+    const applied = await sql<{ name: string }>`select name from app_tokens_migrations order by name`.execute(second.db);
+    expect(applied.rows.map((row) => row.name)).toEqual(['0001_initial', '0002_events']);
+    expect(await second.getApp(app.tenantId, app.id)).toEqual(app);
+    expect(await second.listEvents(app.tenantId, app.id, { limit: 10 })).toEqual({
+      items: [events[1], events[0]],
+      nextCursor: null,
+    });
+    await expect(second.appendEvents([events[0]!])).rejects.toMatchObject({ code: 'conflict' });
   });
 });

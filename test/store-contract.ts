@@ -14,7 +14,15 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isAppTokensError } from '../src/core/errors.js';
 import type { ErrorCode } from '../src/core/errors.js';
-import type { ApiTokenRecord, AppRecord, SigningKeyRecord, Store, Tombstone, TombstoneKind } from '../src/store.js';
+import type {
+  ApiTokenRecord,
+  AppRecord,
+  AuditEventRecord,
+  SigningKeyRecord,
+  Store,
+  Tombstone,
+  TombstoneKind,
+} from '../src/store.js';
 
 /** What a store factory hands the suite. */
 export interface MadeStore {
@@ -95,6 +103,22 @@ export function makeKey(overrides: Partial<SigningKeyRecord> = {}): SigningKeyRe
 /** A tombstone created at {@link T0} that expires an hour later. */
 export function makeTombstone(kind: TombstoneKind, id: string, overrides: Partial<Tombstone> = {}): Tombstone {
   return { kind, id, tenantId: 'tenant-a', createdAt: at(0), expiresAt: at(HOUR), ...overrides };
+}
+
+/** An audit event of app `app_events` in `tenant-a` at {@link T0}, with nested `data`, unless overridden. */
+export function makeEvent(overrides: Partial<AuditEventRecord> = {}): AuditEventRecord {
+  return {
+    id: uid('evt'),
+    type: 'token.created',
+    outcome: 'success',
+    tenantId: 'tenant-a',
+    appId: 'app_events',
+    tokenId: 'tok_events',
+    actorId: 'user-1',
+    at: at(0),
+    data: { scopes: ['invoices:read'], nested: { n: 1 } },
+    ...overrides,
+  };
 }
 
 /** Expect `promise` to reject with an `AppTokensError` of `code`. */
@@ -705,6 +729,212 @@ export function storeContract(name: string, makeStore: () => Promise<MadeStore>)
         expect((await store.getApiToken(app.tenantId, a.id))?.lastUsedAt).toEqual(at(10 * SECOND));
         expect((await store.getApiToken(app.tenantId, b.id))?.lastUsedAt).toEqual(at(30 * SECOND + 1));
         await store.touchApiTokens(new Map());
+      });
+    });
+
+    // ---- audit events ------------------------------------------------------------------------
+
+    describe('audit events', () => {
+      /** Every event of (`tenantId`, `appId`), walking all pages of `limit`. */
+      async function listAllEvents(tenantId: string, appId: string, limit = 100): Promise<AuditEventRecord[]> {
+        const all: AuditEventRecord[] = [];
+        let cursor: string | undefined;
+        for (let round = 0; round < 100; round += 1) {
+          const page = await store.listEvents(tenantId, appId, { limit, cursor });
+          all.push(...page.items);
+          if (page.nextCursor === null) return all;
+          cursor = page.nextCursor;
+        }
+        throw new Error('listEvents never returned a last page');
+      }
+
+      it('appendEvents then listEvents returns every field, newest first, ties broken by id descending', async () => {
+        const a = makeEvent({ id: 'evt-a', at: at(5), type: 'app.created', tokenId: null });
+        const b = makeEvent({ id: 'evt-b', at: at(5), type: 'token.created' });
+        const c = makeEvent({ id: 'evt-c', at: at(9), type: 'access_token.refused', outcome: 'failure', actorId: null });
+        const d = makeEvent({ id: 'evt-d', at: at(1), type: 'token.deleted', data: {} });
+        const e = makeEvent({ id: 'evt-e', at: at(5), type: 'app.updated' });
+        await store.appendEvents([a, b]);
+        await store.appendEvents([c, d, e]);
+        const page = await store.listEvents('tenant-a', 'app_events', { limit: 10 });
+        expect(page.items).toEqual([c, e, b, a, d]);
+        expect(page.nextCursor).toBeNull();
+        const got = page.items[0]!;
+        expect(got.at).toBeInstanceOf(Date);
+        expect(got.at.getTime()).toBe(T0 + 9);
+        await store.appendEvents([]);
+        expect((await store.listEvents('tenant-a', 'app_events', { limit: 10 })).items).toHaveLength(5);
+      });
+
+      it('events are copies on the way in and out', async () => {
+        const event = makeEvent({ data: { list: [1, 2], deep: { k: 'v' } } });
+        const expected = structuredClone(event);
+        await store.appendEvents([event]);
+        event.data['list'] = [];
+        (event.data['deep'] as { k: string }).k = 'mutated';
+        event.at.setTime(0);
+        event.type = 'app.deleted';
+        const listed = (await store.listEvents('tenant-a', 'app_events', { limit: 10 })).items[0]!;
+        expect(listed).toEqual(expected);
+        (listed.data['list'] as number[]).push(3);
+        (listed.data['deep'] as { k: string }).k = 'mutated';
+        listed.at.setTime(0);
+        listed.actorId = 'mutated';
+        expect((await store.listEvents('tenant-a', 'app_events', { limit: 10 })).items).toEqual([expected]);
+      });
+
+      it('data round-trips nested JSON', async () => {
+        const data = {
+          string: 'héllo “quoted” \\ \n 🎟',
+          number: 42.5,
+          negative: -1,
+          zero: 0,
+          yes: true,
+          no: false,
+          nothing: null,
+          empty: {},
+          emptyList: [],
+          list: [1, 'two', { three: [3, { four: null }] }],
+          deep: { a: { b: { c: { d: ['e'] } } } },
+        };
+        const event = makeEvent({ data });
+        await store.appendEvents([event]);
+        const [got] = (await store.listEvents('tenant-a', 'app_events', { limit: 1 })).items;
+        expect(got?.data).toEqual(data);
+        expect(got).toEqual(event);
+      });
+
+      it('listEvents never shows another tenant’s events, even for the same app id or with their cursor', async () => {
+        const mine = [makeEvent({ at: at(1) }), makeEvent({ at: at(2) })];
+        const theirs = [1, 2, 3].map((i) => makeEvent({ tenantId: 'tenant-b', at: at(10 + i) }));
+        await store.appendEvents([...mine, ...theirs]);
+        expect((await store.listEvents('tenant-a', 'app_events', { limit: 10 })).items).toEqual([mine[1], mine[0]]);
+        expect((await store.listEvents('tenant-b', 'app_events', { limit: 10 })).items).toEqual([...theirs].reverse());
+        expect(await store.listEvents('tenant-c', 'app_events', { limit: 10 })).toEqual({ items: [], nextCursor: null });
+        const theirPage = await store.listEvents('tenant-b', 'app_events', { limit: 1 });
+        const page = await store.listEvents('tenant-a', 'app_events', { limit: 10, cursor: theirPage.nextCursor! });
+        expect(page.items).toEqual([mine[1], mine[0]]);
+      });
+
+      it('listEvents is confined to the app it names', async () => {
+        const one = makeEvent({ appId: 'app-1', at: at(1) });
+        const two = makeEvent({ appId: 'app-2', at: at(2) });
+        const none = makeEvent({ appId: null, tokenId: null, type: 'management.refused', outcome: 'failure', at: at(3) });
+        await store.appendEvents([one, two, none]);
+        expect((await store.listEvents('tenant-a', 'app-1', { limit: 10 })).items).toEqual([one]);
+        expect((await store.listEvents('tenant-a', 'app-2', { limit: 10 })).items).toEqual([two]);
+      });
+
+      it('listEvents of an unknown app is an empty last page', async () => {
+        await store.appendEvents([makeEvent()]);
+        expect(await store.listEvents('tenant-a', 'nope', { limit: 5 })).toEqual({ items: [], nextCursor: null });
+      });
+
+      it('listEvents pages with limit 2 and returns nextCursor null on the last page', async () => {
+        const events = [0, 1, 2, 3, 4].map((i) => makeEvent({ at: at(i * SECOND) }));
+        await store.appendEvents(events);
+        const newestFirst = [...events].reverse();
+        const p1 = await store.listEvents('tenant-a', 'app_events', { limit: 2 });
+        expect(p1.items).toEqual(newestFirst.slice(0, 2));
+        expect(p1.nextCursor).toEqual(expect.any(String));
+        const p2 = await store.listEvents('tenant-a', 'app_events', { limit: 2, cursor: p1.nextCursor! });
+        expect(p2.items).toEqual(newestFirst.slice(2, 4));
+        expect(p2.nextCursor).toEqual(expect.any(String));
+        const p3 = await store.listEvents('tenant-a', 'app_events', { limit: 2, cursor: p2.nextCursor! });
+        expect(p3.items).toEqual(newestFirst.slice(4));
+        expect(p3.nextCursor).toBeNull();
+      });
+
+      it('listEvents returns nextCursor null when the last page is exactly full', async () => {
+        await store.appendEvents([0, 1, 2, 3].map((i) => makeEvent({ at: at(i) })));
+        const p1 = await store.listEvents('tenant-a', 'app_events', { limit: 2 });
+        const p2 = await store.listEvents('tenant-a', 'app_events', { limit: 2, cursor: p1.nextCursor! });
+        expect(p2.items).toHaveLength(2);
+        expect(p2.nextCursor).toBeNull();
+      });
+
+      it('listEvents stays stable while newer events are appended between pages', async () => {
+        // Triples share an instant, so the id tie-break is exercised at page boundaries.
+        const initial = Array.from({ length: 11 }, (_, i) =>
+          makeEvent({ id: `evt-${String(i).padStart(2, '0')}`, at: at(Math.floor(i / 3) * SECOND) }),
+        );
+        // Inserted out of order (a fixed permutation: 4 and 11 are coprime).
+        await store.appendEvents(initial.map((_, i) => initial[(i * 4) % initial.length]!));
+        const appended: AuditEventRecord[] = [];
+        const seen: AuditEventRecord[] = [];
+        let cursor: string | undefined;
+        let round = 0;
+        do {
+          const page = await store.listEvents('tenant-a', 'app_events', { limit: 2, cursor });
+          expect(page.items.length).toBeLessThanOrEqual(2);
+          seen.push(...page.items);
+          cursor = page.nextCursor ?? undefined;
+          round += 1;
+          // Newer than everything listed so far: one alone, then two sharing an instant.
+          const fresh = [
+            makeEvent({ id: `evt-new-${round}-a`, at: at(HOUR + round) }),
+            makeEvent({ id: `evt-new-${round}-b`, at: at(HOUR + round) }),
+          ];
+          await store.appendEvents(round % 2 === 0 ? fresh : fresh.slice(0, 1));
+          appended.push(...(round % 2 === 0 ? fresh : fresh.slice(0, 1)));
+        } while (cursor !== undefined && round < 50);
+
+        expect(round).toBe(6);
+        const expected = [...initial].sort((x, y) => y.at.getTime() - x.at.getTime() || (y.id < x.id ? -1 : 1));
+        expect(seen).toEqual(expected);
+        // A fresh walk sees the appended events first, then the initial ones, each exactly once.
+        const all = await listAllEvents('tenant-a', 'app_events', 2);
+        expect(all.map((e) => e.id)).toEqual(
+          [...appended]
+            .sort((x, y) => y.at.getTime() - x.at.getTime() || (y.id < x.id ? -1 : 1))
+            .concat(expected)
+            .map((e) => e.id),
+        );
+      });
+
+      it('appendEvents with an existing id throws conflict and appends nothing of that batch', async () => {
+        const existing = makeEvent({ at: at(1) });
+        await store.appendEvents([existing]);
+        const fresh = makeEvent({ at: at(2) });
+        const after = makeEvent({ at: at(3) });
+        await expectCode(store.appendEvents([fresh, { ...existing, type: 'app.deleted' }, after]), 'conflict');
+        expect(await listAllEvents('tenant-a', 'app_events')).toEqual([existing]);
+        // The batch can be retried without the clash.
+        await store.appendEvents([fresh, after]);
+        expect(await listAllEvents('tenant-a', 'app_events')).toEqual([after, fresh, existing]);
+      });
+
+      it('appendEvents with an id twice in one batch throws conflict and appends nothing', async () => {
+        const first = makeEvent({ at: at(1) });
+        const other = makeEvent({ at: at(2) });
+        await expectCode(store.appendEvents([first, other, { ...first, at: at(3) }]), 'conflict');
+        expect(await listAllEvents('tenant-a', 'app_events')).toEqual([]);
+      });
+
+      it('appendEvents of many events in one call (more than one statement’s worth) lists them all', async () => {
+        const events = Array.from({ length: 257 }, (_, i) => makeEvent({ at: at(i) }));
+        await store.appendEvents(events);
+        const all = await listAllEvents('tenant-a', 'app_events', 50);
+        expect(all).toEqual([...events].reverse());
+      });
+
+      it('events survive deleteApp of the app they name', async () => {
+        const { app, tokens } = await seedApp({}, 1);
+        const created = makeEvent({ tenantId: app.tenantId, appId: app.id, tokenId: tokens[0]!.id, at: at(1) });
+        await store.appendEvents([created]);
+        expect(await store.deleteApp(app.tenantId, app.id, makeTombstone('app', app.id))).toBe(true);
+        const deleted = makeEvent({ tenantId: app.tenantId, appId: app.id, tokenId: null, type: 'app.deleted', at: at(2) });
+        await store.appendEvents([deleted]);
+        expect((await store.listEvents(app.tenantId, app.id, { limit: 10 })).items).toEqual([deleted, created]);
+      });
+
+      it('listEvents rejects a malformed cursor and a non-positive limit with validation_failed', async () => {
+        await store.appendEvents([makeEvent()]);
+        for (const cursor of ['not a cursor', Buffer.from('{"a":1}').toString('base64url'), Buffer.from('[1.5,"x"]').toString('base64url')]) {
+          await expectCode(store.listEvents('tenant-a', 'app_events', { limit: 2, cursor }), 'validation_failed');
+        }
+        await expectCode(store.listEvents('tenant-a', 'app_events', { limit: 0 }), 'validation_failed');
+        await expectCode(store.listEvents('tenant-a', 'app_events', { limit: 1.5 }), 'validation_failed');
       });
     });
 

@@ -11,6 +11,7 @@ import type {
   ApiTokenRecord,
   ApiTokenRevocationReason,
   AppPatch,
+  AuditEventRecord,
   AppRecord,
   ChangeListener,
   Page,
@@ -33,6 +34,13 @@ export class MemoryStore implements Store {
   readonly #keys = new Map<string, SigningKeyRecord>();
   /** `${kind}\u0000${id}` → tombstone */
   readonly #tombstones = new Map<string, Tombstone>();
+  /** id → event */
+  readonly #events = new Map<string, AuditEventRecord>();
+  /**
+   * `${tenantId}\u0000${appId}` → that app's events, sorted newest first (`at` desc, id desc).
+   * Events without an app live in `#events` only: `listEvents` cannot name them.
+   */
+  readonly #eventsByApp = new Map<string, AuditEventRecord[]>();
   readonly #feed = new ChangeFeed();
   #closed = false;
 
@@ -86,14 +94,7 @@ export class MemoryStore implements Store {
    */
   async listApps(tenantId: string, options: { limit: number; cursor?: string | undefined }): Promise<Page<AppRecord>> {
     this.#assertOpen();
-    const { limit, cursor } = options;
-    if (!Number.isSafeInteger(limit) || limit < 1) {
-      throw new AppTokensError('validation_failed', 'limit must be a positive integer.', { field: 'limit' });
-    }
-    const after = cursor === undefined ? undefined : decodeCursor(cursor);
-    if (cursor !== undefined && !after) {
-      throw new AppTokensError('validation_failed', 'The cursor is not valid.', { field: 'cursor' });
-    }
+    const { limit, after } = parseListOptions(options);
     const rows = [...this.#apps.values()]
       .filter((app) => app.tenantId === tenantId)
       .filter((app) => {
@@ -234,6 +235,56 @@ export class MemoryStore implements Store {
     }
   }
 
+  // ---- audit events -------------------------------------------------------------------------
+
+  /**
+   * @inheritDoc All or nothing: every id is checked (against the store and within the batch)
+   * before any event is inserted.
+   * @throws AppTokensError `conflict` if an id exists or appears twice in `events`.
+   */
+  async appendEvents(events: AuditEventRecord[]): Promise<void> {
+    this.#assertOpen();
+    const ids = new Set<string>();
+    for (const event of events) {
+      if (this.#events.has(event.id) || ids.has(event.id)) {
+        throw new AppTokensError('conflict', `Event ${event.id} already exists.`);
+      }
+      ids.add(event.id);
+    }
+    // Clone everything before inserting anything, so a value structuredClone rejects leaves no trace.
+    const copies = events.map((event) => structuredClone(event));
+    for (const event of copies) {
+      this.#events.set(event.id, event);
+      if (event.appId === null) continue;
+      const key = eventKey(event.tenantId, event.appId);
+      let list = this.#eventsByApp.get(key);
+      if (!list) {
+        list = [];
+        this.#eventsByApp.set(key, list);
+      }
+      list.splice(firstAfter(list, event.at.getTime(), event.id), 0, event);
+    }
+  }
+
+  /**
+   * Keyset pagination on (`at`, `id`), both descending.
+   * @throws AppTokensError `validation_failed` for a malformed cursor or a `limit` that is not a positive integer.
+   */
+  async listEvents(
+    tenantId: string,
+    appId: string,
+    options: { limit: number; cursor?: string | undefined },
+  ): Promise<Page<AuditEventRecord>> {
+    this.#assertOpen();
+    const { limit, after } = parseListOptions(options);
+    const list = this.#eventsByApp.get(eventKey(tenantId, appId)) ?? [];
+    const start = after ? firstAfter(list, after.createdAt, after.id) : 0;
+    const rows = list.slice(start, start + limit + 1);
+    const items = rows.slice(0, limit).map((event) => structuredClone(event));
+    const last = items[items.length - 1];
+    return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.at, last.id) : null };
+  }
+
   // ---- signing keys -------------------------------------------------------------------------
 
   /** @inheritDoc */
@@ -331,6 +382,41 @@ export class MemoryStore implements Store {
 /** Code-unit order, the same as SQLite's BINARY and PostgreSQL's "C" collation for ASCII ids. */
 function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Validate list options: a positive integer `limit` and, when given, a cursor made by {@link encodeCursor}. */
+function parseListOptions(options: { limit: number; cursor?: string | undefined }): {
+  limit: number;
+  after: { createdAt: number; id: string } | undefined;
+} {
+  if (!Number.isSafeInteger(options.limit) || options.limit < 1) {
+    throw new AppTokensError('validation_failed', 'limit must be a positive integer.', { field: 'limit' });
+  }
+  if (options.cursor === undefined) return { limit: options.limit, after: undefined };
+  const after = decodeCursor(options.cursor);
+  if (!after) throw new AppTokensError('validation_failed', 'The cursor is not valid.', { field: 'cursor' });
+  return { limit: options.limit, after };
+}
+
+function eventKey(tenantId: string, appId: string): string {
+  return `${tenantId}\u0000${appId}`;
+}
+
+/**
+ * Index of the first event of `list` (sorted by `at` desc, id desc) that comes strictly after the
+ * position (`atMs`, `id`) in that order: `at < atMs`, or `at = atMs` and `id < id`.
+ */
+function firstAfter(list: readonly AuditEventRecord[], atMs: number, id: string): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const event = list[mid]!;
+    const t = event.at.getTime();
+    if (t > atMs || (t === atMs && event.id >= id)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 function compareByCreatedAtThenId(a: { createdAt: Date; id: string }, b: { createdAt: Date; id: string }): number {

@@ -100,6 +100,33 @@ export function migrations(dialect: SqlDialectName): Record<string, Migration> {
         await db.schema.dropTable('apps').execute();
       },
     },
+
+    '0002_events': {
+      async up(db) {
+        // No foreign key to apps: events outlive the app they name.
+        await db.schema
+          .createTable('events')
+          .addColumn('id', idType, (c) => c.primaryKey())
+          .addColumn('type', 'text', (c) => c.notNull())
+          .addColumn('outcome', 'text', (c) => c.notNull())
+          .addColumn('tenant_id', 'text', (c) => c.notNull())
+          .addColumn('app_id', 'text')
+          .addColumn('token_id', 'text')
+          .addColumn('actor_id', 'text')
+          .addColumn('at', 'bigint', (c) => c.notNull())
+          .addColumn('data', 'text', (c) => c.notNull())
+          .execute();
+        // Serves listEvents: equality on (tenant_id, app_id), keyset order on (at, id), scanned backwards.
+        await db.schema
+          .createIndex('events_tenant_app_at_id')
+          .on('events')
+          .columns(['tenant_id', 'app_id', 'at', 'id'])
+          .execute();
+      },
+      async down(db) {
+        await db.schema.dropTable('events').execute();
+      },
+    },
   };
 }
 

@@ -9,7 +9,7 @@
  */
 
 import type { ColumnType, Selectable } from 'kysely';
-import type { ApiTokenRevocationReason, TombstoneKind } from '../../src/store.js';
+import type { ApiTokenRevocationReason, AuditEventRecord, AuditEventType, TombstoneKind } from '../../src/store.js';
 
 /** The SQL dialects the adapter speaks. */
 export type SqlDialectName = 'sqlite' | 'postgres';
@@ -76,12 +76,27 @@ export interface TombstonesTable {
   expires_at: EpochMsColumn;
 }
 
+/** Table `events`: the audit log, append-only. Rows outlive the app they name (no foreign key). */
+export interface EventsTable {
+  id: string;
+  type: AuditEventType;
+  outcome: AuditEventRecord['outcome'];
+  tenant_id: string;
+  app_id: string | null;
+  token_id: string | null;
+  actor_id: string | null;
+  at: EpochMsColumn;
+  /** JSON object. */
+  data: string;
+}
+
 /** The Kysely database type of the adapter. */
 export interface Database {
   apps: AppsTable;
   api_tokens: ApiTokensTable;
   signing_keys: SigningKeysTable;
   tombstones: TombstonesTable;
+  events: EventsTable;
 }
 
 /** A selected `apps` row. */
@@ -92,3 +107,5 @@ export type ApiTokenRow = Selectable<ApiTokensTable>;
 export type SigningKeyRow = Selectable<SigningKeysTable>;
 /** A selected `tombstones` row. */
 export type TombstoneRow = Selectable<TombstonesTable>;
+/** A selected `events` row. */
+export type EventRow = Selectable<EventsTable>;

@@ -15,6 +15,7 @@ import type {
   ApiTokenRevocationReason,
   AppPatch,
   AppRecord,
+  AuditEventRecord,
   ChangeListener,
   Page,
   ReplaceApiTokenInput,
@@ -29,6 +30,8 @@ import type {
   AppRow,
   AppsTable,
   Database,
+  EventRow,
+  EventsTable,
   SigningKeyRow,
   SigningKeysTable,
   SqlDialectName,
@@ -339,6 +342,60 @@ export class SqlStore implements Store {
     });
   }
 
+  // ---- audit events -------------------------------------------------------------------------
+
+  /**
+   * @inheritDoc All rows go in one transaction: a conflict anywhere in the batch leaves none of it.
+   * @throws AppTokensError `conflict` if an id exists or appears twice in `events`.
+   */
+  async appendEvents(events: AuditEventRecord[]): Promise<void> {
+    const db = await this.#ready();
+    if (events.length === 0) return;
+    const rows = events.map(eventToRow);
+    try {
+      await db.transaction().execute(async (trx) => {
+        for (const part of chunk(rows, CHUNK / 10)) {
+          await trx.insertInto('events').values(part).execute();
+        }
+      });
+    } catch (error) {
+      throw mapWriteError(error);
+    }
+  }
+
+  /**
+   * Keyset pagination on (`at`, `id`), both descending.
+   * @throws AppTokensError `validation_failed` for a malformed cursor or a `limit` that is not a positive integer.
+   */
+  async listEvents(
+    tenantId: string,
+    appId: string,
+    options: { limit: number; cursor?: string | undefined },
+  ): Promise<Page<AuditEventRecord>> {
+    const { limit, after } = parseListOptions(options);
+    const db = await this.#ready();
+    const rows = await db
+      .selectFrom('events')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('app_id', '=', appId)
+      .$if(after !== undefined, (qb) =>
+        qb.where((eb) =>
+          eb.or([
+            eb('at', '<', after!.createdAt),
+            eb.and([eb('at', '=', after!.createdAt), eb('id', '<', after!.id)]),
+          ]),
+        ),
+      )
+      .orderBy('at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(limit + 1)
+      .execute();
+    const items = rows.slice(0, limit).map(rowToEvent);
+    const last = items[items.length - 1];
+    return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.at, last.id) : null };
+  }
+
   // ---- signing keys -------------------------------------------------------------------------
 
   /** @inheritDoc */
@@ -434,7 +491,7 @@ function chunk<T>(items: readonly T[], size: number): T[][] {
   return parts;
 }
 
-/** Validate `listApps` options (shared with the memory adapter's rules). */
+/** Validate `listApps` and `listEvents` options (the memory adapter applies the same rules). */
 function parseListOptions(options: { limit: number; cursor?: string | undefined }): {
   limit: number;
   after: { createdAt: number; id: string } | undefined;
@@ -623,6 +680,34 @@ function rowToTombstone(row: TombstoneRow): Tombstone {
     tenantId: row.tenant_id,
     createdAt: new Date(ms(row.created_at)),
     expiresAt: new Date(ms(row.expires_at)),
+  };
+}
+
+function eventToRow(event: AuditEventRecord): Insertable<EventsTable> {
+  return {
+    id: event.id,
+    type: event.type,
+    outcome: event.outcome,
+    tenant_id: event.tenantId,
+    app_id: event.appId,
+    token_id: event.tokenId,
+    actor_id: event.actorId,
+    at: event.at.getTime(),
+    data: JSON.stringify(event.data),
+  };
+}
+
+function rowToEvent(row: EventRow): AuditEventRecord {
+  return {
+    id: row.id,
+    type: row.type,
+    outcome: row.outcome,
+    tenantId: row.tenant_id,
+    appId: row.app_id,
+    tokenId: row.token_id,
+    actorId: row.actor_id,
+    at: new Date(ms(row.at)),
+    data: JSON.parse(row.data) as Record<string, unknown>,
   };
 }
 

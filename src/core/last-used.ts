@@ -25,6 +25,11 @@ export class LastUsedBatcher {
     this.#pending.set(apiTokenId, at);
   }
 
+  /** The use recorded but not yet written for a token, if any. */
+  pending(apiTokenId: string): Date | undefined {
+    return this.#pending.get(apiTokenId);
+  }
+
   /** Write pending uses. A failed write puts them back for the next flush, so no use is lost. */
   async flush(): Promise<void> {
     if (this.#flushing) await this.#flushing;

@@ -7,6 +7,9 @@ import { z } from 'zod';
 import type { Store } from '../store.js';
 import { AppTokensError } from './errors.js';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from './keys.js';
+import type { IncomingMessage } from 'node:http';
+import type { AuditEvent } from './events.js';
+import type { Principal } from './management.js';
 import { SECRET_PREFIX } from './secrets.js';
 
 /** Options of {@link createAppTokens}. */
@@ -44,6 +47,19 @@ export interface AppTokensOptions {
     /** The most a caller may ask for. Default: 2 years. */
     max?: number;
   };
+  /** Called with every audit event, synchronously; a throwing listener is ignored. Never receives a secret. */
+  onEvent?: (event: AuditEvent) => void;
+  /** The management API (`/apps…`). */
+  management?: {
+    /**
+     * Who is calling, from the host's own session (its logged-in user): return the tenant, the
+     * scopes that user holds and an actor id for the audit log, or `null` for "not signed in"
+     * (401). Default: a bearer token of ours with `apps:read` / `apps:write`.
+     */
+    resolvePrincipal?(req: IncomingMessage): Principal | null | Promise<Principal | null>;
+    /** Largest accepted JSON body, bytes. Default: 32768. Larger → 413. */
+    bodyLimit?: number;
+  };
   /** Escape hatches. */
   advanced?: {
     /** Leeway for `exp`, `nbf` and `iat`, seconds, 0–300. Default: 5. */
@@ -54,6 +70,13 @@ export interface AppTokensOptions {
     revocationSyncInterval?: number;
     /** How often batched `lastUsedDate` updates are written, ms. Default: 10000. */
     lastUsedFlushInterval?: number;
+    /** How often audit events are written to the store, ms. Default: 1000. */
+    eventFlushInterval?: number;
+    /**
+     * Seconds after a refresh during which presenting the old token again counts as a lost race
+     * (`invalid_grant`) rather than reuse (which revokes the token's whole family). Default: 2.
+     */
+    refreshRaceWindow?: number;
     /** The clock. Default: `() => new Date()`. */
     now?: () => Date;
   };
@@ -111,6 +134,23 @@ const schema = z
       .regex(SECRET_PREFIX, { error: 'must be 2–16 lowercase letters or digits, starting with a letter' })
       .default('eat'),
     acceptApiTokens: z.boolean({ error: 'must be a boolean' }).default(true),
+    onEvent: z.custom<(event: AuditEvent) => void>((v) => typeof v === 'function', { error: 'must be a function' }).optional(),
+    management: z
+      .object({
+        resolvePrincipal: z
+          .custom<(req: IncomingMessage) => Principal | null | Promise<Principal | null>>((v) => typeof v === 'function', {
+            error: 'must be a function',
+          })
+          .optional(),
+        bodyLimit: z
+          .number()
+          .int()
+          .min(1024, { error: 'must be between 1024 and 1048576 bytes' })
+          .max(1_048_576, { error: 'must be between 1024 and 1048576 bytes' })
+          .default(32_768),
+      })
+      .strict()
+      .default({ bodyLimit: 32_768 }),
     apiTokenTtl: z
       .object({
         default: z.number().int().min(60).max(100 * 365 * DAY).nullable().default(90 * DAY),
@@ -128,12 +168,22 @@ const schema = z
         cacheMax: z.number().int().min(1).max(10_000_000).default(10_000),
         revocationSyncInterval: z.number().int().min(0).default(5000),
         lastUsedFlushInterval: z.number().int().min(0).default(10_000),
+        eventFlushInterval: z.number().int().min(0).default(1000),
+        refreshRaceWindow: z.number().min(0).max(60, { error: 'must be between 0 and 60 seconds' }).default(2),
         now: z.custom<() => Date>((v) => typeof v === 'function', { error: 'must be a function' }).default(
           () => () => new Date(),
         ),
       })
       .strict()
-      .default({ clockTolerance: 5, cacheMax: 10_000, revocationSyncInterval: 5000, lastUsedFlushInterval: 10_000, now: () => new Date() }),
+      .default({
+        clockTolerance: 5,
+        cacheMax: 10_000,
+        revocationSyncInterval: 5000,
+        lastUsedFlushInterval: 10_000,
+        eventFlushInterval: 1000,
+        refreshRaceWindow: 2,
+        now: () => new Date(),
+      }),
   })
   .strict()
   .refine((o) => o.apiTokenTtl.default === null || o.apiTokenTtl.default <= o.apiTokenTtl.max, {

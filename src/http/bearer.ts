@@ -81,6 +81,39 @@ class Strategy extends BearerStrategy {
   }
 }
 
+/** `Authorization: Bearer <token>` parsed as passport-http-bearer does (scheme case-insensitive). */
+function headerToken(req: Request): string | undefined {
+  const header = req.headers.authorization;
+  if (header === undefined) return undefined;
+  const space = header.indexOf(' ');
+  if (space !== 6 || header.indexOf(' ', 7) !== -1) return undefined;
+  if (header.slice(0, 6).toLowerCase() !== 'bearer') return undefined;
+  return header.slice(7) || undefined;
+}
+
+/**
+ * The bearer credential of a request, verified, for callers that answer errors their own way
+ * (the management API answers RFC 9457). Throws `missing_token`, `invalid_request` or
+ * `invalid_token`.
+ */
+export async function verifyRequestBearer(service: AppTokensService, req: Request): Promise<InternalAuthInfo> {
+  if (queryToken(req)) {
+    throw new AppTokensError('invalid_request', 'access_token: tokens in the query string are refused; send Authorization: Bearer', {
+      field: 'access_token',
+    });
+  }
+  const token = headerToken(req);
+  if (token === undefined) {
+    const header = req.headers.authorization;
+    if (header !== undefined && /^bearer(\s|$)/i.test(header)) {
+      throw new AppTokensError('invalid_request', 'malformed Authorization header', { field: 'Authorization' });
+    }
+    throw new AppTokensError('missing_token', 'a bearer token is required');
+  }
+  await service.ready();
+  return service.cachedBearer(token) ?? (await service.verifyBearer(token));
+}
+
 /** Write an RFC 6750 §3 error response. */
 export function sendBearerError(res: Response, error: AppTokensError, realm: string): void {
   const challenge = error.bearerChallenge(realm);
@@ -109,16 +142,6 @@ export function bearer(service: AppTokensService) {
           : new AppTokensError('missing_token', 'a bearer token is required');
     }
     sendBearerError(res, error, realm);
-  };
-
-  /** Parse `Authorization: Bearer <token>` exactly as passport-http-bearer does, for the cache fast path. */
-  const headerToken = (req: Request): string | undefined => {
-    const header = req.headers.authorization;
-    if (header === undefined) return undefined;
-    const space = header.indexOf(' ');
-    if (space !== 6 || header.indexOf(' ', 7) !== -1) return undefined;
-    if (header.slice(0, 6).toLowerCase() !== 'bearer') return undefined;
-    return header.slice(7) || undefined;
   };
 
   const middleware: RequestHandler = (req, res, next) => {

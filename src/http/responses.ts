@@ -21,6 +21,8 @@ export function toAppTokensError(error: unknown): AppTokensError {
     switch (e.type) {
       case 'entity.too.large':
         return new AppTokensError('payload_too_large', 'the request body is too large', { status: 413 });
+      case 'entity.parse.failed':
+        return new AppTokensError('invalid_request', 'body: not valid JSON', { status: 400, field: 'body' });
       case 'charset.unsupported':
       case 'encoding.unsupported':
         return new AppTokensError('unsupported_media_type', 'the request body encoding is not supported', {

@@ -4,18 +4,21 @@
  * @module
  */
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import type { AppManagement } from '../core/management.js';
 import type { AppTokensService } from '../core/service.js';
+import { managementRouter } from './management.js';
+import { refreshToken } from './routes/refresh-token.js';
 import { noStore, sendOAuthError, toAppTokensError } from './responses.js';
 import { tokenEndpoint } from './routes/token.js';
 import { jwksRoute, metadataRoute } from './routes/well-known.js';
 
-export function createRouter(service: AppTokensService): Router {
+export function createRouter(service: AppTokensService, management: AppManagement): Router {
   const router = express.Router();
   const { realm } = service.options;
 
   // Our paths only: the host's own routes pass through this router untouched.
   // Nothing is served before the store is ready and the signing key loaded.
-  router.use(['/.well-known/oauth-authorization-server', '/.well-known/jwks.json', '/oauth'], (_req: Request, res: Response, next: NextFunction) => {
+  router.use(['/.well-known/oauth-authorization-server', '/.well-known/jwks.json', '/oauth', '/apps', '/tokens'], (_req: Request, res: Response, next: NextFunction) => {
     res.setHeader('X-Content-Type-Options', 'nosniff');
     if (service.isReady) return next();
     service.ready().then(
@@ -32,6 +35,8 @@ export function createRouter(service: AppTokensService): Router {
   router.get('/.well-known/oauth-authorization-server', metadataRoute(service));
   router.get('/.well-known/jwks.json', jwksRoute(service));
   router.all('/oauth/token', ...tokenEndpoint(service));
+  router.all('/tokens/refresh', ...refreshToken(service, management));
+  router.use(managementRouter(service, management));
 
   // Anything that escaped a handler: never a stack trace.
   router.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {

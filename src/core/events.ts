@@ -1,0 +1,97 @@
+/**
+ * Audit events: handed to the host's `onEvent` at once, and written to the store in batches.
+ *
+ * @module
+ */
+import type { AuditEventRecord, AuditEventType, Store } from '../store.js';
+import { randomId } from './secrets.js';
+
+/** An audit event as the host's `onEvent` and `GET /apps/:id/events` see it. Never a secret. */
+export interface AuditEvent {
+  id: string;
+  type: AuditEventType;
+  outcome: 'success' | 'failure';
+  tenantId: string;
+  appId: string | null;
+  tokenId: string | null;
+  actorId: string | null;
+  /** ISO 8601. */
+  at: string;
+  data: Record<string, unknown>;
+}
+
+/** What a caller of {@link EventLog.emit} supplies; the log adds `id` and `at`. */
+export type EventInput = Omit<AuditEventRecord, 'id' | 'at' | 'appId' | 'tokenId' | 'actorId' | 'data' | 'outcome'> &
+  Partial<Pick<AuditEventRecord, 'appId' | 'tokenId' | 'actorId' | 'data' | 'outcome'>>;
+
+export function eventView(record: AuditEventRecord): AuditEvent {
+  return { ...record, at: record.at.toISOString(), data: { ...record.data } };
+}
+
+export interface EventLogOptions {
+  onEvent: ((event: AuditEvent) => void) | undefined;
+  flushInterval: number;
+  now: () => Date;
+}
+
+export class EventLog {
+  readonly #store: Store;
+  readonly #options: EventLogOptions;
+  #pending: AuditEventRecord[] = [];
+  #flushing: Promise<void> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(store: Store, options: EventLogOptions) {
+    this.#store = store;
+    this.#options = options;
+    if (options.flushInterval > 0) {
+      this.#timer = setInterval(() => void this.flush().catch(() => undefined), options.flushInterval);
+      this.#timer.unref();
+    }
+  }
+
+  /** Record an event: `onEvent` now (its failure is contained), the store on the next flush. */
+  emit(input: EventInput): void {
+    const record: AuditEventRecord = {
+      id: randomId('evt'),
+      outcome: 'success',
+      appId: null,
+      tokenId: null,
+      actorId: null,
+      data: {},
+      ...input,
+      at: this.#options.now(),
+    };
+    this.#pending.push(record);
+    if (this.#options.onEvent) {
+      try {
+        this.#options.onEvent(eventView(record));
+      } catch {
+        // The host's listener must not turn a completed action into an error.
+      }
+    }
+  }
+
+  /** Write pending events in one batch; on failure they stay queued for the next flush. */
+  async flush(): Promise<void> {
+    while (this.#flushing) await this.#flushing;
+    if (this.#pending.length === 0) return;
+    const batch = this.#pending;
+    this.#pending = [];
+    this.#flushing = this.#store.appendEvents(batch).catch((error: unknown) => {
+      this.#pending = batch.concat(this.#pending);
+      throw error;
+    });
+    try {
+      await this.#flushing;
+    } finally {
+      this.#flushing = undefined;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.flush();
+  }
+}

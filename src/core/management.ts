@@ -1,0 +1,508 @@
+/**
+ * App management and the API-token lifecycle: create, list, view, update, delete apps; issue,
+ * regenerate, refresh and delete API tokens; read the audit log. Every operation is confined to
+ * the caller's tenant, and nobody grants a scope they do not hold.
+ *
+ * @module
+ */
+import type { ApiTokenRecord, AppPatch, AppRecord } from '../store.js';
+import { RESERVED_CLAIMS } from './access-tokens.js';
+import { AppTokensError } from './errors.js';
+import { eventView, type AuditEvent } from './events.js';
+import { GrantedScopes, printable } from './scopes.js';
+import { hashSecret, randomId } from './secrets.js';
+import type { AppTokensService } from './service.js';
+import { appView, tokenView, type ApiTokenView, type AppView, type IssuedApiToken } from './views.js';
+
+/**
+ * Who manages apps: a tenant, the scopes the caller holds (`null`: unrestricted, for trusted
+ * server-side code such as the CLI), and an actor id for the audit log.
+ */
+export interface Principal {
+  tenantId: string;
+  /** Scopes the caller holds; wildcards count. `null`: may grant anything in the catalogue. */
+  scopes: readonly string[] | null;
+  /** Recorded in audit events: a client id, a user id. */
+  actorId: string | null;
+}
+
+/** Input of {@link AppManagement.createApp}. */
+export interface CreateAppInput {
+  name: string;
+  description?: string | null | undefined;
+  /** Fixed for the app's life; catalogue scopes or wildcards (`storage:*`). */
+  scopes: string[];
+  customClaims?: Record<string, unknown> | undefined;
+  /** The first API token. */
+  token?: CreateTokenInput | undefined;
+}
+
+/** Input of {@link AppManagement.createToken}. */
+export interface CreateTokenInput {
+  /** Default: `default`. */
+  name?: string | undefined;
+  /** Lifetime in seconds; default and maximum come from the `apiTokenTtl` option. */
+  expiresIn?: number | undefined;
+  /** A subset of the app's scopes; default: all of them. */
+  scopes?: string[] | undefined;
+}
+
+/** Input of {@link AppManagement.updateApp}: only these fields are editable. */
+export type UpdateAppInput = AppPatch;
+
+/** The result of creating an app: the app, its first token, and that token's value (shown once). */
+export interface CreatedApp extends IssuedApiToken {
+  app: AppView;
+}
+
+/** An app with its live API tokens' metadata. */
+export type AppDetails = AppView & { tokens: ApiTokenView[] };
+
+/** One page of a listing with an opaque cursor for the next. */
+export interface PageView<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+const TENANT_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+const MAX_NAME = 100;
+const MAX_DESCRIPTION = 1000;
+const MAX_CUSTOM_CLAIMS_BYTES = 4096;
+/** Page sizes: default and bound. */
+export const PAGE_SIZE = { default: 20, max: 100 } as const;
+
+function invalid(field: string, message: string): AppTokensError {
+  return new AppTokensError('validation_failed', `${field}: ${message}`, { field });
+}
+
+function notFound(what: 'app' | 'token', id: string): AppTokensError {
+  return new AppTokensError('not_found', `${what} ${printable(id)} not found`, { field: what === 'app' ? 'id' : 'tokenId' });
+}
+
+export class AppManagement {
+  readonly #s: AppTokensService;
+
+  constructor(service: AppTokensService) {
+    this.#s = service;
+  }
+
+  /** Create an app and its first API token. The value is returned once and never again. */
+  createApp(p: Principal, input: CreateAppInput): Promise<CreatedApp> {
+    return this.#audited(p, 'create_app', null, async () => {
+      const tenantId = tenantOf(p);
+      const now = this.#now();
+      const scopes = this.#scopeList(input.scopes, 'scopes');
+      if (scopes.length === 0) throw invalid('scopes', 'must list at least one scope');
+      this.#assertMayGrant(p, scopes, 'scopes');
+      const app: AppRecord = {
+        id: randomId('app'),
+        tenantId,
+        name: checkName(input.name, 'name'),
+        description: checkDescription(input.description),
+        scopes,
+        customClaims: checkCustomClaims(input.customClaims),
+        createdAt: now,
+        updatedAt: now,
+      };
+      const { record, value } = this.#newToken(app, input.token ?? {}, 'token.', now);
+      await this.#s.options.store.createApp(app, [record]);
+      this.#event(p, 'app.created', app.id, null, { name: app.name, scopes: app.scopes });
+      this.#event(p, 'token.created', app.id, record.id, { name: record.name });
+      return { app: appView(app), token: tokenView(record), value };
+    });
+  }
+
+  /** Apps of the caller's tenant, oldest first. */
+  listApps(p: Principal, options: { limit?: number | undefined; cursor?: string | undefined } = {}): Promise<PageView<AppView>> {
+    return this.#audited(p, 'list_apps', null, async () => {
+      const page = await this.#s.options.store.listApps(tenantOf(p), {
+        limit: checkLimit(options.limit),
+        cursor: options.cursor,
+      });
+      return { items: page.items.map(appView), nextCursor: page.nextCursor };
+    });
+  }
+
+  /** The app with its live tokens' metadata; `not_found` for another tenant's app. */
+  getApp(p: Principal, appId: string): Promise<AppDetails> {
+    return this.#audited(p, 'get_app', appId, async () => {
+      const app = await this.#app(p, appId);
+      return { ...appView(app), tokens: await this.#liveTokens(app) };
+    });
+  }
+
+  /** Edit `name`, `description`, `customClaims`. New access tokens carry the new claims. */
+  updateApp(p: Principal, appId: string, input: UpdateAppInput): Promise<AppView> {
+    return this.#audited(p, 'update_app', appId, async () => {
+      const patch: AppPatch = {};
+      if ('scopes' in input) throw invalid('scopes', 'fixed at creation; create a new app for other scopes');
+      if (input.name !== undefined) patch.name = checkName(input.name, 'name');
+      if (input.description !== undefined) patch.description = checkDescription(input.description);
+      if (input.customClaims !== undefined) patch.customClaims = checkCustomClaims(input.customClaims);
+      if (Object.keys(patch).length === 0) throw invalid('body', 'give at least one of name, description, customClaims');
+      const app = await this.#s.options.store.updateApp(tenantOf(p), appId, patch, this.#now());
+      if (!app) throw notFound('app', appId);
+      this.#event(p, 'app.updated', app.id, null, { fields: Object.keys(patch) });
+      return appView(app);
+    });
+  }
+
+  /** Delete an app: every token of it, and every access token they minted, dies at once. */
+  deleteApp(p: Principal, appId: string): Promise<void> {
+    return this.#audited(p, 'delete_app', appId, async () => {
+      const tenantId = tenantOf(p);
+      const deleted = await this.#s.options.store.deleteApp(tenantId, appId, this.#s.tombstone('app', appId, tenantId));
+      if (!deleted) throw notFound('app', appId);
+      this.#event(p, 'app.deleted', appId, null, {});
+    });
+  }
+
+  /** Metadata of the app's live tokens; never a value. */
+  listTokens(p: Principal, appId: string): Promise<{ items: ApiTokenView[] }> {
+    return this.#audited(p, 'list_tokens', appId, async () => ({ items: await this.#liveTokens(await this.#app(p, appId)) }));
+  }
+
+  /** Issue another API token. The caller must hold every scope the token will carry. */
+  createToken(p: Principal, appId: string, input: CreateTokenInput = {}): Promise<IssuedApiToken> {
+    return this.#audited(p, 'create_token', appId, async () => {
+      const app = await this.#app(p, appId);
+      const { record, value } = this.#newToken(app, input, '', this.#now());
+      this.#assertMayGrant(p, record.scopes ?? app.scopes, 'scopes');
+      await this.#s.options.store.createApiToken(record);
+      this.#event(p, 'token.created', app.id, record.id, { name: record.name });
+      return { token: tokenView(record), value };
+    });
+  }
+
+  /**
+   * A new value for a token: same name, scopes and expiry, a new id; the old value and every
+   * access token it minted die in the same atomic step.
+   */
+  regenerateToken(p: Principal, appId: string, tokenId: string): Promise<IssuedApiToken> {
+    return this.#audited(p, 'regenerate_token', appId, async () => {
+      const app = await this.#app(p, appId);
+      const old = await this.#liveToken(app, tokenId);
+      this.#assertMayGrant(p, old.scopes ?? app.scopes, 'scopes');
+      const { record, value } = this.#successor(old, old.expiresAt);
+      const swapped = await this.#s.options.store.replaceApiToken({
+        tenantId: app.tenantId,
+        oldId: old.id,
+        expectedHash: old.hash,
+        reason: 'regenerated',
+        replacement: record,
+        tombstone: this.#s.tombstone('api_token', old.id, app.tenantId),
+      });
+      if (!swapped) throw notFound('token', tokenId);
+      this.#event(p, 'token.regenerated', app.id, record.id, { previousTokenId: old.id });
+      return { token: tokenView(record), value };
+    });
+  }
+
+  /** Delete an API token: it and the access tokens it minted die at once. */
+  deleteToken(p: Principal, appId: string, tokenId: string): Promise<void> {
+    return this.#audited(p, 'delete_token', appId, async () => {
+      const app = await this.#app(p, appId);
+      await this.#liveToken(app, tokenId);
+      const revoked = await this.#s.options.store.revokeApiTokens(
+        app.tenantId,
+        [tokenId],
+        'deleted',
+        [this.#s.tombstone('api_token', tokenId, app.tenantId)],
+        this.#now(),
+      );
+      if (revoked.length === 0) throw notFound('token', tokenId);
+      this.#event(p, 'token.deleted', app.id, tokenId, {});
+    });
+  }
+
+  /** The app's audit log, newest first. */
+  listEvents(
+    p: Principal,
+    appId: string,
+    options: { limit?: number | undefined; cursor?: string | undefined } = {},
+  ): Promise<PageView<AuditEvent>> {
+    return this.#audited(p, 'list_events', appId, async () => {
+      const app = await this.#app(p, appId);
+      await this.#s.events.flush();
+      const page = await this.#s.options.store.listEvents(app.tenantId, app.id, {
+        limit: checkLimit(options.limit),
+        cursor: options.cursor,
+      });
+      return { items: page.items.map(eventView), nextCursor: page.nextCursor };
+    });
+  }
+
+  /**
+   * Rotate an API token with itself as the credential (`POST /tokens/refresh`): a new token with
+   * the old one's name and scopes and a fresh expiry (the same lifetime), the old one dead in the
+   * same compare-and-swap. Of concurrent refreshes of one token exactly one wins. Presenting a
+   * token that was already refreshed (after the race window) revokes its whole family: every
+   * token it was refreshed into, onwards. Every failure is `invalid_grant`.
+   */
+  async refresh(clientId: string, value: string): Promise<IssuedApiToken> {
+    const { store, advanced } = this.#s.options;
+    const refused = (reason: string, token?: ApiTokenRecord): never => {
+      if (token) {
+        this.#s.events.emit({
+          type: 'token.refresh_refused',
+          outcome: 'failure',
+          tenantId: token.tenantId,
+          appId: token.appId,
+          tokenId: token.id,
+          actorId: clientId.slice(0, 128),
+          data: { reason },
+        });
+      }
+      throw new AppTokensError('invalid_grant', 'refresh_token: not a valid API token of this client', {
+        field: 'refresh_token',
+      });
+    };
+    if (!this.#s.secrets.isWellFormed(value)) return refused('malformed');
+    const token = await store.findApiTokenByHash(hashSecret(value));
+    if (!token || token.appId !== clientId) return refused('unknown');
+    const now = this.#now();
+    if (token.revokedAt !== null) {
+      const raced = now.getTime() - token.revokedAt.getTime() <= advanced.refreshRaceWindow * 1000;
+      if (token.revokedReason === 'refreshed' && !raced) {
+        const revoked = await this.#revokeFamily(token);
+        this.#s.events.emit({
+          type: 'token.reuse_detected',
+          outcome: 'failure',
+          tenantId: token.tenantId,
+          appId: token.appId,
+          tokenId: token.id,
+          actorId: clientId,
+          data: { revokedTokenIds: revoked },
+        });
+        throw new AppTokensError(
+          'invalid_grant',
+          'refresh_token: this token was already refreshed; every token refreshed from it has been revoked',
+          { field: 'refresh_token' },
+        );
+      }
+      return refused(token.revokedReason ?? 'revoked', token);
+    }
+    if (token.expiresAt !== null && token.expiresAt <= now) return refused('expired', token);
+    const lifetime = token.expiresAt === null ? null : token.expiresAt.getTime() - token.createdAt.getTime();
+    const { record, value: newValue } = this.#successor(token, lifetime === null ? null : new Date(now.getTime() + lifetime));
+    const swapped = await store.replaceApiToken({
+      tenantId: token.tenantId,
+      oldId: token.id,
+      expectedHash: token.hash,
+      reason: 'refreshed',
+      replacement: record,
+      tombstone: this.#s.tombstone('api_token', token.id, token.tenantId),
+    });
+    // Lost the compare-and-swap to a concurrent refresh of the same token.
+    if (!swapped) return refused('raced', token);
+    this.#s.events.emit({
+      type: 'token.refreshed',
+      tenantId: token.tenantId,
+      appId: token.appId,
+      tokenId: record.id,
+      actorId: clientId,
+      data: { previousTokenId: token.id },
+    });
+    return { token: tokenView(record), value: newValue };
+  }
+
+  // ---- helpers ----------------------------------------------------------------------------------
+
+  #now(): Date {
+    return this.#s.options.advanced.now();
+  }
+
+  /** Run a management action; a refusal (4xx) is recorded as a `management.refused` event. */
+  async #audited<T>(p: Principal, action: string, appId: string | null, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (error) {
+      if (error instanceof AppTokensError && error.status < 500 && TENANT_ID.test(p.tenantId)) {
+        this.#s.events.emit({
+          type: 'management.refused',
+          outcome: 'failure',
+          tenantId: p.tenantId,
+          appId,
+          actorId: p.actorId,
+          data: { action, code: error.code, ...(error.field ? { field: error.field } : {}) },
+        });
+      }
+      throw error;
+    }
+  }
+
+  #event(p: Principal, type: 'app.created' | 'app.updated' | 'app.deleted' | 'token.created' | 'token.regenerated' | 'token.deleted', appId: string, tokenId: string | null, data: Record<string, unknown>): void {
+    this.#s.events.emit({ type, tenantId: p.tenantId, appId, tokenId, actorId: p.actorId, data });
+  }
+
+  async #app(p: Principal, appId: string): Promise<AppRecord> {
+    const app = await this.#s.options.store.getApp(tenantOf(p), appId);
+    if (!app) throw notFound('app', appId);
+    return app;
+  }
+
+  async #liveToken(app: AppRecord, tokenId: string): Promise<ApiTokenRecord> {
+    const token = await this.#s.options.store.getApiToken(app.tenantId, tokenId);
+    if (!token || token.appId !== app.id || token.revokedAt !== null) throw notFound('token', tokenId);
+    return token;
+  }
+
+  async #liveTokens(app: AppRecord): Promise<ApiTokenView[]> {
+    const tokens = await this.#s.options.store.listApiTokens(app.tenantId, app.id);
+    return tokens
+      .filter((t) => t.revokedAt === null)
+      .map((t) => {
+        // Uses not yet flushed count too: the batch is a write optimisation, not a delay users see.
+        const pending = this.#s.lastUsed.pending(t.id);
+        return tokenView(pending && (!t.lastUsedAt || pending > t.lastUsedAt) ? { ...t, lastUsedAt: pending } : t);
+      });
+  }
+
+  /** Nobody grants a scope they do not hold (wildcards respected). */
+  #assertMayGrant(p: Principal, scopes: readonly string[], field: string): void {
+    if (p.scopes === null) return;
+    const missing = new GrantedScopes(p.scopes).missing(scopes);
+    if (missing.length > 0) {
+      throw new AppTokensError('forbidden', `${field}: you cannot grant ${missing.map((s) => `'${printable(s)}'`).join(', ')}, which you do not hold`, {
+        field,
+      });
+    }
+  }
+
+  #scopeList(value: unknown, field: string): string[] {
+    if (!Array.isArray(value)) throw invalid(field, 'must be an array of scopes');
+    value.forEach((s, i) => {
+      if (typeof s !== 'string') throw invalid(`${field}[${i}]`, 'must be a string');
+    });
+    this.#s.catalogue.assertKnown(value as string[], field, 'validation_failed');
+    return [...new Set(value as string[])];
+  }
+
+  #newToken(app: AppRecord, input: CreateTokenInput, prefix: string, now: Date): { record: ApiTokenRecord; value: string } {
+    const { apiTokenTtl } = this.#s.options;
+    let ttl: number | null = apiTokenTtl.default;
+    if (input.expiresIn !== undefined) {
+      if (!Number.isSafeInteger(input.expiresIn) || input.expiresIn < 60 || input.expiresIn > apiTokenTtl.max) {
+        throw invalid(`${prefix}expiresIn`, `must be a whole number of seconds between 60 and ${apiTokenTtl.max}`);
+      }
+      ttl = input.expiresIn;
+    }
+    let scopes: string[] | null = null;
+    if (input.scopes !== undefined) {
+      scopes = this.#scopeList(input.scopes, `${prefix}scopes`);
+      if (scopes.length === 0) throw invalid(`${prefix}scopes`, 'must list at least one scope, or be omitted for all of the app’s');
+      const missing = new GrantedScopes(app.scopes).missing(scopes);
+      if (missing.length > 0) {
+        throw invalid(`${prefix}scopes`, `not within the app's scopes: ${missing.map(printable).join(' ')}`);
+      }
+    }
+    const name = input.name === undefined ? 'default' : checkName(input.name, `${prefix}name`);
+    return this.#record(app.id, app.tenantId, name, scopes, now, ttl === null ? null : new Date(now.getTime() + ttl * 1000));
+  }
+
+  /** The replacement of a token: same app, name and scopes, a new id and value. */
+  #successor(old: ApiTokenRecord, expiresAt: Date | null): { record: ApiTokenRecord; value: string } {
+    return this.#record(old.appId, old.tenantId, old.name, old.scopes, this.#now(), expiresAt);
+  }
+
+  #record(
+    appId: string,
+    tenantId: string,
+    name: string,
+    scopes: string[] | null,
+    createdAt: Date,
+    expiresAt: Date | null,
+  ): { record: ApiTokenRecord; value: string } {
+    const secret = this.#s.secrets.generate();
+    return {
+      value: secret.value,
+      record: {
+        id: randomId('tok'),
+        appId,
+        tenantId,
+        name,
+        hash: secret.hash,
+        hint: secret.hint,
+        scopes: scopes ? [...scopes] : null,
+        createdAt,
+        expiresAt,
+        lastUsedAt: null,
+        revokedAt: null,
+        revokedReason: null,
+        replacedBy: null,
+      },
+    };
+  }
+
+  /** Revoke every live token a reused token was refreshed into, onwards. Returns their ids. */
+  async #revokeFamily(reused: ApiTokenRecord): Promise<string[]> {
+    const { store } = this.#s.options;
+    const revoked: string[] = [];
+    // A refresh racing with us may extend the chain after our walk: walk again until it is dead.
+    for (let round = 0; round < 10; round++) {
+      const live: string[] = [];
+      const seen = new Set<string>([reused.id]);
+      let next = reused.replacedBy;
+      while (next !== null && !seen.has(next)) {
+        seen.add(next);
+        const t = await store.getApiToken(reused.tenantId, next);
+        if (!t) break;
+        if (t.revokedAt === null) live.push(t.id);
+        next = t.replacedBy;
+      }
+      if (live.length === 0) break;
+      const tombstones = live.map((id) => this.#s.tombstone('api_token', id, reused.tenantId));
+      revoked.push(...(await store.revokeApiTokens(reused.tenantId, live, 'reuse_detected', tombstones, this.#now())));
+    }
+    return revoked;
+  }
+}
+
+function tenantOf(p: Principal): string {
+  if (typeof p.tenantId !== 'string' || !TENANT_ID.test(p.tenantId)) {
+    throw invalid('tenantId', 'must be 1–128 letters, digits, ".", "_", ":" or "-", starting with a letter or digit');
+  }
+  return p.tenantId;
+}
+
+function checkLimit(limit: number | undefined): number {
+  if (limit === undefined) return PAGE_SIZE.default;
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > PAGE_SIZE.max) {
+    throw invalid('limit', `must be a whole number from 1 to ${PAGE_SIZE.max}`);
+  }
+  return limit;
+}
+
+function checkName(value: unknown, field: string): string {
+  if (typeof value !== 'string') throw invalid(field, 'must be a string');
+  const name = value.trim();
+  if (name.length === 0 || name.length > MAX_NAME) throw invalid(field, `must be 1–${MAX_NAME} characters`);
+  if (/[\x00-\x1f\x7f]/.test(name)) throw invalid(field, 'must not contain control characters');
+  return name;
+}
+
+function checkDescription(value: unknown): string | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'string') throw invalid('description', 'must be a string or null');
+  if (value.length > MAX_DESCRIPTION) throw invalid('description', `must be at most ${MAX_DESCRIPTION} characters`);
+  return value;
+}
+
+/** Custom claims: a small JSON object that cannot override registered or library claims. */
+function checkCustomClaims(value: unknown): Record<string, unknown> {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) throw invalid('customClaims', 'must be a JSON object');
+  let json: string;
+  try {
+    json = JSON.stringify(value);
+  } catch {
+    throw invalid('customClaims', 'must be a JSON object');
+  }
+  if (Buffer.byteLength(json) > MAX_CUSTOM_CLAIMS_BYTES) {
+    throw invalid('customClaims', `must be at most ${MAX_CUSTOM_CLAIMS_BYTES} bytes of JSON`);
+  }
+  for (const key of Object.keys(value)) {
+    if (RESERVED_CLAIMS.has(key)) throw invalid(`customClaims.${key}`, 'is a registered claim and cannot be set');
+  }
+  return JSON.parse(json) as Record<string, unknown>;
+}

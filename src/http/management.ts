@@ -1,0 +1,140 @@
+/**
+ * The management API router (`/apps…`): who is calling (a bearer token of ours with
+ * `apps:read` / `apps:write`, or the host's `resolvePrincipal`), a JSON body parser with a size
+ * limit, and one route per file under `routes/`. Errors are RFC 9457 problem details.
+ *
+ * @module
+ */
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import { AppTokensError } from '../core/errors.js';
+import type { AppManagement, Principal } from '../core/management.js';
+import { GrantedScopes } from '../core/scopes.js';
+import type { AppTokensService } from '../core/service.js';
+import { verifyRequestBearer } from './bearer.js';
+import { sendProblem } from './problem.js';
+import { toAppTokensError } from './responses.js';
+import { createApp } from './routes/create-app.js';
+import { createToken } from './routes/create-token.js';
+import { deleteApp } from './routes/delete-app.js';
+import { deleteToken } from './routes/delete-token.js';
+import { getApp } from './routes/get-app.js';
+import { listApps } from './routes/list-apps.js';
+import { listEvents } from './routes/list-events.js';
+import { listTokens } from './routes/list-tokens.js';
+import { regenerateToken } from './routes/regenerate-token.js';
+import { updateApp } from './routes/update-app.js';
+
+/** What a management route handler gets. */
+export interface ManagementContext {
+  req: Request;
+  res: Response;
+  /** Path parameters, as strings (empty when the route has none). */
+  params: { id: string; tokenId: string };
+  principal: Principal;
+  management: AppManagement;
+  issuer: string;
+}
+
+/** One route of the management API: a file under `routes/`. */
+export interface ManagementRoute {
+  method: 'get' | 'post' | 'patch' | 'delete';
+  path: string;
+  /** The scope the caller must hold. */
+  scope: 'apps:read' | 'apps:write';
+  handle(context: ManagementContext): Promise<void>;
+}
+
+export const MANAGEMENT_ROUTES: readonly ManagementRoute[] = [
+  createApp,
+  listApps,
+  getApp,
+  updateApp,
+  deleteApp,
+  listTokens,
+  createToken,
+  regenerateToken,
+  deleteToken,
+  listEvents,
+];
+
+interface Caller {
+  principal: Principal;
+  /** Whether the caller used one of our bearer tokens (then 401/403 carry a Bearer challenge). */
+  bearer: boolean;
+}
+
+function isPrincipal(value: unknown): value is Principal {
+  if (typeof value !== 'object' || value === null) return false;
+  const p = value as Record<string, unknown>;
+  return (
+    typeof p.tenantId === 'string' &&
+    (p.scopes === null || (Array.isArray(p.scopes) && p.scopes.every((s) => typeof s === 'string'))) &&
+    (p.actorId === null || p.actorId === undefined || typeof p.actorId === 'string')
+  );
+}
+
+export function managementRouter(service: AppTokensService, management: AppManagement): Router {
+  const router = express.Router();
+  const { realm, issuer } = service.options;
+  const { resolvePrincipal, bodyLimit } = service.options.management;
+  const json = express.json({ limit: bodyLimit, strict: true });
+
+  const fail = (res: Response, error: unknown, bearer: boolean) => {
+    const e = toAppTokensError(error);
+    sendProblem(res, e, { challenge: bearer ? e.bearerChallenge(realm) : undefined });
+  };
+
+  const caller = async (req: Request): Promise<Caller> => {
+    if (resolvePrincipal) {
+      const principal: unknown = await resolvePrincipal(req);
+      if (principal === null || principal === undefined) {
+        throw new AppTokensError('missing_token', 'sign in to manage apps', { status: 401 });
+      }
+      if (!isPrincipal(principal)) {
+        throw new AppTokensError('server_error', 'management.resolvePrincipal returned something that is not a principal');
+      }
+      return { principal: { ...principal, actorId: principal.actorId ?? null }, bearer: false };
+    }
+    const auth = await verifyRequestBearer(service, req);
+    return { principal: { tenantId: auth.tenantId, scopes: auth.scopes, actorId: auth.clientId }, bearer: true };
+  };
+
+  const paths = new Map<string, string[]>();
+  for (const route of MANAGEMENT_ROUTES) {
+    paths.set(route.path, [...(paths.get(route.path) ?? []), route.method.toUpperCase()]);
+    router[route.method](route.path, (req: Request, res: Response, next: NextFunction) => {
+      let bearer = resolvePrincipal === undefined;
+      void (async () => {
+        try {
+          const who = await caller(req);
+          bearer = who.bearer;
+          if (who.principal.scopes !== null && !new GrantedScopes(who.principal.scopes).grants(route.scope)) {
+            throw new AppTokensError('insufficient_scope', `this request needs the scope ${route.scope}`, {
+              scopes: [route.scope],
+            });
+          }
+          if (route.method === 'post' || route.method === 'patch') {
+            const hasBody = req.headers['content-length'] !== '0' && (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0);
+            if (hasBody && !req.is('application/json')) {
+              throw new AppTokensError('unsupported_media_type', 'body: must be application/json', { field: 'Content-Type' });
+            }
+            await new Promise<void>((resolve, reject) => json(req, res, (err?: unknown) => (err ? reject(err) : resolve())));
+          }
+          const params = { id: String(req.params.id ?? ''), tokenId: String(req.params.tokenId ?? '') };
+          await route.handle({ req, res, params, principal: who.principal, management, issuer });
+        } catch (error) {
+          if (res.headersSent) return next(error);
+          fail(res, error, bearer);
+        }
+      })();
+    });
+  }
+  // A known path with another method: 405 with Allow, as problem details.
+  for (const [path, methods] of paths) {
+    router.all(path, (_req: Request, res: Response) => {
+      res.setHeader('Allow', methods.join(', '));
+      sendProblem(res, new AppTokensError('method_not_allowed', `use ${methods.join(' or ')}`));
+    });
+  }
+  return router;
+}
