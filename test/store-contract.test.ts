@@ -53,6 +53,18 @@ describe('sqlite (file): persistence', () => {
     expect(await second.listTombstones(at(0))).toEqual([tombstone]);
   });
 
+  it('two stores of one process write one file at the same time without blocking (regression: SQLITE_BUSY after busy_timeout)', async () => {
+    const filename = join(temp.dir, 'turns.sqlite');
+    const [a, b] = [open(filename), open(filename)];
+    await a.init();
+    await b.init();
+    const started = Date.now();
+    const [x, y] = await Promise.all([a.ensureSigningKey(makeKey()), b.ensureSigningKey(makeKey())]);
+    expect(x).toEqual(y);
+    // Without the per-file lock the second writer blocked the event loop for the whole busy_timeout (5 s).
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
   it('two stores migrating one fresh file at the same time both come up (regression: "table apps already exists")', async () => {
     const filename = join(temp.dir, 'race.sqlite');
     const [a, b] = [open(filename), open(filename)];

@@ -6,7 +6,7 @@
  */
 
 import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { CompiledQuery, Kysely, SqliteDialect, SqliteDriver } from 'kysely';
 import type { DatabaseConnection, Driver, SqliteDatabase, SqliteDialectConfig } from 'kysely';
 import { AppTokensError } from '../../src/core/errors.js';
@@ -25,22 +25,79 @@ export interface SqliteStoreOptions {
  * process's writer instead of failing with `SQLITE_BUSY` when it upgrades.
  */
 class ImmediateSqliteDriver extends SqliteDriver {
+  readonly #fileLock: FileLock | undefined;
+
+  constructor(config: SqliteDialectConfig, filename: string) {
+    super(config);
+    this.#fileLock = fileLock(filename);
+  }
+
+  override async acquireConnection(): Promise<DatabaseConnection> {
+    // better-sqlite3 is synchronous: a second connection of this process waiting on the file's
+    // write lock (busy_timeout) would block the event loop, and with it the holder, for the whole
+    // timeout. So stores of one process on one file take turns here, asynchronously.
+    await this.#fileLock?.acquire();
+    try {
+      return await super.acquireConnection();
+    } catch (error) {
+      this.#fileLock?.release();
+      throw error;
+    }
+  }
+
+  override async releaseConnection(): Promise<void> {
+    await super.releaseConnection();
+    this.#fileLock?.release();
+  }
+
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
     await connection.executeQuery(CompiledQuery.raw('begin immediate'));
   }
 }
 
+/** A FIFO async lock. */
+class FileLock {
+  #held = false;
+  readonly #waiters: Array<() => void> = [];
+
+  acquire(): Promise<void> {
+    if (!this.#held) {
+      this.#held = true;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  release(): void {
+    const next = this.#waiters.shift();
+    if (next) next();
+    else this.#held = false;
+  }
+}
+
+/** One lock per database file of this process (none for `:memory:`, which is private to its connection). */
+const fileLocks = new Map<string, FileLock>();
+function fileLock(filename: string): FileLock | undefined {
+  if (filename === ':memory:' || filename === '') return undefined;
+  const key = resolve(filename);
+  let lock = fileLocks.get(key);
+  if (!lock) fileLocks.set(key, (lock = new FileLock()));
+  return lock;
+}
+
 /** {@link SqliteDialect} with {@link ImmediateSqliteDriver}. */
 class ImmediateSqliteDialect extends SqliteDialect {
   readonly #config: SqliteDialectConfig;
+  readonly #filename: string;
 
-  constructor(config: SqliteDialectConfig) {
+  constructor(config: SqliteDialectConfig, filename: string) {
     super(config);
     this.#config = config;
+    this.#filename = filename;
   }
 
   override createDriver(): Driver {
-    return new ImmediateSqliteDriver(this.#config);
+    return new ImmediateSqliteDriver(this.#config, this.#filename);
   }
 }
 
@@ -79,7 +136,7 @@ async function openSqlite(filename: string): Promise<SqliteDatabase> {
 export function createSqliteStore(options: SqliteStoreOptions): SqlStore {
   const { filename } = options;
   const db = new Kysely<Database>({
-    dialect: new ImmediateSqliteDialect({ database: () => openSqlite(filename) }),
+    dialect: new ImmediateSqliteDialect({ database: () => openSqlite(filename) }, filename),
   });
   return new SqlStore({ db, dialect: 'sqlite' });
 }
