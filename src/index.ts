@@ -36,5 +36,5 @@ export type {
   ReplaceApiTokenInput,
   ChangeListener,
 } from './store.js';
-export { ChangeFeed, encodeCursor, decodeCursor } from './store.js';
+export { ChangeFeed, encodeCursor, decodeCursor, parseListOptions } from './store.js';
 export * as errors from './core/errors.js';

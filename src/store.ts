@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { AppTokensError } from './core/errors.js';
 
 /** An OAuth 2.0 client acting for one tenant. `id` is its `client_id`. */
 export interface AppRecord {
@@ -249,6 +250,23 @@ export interface Store {
   purgeTombstones(now: Date): Promise<void>;
   /** Subscribe to tombstones committed by this process. Returns the unsubscribe function. */
   onChange(listener: ChangeListener): () => void;
+}
+
+/**
+ * Validate list options for adapters: a positive integer `limit` and, when given, a cursor made by
+ * {@link encodeCursor}. Throws `validation_failed` naming `limit` or `cursor`.
+ */
+export function parseListOptions(options: { limit: number; cursor?: string | undefined }): {
+  limit: number;
+  after: { createdAt: number; id: string } | undefined;
+} {
+  if (!Number.isSafeInteger(options.limit) || options.limit < 1) {
+    throw new AppTokensError('validation_failed', 'limit must be a positive integer.', { field: 'limit' });
+  }
+  if (options.cursor === undefined) return { limit: options.limit, after: undefined };
+  const after = decodeCursor(options.cursor);
+  if (!after) throw new AppTokensError('validation_failed', 'The cursor is not valid.', { field: 'cursor' });
+  return { limit: options.limit, after };
 }
 
 /**

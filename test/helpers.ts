@@ -10,18 +10,11 @@ import { expect } from 'vitest';
 import { createAppTokens, type AppTokens, type AppTokensOptions, type Store } from '../src/index.js';
 import { createSqliteStore } from '../adapters/sql/index.js';
 import { createMemoryStore } from '../adapters/memory/index.js';
+import { EXAMPLE_SCOPES } from '../src/cli.js';
 
 export const ISSUER = 'https://auth.example.test';
-export const CATALOGUE = [
-  'notarization:read',
-  'notarization:write',
-  'storage:read',
-  'storage:write',
-  'streams:read',
-  'streams:write',
-  'apps:read',
-  'apps:write',
-];
+/** The tests use the example server's catalogue. */
+export const CATALOGUE = [...EXAMPLE_SCOPES];
 
 export interface Fixture {
   auth: AppTokens;

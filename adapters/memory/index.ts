@@ -6,7 +6,7 @@
  */
 
 import { AppTokensError } from '../../src/core/errors.js';
-import { ChangeFeed, decodeCursor, encodeCursor } from '../../src/store.js';
+import { ChangeFeed, encodeCursor, parseListOptions } from '../../src/store.js';
 import type {
   ApiTokenRecord,
   ApiTokenRevocationReason,
@@ -382,20 +382,6 @@ export class MemoryStore implements Store {
 /** Code-unit order, the same as SQLite's BINARY and PostgreSQL's "C" collation for ASCII ids. */
 function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** Validate list options: a positive integer `limit` and, when given, a cursor made by {@link encodeCursor}. */
-function parseListOptions(options: { limit: number; cursor?: string | undefined }): {
-  limit: number;
-  after: { createdAt: number; id: string } | undefined;
-} {
-  if (!Number.isSafeInteger(options.limit) || options.limit < 1) {
-    throw new AppTokensError('validation_failed', 'limit must be a positive integer.', { field: 'limit' });
-  }
-  if (options.cursor === undefined) return { limit: options.limit, after: undefined };
-  const after = decodeCursor(options.cursor);
-  if (!after) throw new AppTokensError('validation_failed', 'The cursor is not valid.', { field: 'cursor' });
-  return { limit: options.limit, after };
 }
 
 function eventKey(tenantId: string, appId: string): string {

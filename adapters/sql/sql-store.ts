@@ -9,7 +9,7 @@
 
 import type { Insertable, Kysely, Updateable } from 'kysely';
 import { AppTokensError } from '../../src/core/errors.js';
-import { ChangeFeed, decodeCursor, encodeCursor } from '../../src/store.js';
+import { ChangeFeed, encodeCursor, parseListOptions } from '../../src/store.js';
 import type {
   ApiTokenRecord,
   ApiTokenRevocationReason,
@@ -489,20 +489,6 @@ function chunk<T>(items: readonly T[], size: number): T[][] {
   const parts: T[][] = [];
   for (let i = 0; i < items.length; i += size) parts.push(items.slice(i, i + size));
   return parts;
-}
-
-/** Validate `listApps` and `listEvents` options (the memory adapter applies the same rules). */
-function parseListOptions(options: { limit: number; cursor?: string | undefined }): {
-  limit: number;
-  after: { createdAt: number; id: string } | undefined;
-} {
-  if (!Number.isSafeInteger(options.limit) || options.limit < 1) {
-    throw new AppTokensError('validation_failed', 'limit must be a positive integer.', { field: 'limit' });
-  }
-  if (options.cursor === undefined) return { limit: options.limit, after: undefined };
-  const after = decodeCursor(options.cursor);
-  if (!after) throw new AppTokensError('validation_failed', 'The cursor is not valid.', { field: 'cursor' });
-  return { limit: options.limit, after };
 }
 
 function checkTokenOfApp(token: ApiTokenRecord, app: AppRecord): void {

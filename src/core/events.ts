@@ -4,6 +4,7 @@
  * @module
  */
 import type { AuditEventRecord, AuditEventType, Store } from '../store.js';
+import { BatchWriter } from './batch.js';
 import { randomId } from './secrets.js';
 
 /** An audit event as the host's `onEvent` and `GET /apps/:id/events` see it. Never a secret. */
@@ -34,20 +35,15 @@ export interface EventLogOptions {
   now: () => Date;
 }
 
-export class EventLog {
+export class EventLog extends BatchWriter<AuditEventRecord[]> {
   readonly #store: Store;
   readonly #options: EventLogOptions;
   #pending: AuditEventRecord[] = [];
-  #flushing: Promise<void> | undefined;
-  #timer: NodeJS.Timeout | undefined;
 
   constructor(store: Store, options: EventLogOptions) {
+    super(options.flushInterval);
     this.#store = store;
     this.#options = options;
-    if (options.flushInterval > 0) {
-      this.#timer = setInterval(() => void this.flush().catch(() => undefined), options.flushInterval);
-      this.#timer.unref();
-    }
   }
 
   /** Record an event: `onEvent` now (its failure is contained), the store on the next flush. */
@@ -72,26 +68,21 @@ export class EventLog {
     }
   }
 
-  /** Write pending events in one batch; on failure they stay queued for the next flush. */
-  async flush(): Promise<void> {
-    while (this.#flushing) await this.#flushing;
-    if (this.#pending.length === 0) return;
-    const batch = this.#pending;
-    this.#pending = [];
-    this.#flushing = this.#store.appendEvents(batch).catch((error: unknown) => {
-      this.#pending = batch.concat(this.#pending);
-      throw error;
-    });
-    try {
-      await this.#flushing;
-    } finally {
-      this.#flushing = undefined;
-    }
+  protected override get isEmpty(): boolean {
+    return this.#pending.length === 0;
   }
 
-  async close(): Promise<void> {
-    if (this.#timer) clearInterval(this.#timer);
-    this.#timer = undefined;
-    await this.flush();
+  protected override take(): AuditEventRecord[] {
+    const batch = this.#pending;
+    this.#pending = [];
+    return batch;
+  }
+
+  protected override restore(batch: AuditEventRecord[]): void {
+    this.#pending = batch.concat(this.#pending);
+  }
+
+  protected override write(batch: AuditEventRecord[]): Promise<void> {
+    return this.#store.appendEvents(batch);
   }
 }

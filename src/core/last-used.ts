@@ -5,19 +5,15 @@
  * @module
  */
 import type { Store } from '../store.js';
+import { BatchWriter } from './batch.js';
 
-export class LastUsedBatcher {
+export class LastUsedBatcher extends BatchWriter<Map<string, Date>> {
   readonly #store: Store;
   #pending = new Map<string, Date>();
-  #timer: NodeJS.Timeout | undefined;
-  #flushing: Promise<void> | undefined;
 
   constructor(store: Store, interval: number) {
+    super(interval);
     this.#store = store;
-    if (interval > 0) {
-      this.#timer = setInterval(() => void this.flush().catch(() => undefined), interval);
-      this.#timer.unref();
-    }
   }
 
   /** Note a use of an API token. O(1), no I/O. */
@@ -30,29 +26,22 @@ export class LastUsedBatcher {
     return this.#pending.get(apiTokenId);
   }
 
-  /** Write pending uses. A failed write puts them back for the next flush, so no use is lost. */
-  async flush(): Promise<void> {
-    if (this.#flushing) await this.#flushing;
-    if (this.#pending.size === 0) return;
-    const batch = this.#pending;
-    this.#pending = new Map();
-    this.#flushing = this.#store.touchApiTokens(batch).then(
-      () => undefined,
-      (error: unknown) => {
-        for (const [id, at] of batch) if (!this.#pending.has(id)) this.#pending.set(id, at);
-        throw error;
-      },
-    );
-    try {
-      await this.#flushing;
-    } finally {
-      this.#flushing = undefined;
-    }
+  protected override get isEmpty(): boolean {
+    return this.#pending.size === 0;
   }
 
-  async close(): Promise<void> {
-    if (this.#timer) clearInterval(this.#timer);
-    this.#timer = undefined;
-    await this.flush();
+  protected override take(): Map<string, Date> {
+    const batch = this.#pending;
+    this.#pending = new Map();
+    return batch;
+  }
+
+  protected override restore(batch: Map<string, Date>): void {
+    // A newer use recorded meanwhile wins over the failed batch's.
+    for (const [id, at] of batch) if (!this.#pending.has(id)) this.#pending.set(id, at);
+  }
+
+  protected override write(batch: Map<string, Date>): Promise<void> {
+    return this.#store.touchApiTokens(batch);
   }
 }
