@@ -32,7 +32,7 @@ export interface AppRecord {
 }
 
 /** Why an API token stopped working. */
-export type ApiTokenRevocationReason = 'deleted' | 'refreshed' | 'regenerated' | 'reuse_detected' | 'app_deleted';
+export type ApiTokenRevocationReason = 'deleted' | 'revoked' | 'refreshed' | 'regenerated' | 'reuse_detected' | 'app_deleted';
 
 /** A long-lived secret of an app (its `client_secret`). The value itself is never stored. */
 export interface ApiTokenRecord {
@@ -239,6 +239,13 @@ export interface Store {
    * active key of that algorithm afterwards, so instances starting together agree on one key.
    */
   ensureSigningKey(candidate: SigningKeyRecord): Promise<SigningKeyRecord>;
+
+  /**
+   * Atomically retire every active key of `candidate.alg` (setting `retiredAt = now`) and insert
+   * `candidate` as the active key of that algorithm. Returns the retired keys' kids.
+   * Throws `conflict` if `candidate.kid` exists.
+   */
+  rotateSigningKey(candidate: SigningKeyRecord, now: Date): Promise<string[]>;
 
   // ---- revocation ---------------------------------------------------------------------------
 

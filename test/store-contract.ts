@@ -945,6 +945,30 @@ export function storeContract(name: string, makeStore: () => Promise<MadeStore>)
         expect(await store.listSigningKeys()).toEqual([]);
       });
 
+      it('rotateSigningKey retires the active key of that alg and makes the candidate active, atomically', async () => {
+        const first = makeKey();
+        const other = makeKey({ alg: 'RS256' });
+        await store.ensureSigningKey(first);
+        await store.ensureSigningKey(other);
+        const next = makeKey();
+        expect(await store.rotateSigningKey(next, at(5000))).toEqual([first.kid]);
+        const keys = await store.listSigningKeys();
+        expect(keys.find((k) => k.kid === first.kid)?.retiredAt).toEqual(at(5000));
+        expect(keys.find((k) => k.kid === next.kid)?.retiredAt).toBeNull();
+        // Another algorithm's key is untouched.
+        expect(keys.find((k) => k.kid === other.kid)?.retiredAt).toBeNull();
+        expect(await store.ensureSigningKey(makeKey())).toEqual(next);
+      });
+
+      it('rotateSigningKey refuses an existing kid with conflict and changes nothing', async () => {
+        const first = makeKey();
+        await store.ensureSigningKey(first);
+        await expect(store.rotateSigningKey(first, at(5000))).rejects.toMatchObject({ code: 'conflict' });
+        const keys = await store.listSigningKeys();
+        expect(keys).toHaveLength(1);
+        expect(keys[0]?.retiredAt).toBeNull();
+      });
+
       it('ensureSigningKey inserts the candidate when no key of its alg is active', async () => {
         const candidate = makeKey();
         expect(await store.ensureSigningKey(candidate)).toEqual(candidate);

@@ -312,6 +312,23 @@ export class MemoryStore implements Store {
     return structuredClone(stored);
   }
 
+  /** @inheritDoc */
+  async rotateSigningKey(candidate: SigningKeyRecord, now: Date): Promise<string[]> {
+    this.#assertOpen();
+    if (this.#keys.has(candidate.kid)) {
+      throw new AppTokensError('conflict', `Signing key ${candidate.kid} already exists.`);
+    }
+    const retired: string[] = [];
+    for (const key of this.#keys.values()) {
+      if (key.alg === candidate.alg && key.retiredAt === null) {
+        key.retiredAt = new Date(now.getTime());
+        retired.push(key.kid);
+      }
+    }
+    this.#keys.set(candidate.kid, { ...structuredClone(candidate), retiredAt: null });
+    return retired;
+  }
+
   // ---- revocation ---------------------------------------------------------------------------
 
   /** @inheritDoc Every given tombstone is emitted, including ones that already existed. */

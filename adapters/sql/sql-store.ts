@@ -442,6 +442,26 @@ export class SqlStore implements Store {
     return rowToKey(active);
   }
 
+  /** @inheritDoc */
+  async rotateSigningKey(candidate: SigningKeyRecord, now: Date): Promise<string[]> {
+    const db = await this.#ready();
+    try {
+      return await db.transaction().execute(async (trx) => {
+        const retired = await trx
+          .updateTable('signing_keys')
+          .set({ retired_at: now.getTime() })
+          .where('alg', '=', candidate.alg)
+          .where('retired_at', 'is', null)
+          .returning('kid')
+          .execute();
+        await trx.insertInto('signing_keys').values(keyToRow({ ...candidate, retiredAt: null })).execute();
+        return retired.map((r) => r.kid);
+      });
+    } catch (error) {
+      throw mapWriteError(error);
+    }
+  }
+
   // ---- revocation ---------------------------------------------------------------------------
 
   /** @inheritDoc Every given tombstone is emitted, including ones that already existed. */
