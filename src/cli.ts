@@ -28,14 +28,20 @@ export const EXAMPLE_SCOPES = [
   'apps:write',
 ];
 
-const USAGE = `Usage: express-app-tokens bootstrap --tenant NAME [--scopes "a:read b:write"] [--name admin]
-
-Creates the tenant's admin app with every catalogue scope and prints its credentials once:
-  {"tenant":"NAME","client_id":"app_…","client_secret":"eat_…"}
+const USAGE = `Usage:
+  express-app-tokens bootstrap --tenant NAME [--scopes "a:read b:write"] [--name admin]
+      Creates the tenant's admin app with every catalogue scope and prints its credentials once:
+      {"tenant":"NAME","client_id":"app_…","client_secret":"eat_…"}
+  express-app-tokens rotate-keys
+      Retires the active signing key and creates a new one; prints {"kid":"…","retired":["…"]}.
+      Old tokens keep verifying until they expire; running servers pick the new key up within
+      their key reload interval (60 s).
 
 Environment:
-  DATABASE_URL  sqlite:<path> (default ${DEFAULT_DATABASE_URL}) or memory:
-  SCOPES        the scope catalogue, space-separated (default: the example server's)`;
+  DATABASE_URL           sqlite:<path> (default ${DEFAULT_DATABASE_URL}) or memory:
+  SCOPES                 the scope catalogue, space-separated (default: the example server's)
+  SIGNING_ALGORITHM      RS256 (default), ES256 or EdDSA (rotate-keys)
+  KEY_ENCRYPTION_SECRET  seals the new private key at rest (rotate-keys)`;
 
 export interface CliIo {
   env: NodeJS.ProcessEnv;
@@ -66,10 +72,12 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     io.stdout(USAGE);
     return 0;
   }
-  if (positionals[0] !== 'bootstrap' || positionals.length !== 1) {
+  const command = positionals[0];
+  if ((command !== 'bootstrap' && command !== 'rotate-keys') || positionals.length !== 1) {
     io.stderr(`unknown command: ${positionals.join(' ') || '(none)'}\n\n${USAGE}`);
     return 2;
   }
+  if (command === 'rotate-keys') return rotateKeys(io);
   if (!values.tenant) {
     io.stderr(`--tenant: required\n\n${USAGE}`);
     return 2;
@@ -97,6 +105,34 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       return 2;
     }
     io.stderr(`bootstrap failed: ${(error as Error).message}`);
+    return 1;
+  } finally {
+    await store?.close();
+  }
+}
+
+async function rotateKeys(io: CliIo): Promise<number> {
+  let store;
+  try {
+    store = await openStore(io.env.DATABASE_URL || DEFAULT_DATABASE_URL);
+    const auth = createAppTokens({
+      store,
+      issuer: io.env.ISSUER || `http://localhost:${io.env.PORT ?? '3000'}`,
+      scopes: EXAMPLE_SCOPES,
+      ...(io.env.SIGNING_ALGORITHM ? { signingAlgorithm: io.env.SIGNING_ALGORITHM as 'RS256' } : {}),
+      ...(io.env.KEY_ENCRYPTION_SECRET ? { keyEncryptionSecret: io.env.KEY_ENCRYPTION_SECRET } : {}),
+      advanced: { revocationSyncInterval: 0, keyReloadInterval: 0, lastUsedFlushInterval: 0, eventFlushInterval: 0 },
+    });
+    const rotated = await auth.rotateKeys();
+    await auth.close();
+    io.stdout(JSON.stringify(rotated));
+    return 0;
+  } catch (error) {
+    if (error instanceof AppTokensError) {
+      io.stderr(error.message.replace(/^"signingAlgorithm"/, 'SIGNING_ALGORITHM').replace(/^"keyEncryptionSecret"/, 'KEY_ENCRYPTION_SECRET'));
+      return 2;
+    }
+    io.stderr(`rotate-keys failed: ${(error as Error).message}`);
     return 1;
   } finally {
     await store?.close();

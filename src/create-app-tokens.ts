@@ -19,8 +19,8 @@ import type { AppTokensOptions } from './core/options.js';
 import { resolveOptions } from './core/options.js';
 import { AppTokensService } from './core/service.js';
 import type { ApiTokenView, AppView, IssuedApiToken } from './core/views.js';
-import { bearer, type AppTokensStrategy } from './http/bearer.js';
-import { createRouter } from './http/router.js';
+import { bearer, type AppTokensStrategy, type AuthenticateOptions } from './http/bearer.js';
+import { createRouter, wellKnownRouter } from './http/router.js';
 
 /**
  * Programmatic app management for trusted server-side code (the CLI, a host's admin jobs): the
@@ -41,7 +41,7 @@ export interface AppsApi {
   createToken(tenantId: string, appId: string, input?: CreateTokenInput): Promise<IssuedApiToken>;
   /** Metadata of the app's live tokens. */
   listTokens(tenantId: string, appId: string): Promise<{ items: ApiTokenView[] }>;
-  /** A new value for a token (new id, same name, scopes and expiry); the old value dies at once. */
+  /** A new value for a token (new id; same name, scopes and lifetime; fresh expiry); the old value dies at once. */
   regenerateToken(tenantId: string, appId: string, tokenId: string): Promise<IssuedApiToken>;
   /** Delete one API token; it and the access tokens it minted die at once. */
   deleteToken(tenantId: string, appId: string, tokenId: string): Promise<void>;
@@ -53,8 +53,16 @@ export interface AppsApi {
 export interface AppTokens {
   /** The HTTP contract's routes: mount at the issuer's path, e.g. `app.use(auth.routes())`. */
   routes(): Router;
-  /** Bearer middleware (RFC 6750): sets `req.auth` or answers 400/401. */
-  authenticate(): RequestHandler;
+  /**
+   * RFC 8414 §3 discovery for an issuer with a path (`https://api.example.com/auth`): mount at the
+   * host's root to serve `/.well-known/oauth-authorization-server/auth`.
+   */
+  wellKnown(): Router;
+  /**
+   * Bearer middleware (RFC 6750): sets `req.auth` or answers 400/401. With `{ audience }`, only
+   * tokens for that resource server (RFC 8707) pass.
+   */
+  authenticate(options?: AuthenticateOptions): RequestHandler;
   /** 403 `insufficient_scope` unless the token grants every one of `scopes`. */
   requireScopes(...scopes: string[]): RequestHandler;
   /** 403 `insufficient_scope` unless the token grants at least one of `scopes`. */
@@ -63,6 +71,11 @@ export interface AppTokens {
   readonly strategy: AppTokensStrategy;
   /** Programmatic management. */
   readonly apps: AppsApi;
+  /**
+   * Rotate the signing key now: new tokens carry the new `kid`; the old public key stays in the
+   * JWKS, and old tokens keep verifying on every instance, until the last of them has expired.
+   */
+  rotateKeys(): Promise<{ kid: string; retired: string[] }>;
   /** Resolves once the store is initialised and the signing key loaded (routes also wait for it). */
   ready(): Promise<void>;
   /** Flush batched writes (last use, audit events) and stop timers. Does not close the store. */
@@ -105,6 +118,7 @@ export function createAppTokens(options: AppTokensOptions): AppTokens {
   };
   return {
     routes: () => createRouter(service, management),
+    wellKnown: () => wellKnownRouter(service),
     authenticate: guards.authenticate,
     requireScopes: guards.requireScopes,
     requireAnyScope: guards.requireAnyScope,
@@ -122,6 +136,7 @@ export function createAppTokens(options: AppTokensOptions): AppTokens {
       deleteToken: (tenantId, appId, tokenId) => run(() => management.deleteToken(system(tenantId), appId, tokenId)),
       events: (tenantId, appId, opts) => run(() => management.listEvents(system(tenantId), appId, opts)),
     },
+    rotateKeys: () => service.rotateKeys(),
     ready: () => service.ready(),
     close: () => service.close(),
   };

@@ -19,7 +19,7 @@ export type {
 } from './core/management.js';
 export type { AuditEvent } from './core/events.js';
 export type { AppView, ApiTokenView, IssuedApiToken } from './core/views.js';
-export type { AppTokensStrategy } from './http/bearer.js';
+export type { AppTokensStrategy, AuthenticateOptions } from './http/bearer.js';
 export type { SigningAlgorithm } from './core/keys.js';
 export type {
   Store,

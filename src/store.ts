@@ -99,6 +99,7 @@ export type AuditEventType =
   | 'token.refresh_refused'
   | 'access_token.issued'
   | 'access_token.refused'
+  | 'access_token.revoked'
   | 'management.refused';
 
 /**

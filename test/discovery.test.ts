@@ -22,17 +22,37 @@ describe('RFC 8414 authorization server metadata', () => {
     expect(decodeJwt(jwt).payload.iss).toBe(meta.issuer);
   });
 
-  it('RFC 8414 §2: lists the endpoints, client_credentials, both auth methods and the scopes', async () => {
+  it('RFC 8414 §2: lists the endpoints, client_credentials and token exchange, the auth methods and the scopes', async () => {
     const res = await request(f.app).get('/.well-known/oauth-authorization-server');
     expect(res.status).toBe(200);
     expect(res.headers['content-type']).toMatch(/^application\/json/);
-    expect(res.body).toMatchObject({
+    const methods = ['client_secret_basic', 'client_secret_post'];
+    expect(res.body).toEqual({
+      issuer: ISSUER,
       token_endpoint: `${ISSUER}/oauth/token`,
       jwks_uri: `${ISSUER}/.well-known/jwks.json`,
-      grant_types_supported: ['client_credentials'],
-      token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
+      grant_types_supported: ['client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange'],
+      token_endpoint_auth_methods_supported: methods,
+      introspection_endpoint: `${ISSUER}/oauth/introspect`,
+      introspection_endpoint_auth_methods_supported: methods,
+      revocation_endpoint: `${ISSUER}/oauth/revoke`,
+      revocation_endpoint_auth_methods_supported: methods,
       scopes_supported: CATALOGUE,
     });
+  });
+
+  it('RFC 8414 §3: an issuer with a path is discovered at /.well-known/oauth-authorization-server/<path>', async () => {
+    const auth = createAppTokens({ store: createMemoryStore(), issuer: 'https://api.example.test/tenants/auth', scopes: CATALOGUE });
+    const host = express();
+    host.use(auth.wellKnown());
+    host.use('/tenants/auth', auth.routes());
+    const res = await request(host).get('/.well-known/oauth-authorization-server/tenants/auth');
+    expect(res.status).toBe(200);
+    expect(res.body.issuer).toBe('https://api.example.test/tenants/auth');
+    expect(res.body.token_endpoint).toBe('https://api.example.test/tenants/auth/oauth/token');
+    // The form without the path does not answer for this issuer at the root.
+    expect((await request(host).get('/.well-known/oauth-authorization-server')).status).toBe(404);
+    await auth.close();
   });
 
   it('RFC 8414 §2: no metadata value is an empty array', async () => {

@@ -4,7 +4,7 @@
  * @module
  */
 import { SignJWT, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
-import type { ApiTokenRecord, AppRecord } from '../store.js';
+import type { AppRecord } from '../store.js';
 import { AppTokensError } from './errors.js';
 import type { KeyRing } from './keys.js';
 import { GrantedScopes } from './scopes.js';
@@ -51,6 +51,8 @@ export interface AuthInfo {
   claims: Readonly<AuthClaims>;
   /** When this credential stops being valid; `null` for an API token without expiry. */
   expiresAt: Date | null;
+  /** The audiences (`aud`) of a JWT; `null` for an API token, which is not audience-bound. */
+  audience: readonly string[] | null;
 }
 
 /** Internal: the compiled scope set of an AuthInfo, hidden from enumeration and JSON. */
@@ -88,7 +90,10 @@ export const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
 
 export interface MintInput {
   app: AppRecord;
-  apiToken: ApiTokenRecord;
+  /** The API token the new access token descends from (revoking it kills the access token). */
+  apiTokenId: string;
+  /** The access token never outlives this (the API token's expiry, a subject token's). */
+  notAfter: Date | null;
   scopes: readonly string[];
   audience: string;
 }
@@ -120,11 +125,11 @@ export class AccessTokens {
   }
 
   /** Sign an RFC 9068 access token. Its lifetime never outlives the API token that minted it. */
-  async mint({ app, apiToken, scopes, audience }: MintInput): Promise<MintedAccessToken> {
+  async mint({ app, apiTokenId, notAfter, scopes, audience }: MintInput): Promise<MintedAccessToken> {
     const nowMs = this.#options.now().getTime();
     const iat = Math.floor(nowMs / 1000);
     let exp = iat + this.#options.ttl;
-    if (apiToken.expiresAt) exp = Math.min(exp, Math.floor(apiToken.expiresAt.getTime() / 1000));
+    if (notAfter) exp = Math.min(exp, Math.floor(notAfter.getTime() / 1000));
     const jti = randomId();
     const key = this.#keys.active;
     // Custom claims first: the registered and library claims below always win.
@@ -134,7 +139,7 @@ export class AccessTokens {
       scope: scopes.join(' '),
       tenant_id: app.tenantId,
       app_name: app.name,
-      api_token_id: apiToken.id,
+      api_token_id: apiTokenId,
     };
     const jwt = await new SignJWT(payload)
       .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'at+jwt' })
@@ -207,6 +212,7 @@ export class AccessTokens {
       scopes: scope === '' ? [] : scope.split(' '),
       claims: Object.freeze(payload as AuthClaims),
       expiresAt: new Date((payload.exp as number) * 1000),
+      audience: Array.isArray(payload.aud) ? payload.aud : [payload.aud as string],
     });
   }
 }

@@ -30,6 +30,7 @@ interface LoadedKey {
   alg: SigningAlgorithm;
   publicJwk: PublicJwk;
   publicKey: CryptoKey;
+  createdAt: Date;
   retiredAt: Date | null;
 }
 
@@ -41,7 +42,10 @@ export interface KeyRingOptions {
   algorithm: SigningAlgorithm;
   /** High-entropy secret that seals private keys at rest. */
   encryptionSecret?: string | undefined;
-  /** How long a retired key stays published (the longest access-token lifetime), seconds. */
+  /**
+   * How long a retired key stays published, seconds: the longest access-token lifetime, plus the
+   * leeway, plus the time another instance may still sign with it before it reloads.
+   */
   retentionSeconds: number;
   now: () => Date;
   warn: (message: string, code: string) => void;
@@ -119,6 +123,27 @@ export class KeyRing {
       records = await this.#store.listSigningKeys();
     }
     await this.#adopt(records);
+  }
+
+  /**
+   * Rotate: a new active key of the configured algorithm, the old one retired but still published
+   * (and verifying) until its last token has expired. Returns the new kid.
+   */
+  async rotate(): Promise<{ kid: string; retired: string[] }> {
+    const candidate = await this.#generate(this.#options.algorithm);
+    const retired = await this.#store.rotateSigningKey(candidate, this.#options.now());
+    await this.#adopt(await this.#store.listSigningKeys());
+    return { kid: candidate.kid, retired };
+  }
+
+  /** Read the keys again: another instance may have rotated. */
+  async reload(): Promise<void> {
+    await this.#adopt(await this.#store.listSigningKeys());
+  }
+
+  /** Age of the active key, seconds. */
+  get activeAge(): number {
+    return (this.#options.now().getTime() - this.active.createdAt.getTime()) / 1000;
   }
 
   /**
@@ -201,6 +226,7 @@ export class KeyRing {
         alg,
         publicJwk: toPublicJwk(publicJwk, record.kid, alg),
         publicKey: existing?.publicKey ?? ((await importJWK(publicJwk, alg)) as CryptoKey),
+        createdAt: record.createdAt,
         retiredAt: record.retiredAt,
       };
       byKid.set(record.kid, loaded);

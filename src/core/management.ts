@@ -175,15 +175,15 @@ export class AppManagement {
   }
 
   /**
-   * A new value for a token: same name, scopes and expiry, a new id; the old value and every
-   * access token it minted die in the same atomic step.
+   * A new value for a token: same name, scopes and lifetime (a fresh expiry), a new id; the old
+   * value and every access token it minted die in the same atomic step.
    */
   regenerateToken(p: Principal, appId: string, tokenId: string): Promise<IssuedApiToken> {
     return this.#audited(p, 'regenerate_token', appId, async () => {
       const app = await this.#app(p, appId);
       const old = await this.#liveToken(app, tokenId);
       this.#assertMayGrant(p, old.scopes ?? app.scopes, 'scopes');
-      const { record, value } = this.#successor(old, old.expiresAt);
+      const { record, value } = this.#successor(old);
       const swapped = await this.#s.options.store.replaceApiToken({
         tenantId: app.tenantId,
         oldId: old.id,
@@ -234,12 +234,12 @@ export class AppManagement {
 
   /**
    * Rotate an API token with itself as the credential (`POST /tokens/refresh`): a new token with
-   * the old one's name and scopes and a fresh expiry (the same lifetime), the old one dead in the
+   * the old one's name, scopes and lifetime and a fresh expiry, the old one dead in the
    * same compare-and-swap. Of concurrent refreshes of one token exactly one wins. Presenting a
    * token that was already refreshed (after the race window) revokes its whole family: every
    * token it was refreshed into, onwards. Every failure is `invalid_grant`.
    */
-  async refresh(clientId: string, value: string): Promise<IssuedApiToken> {
+  async refresh(clientId: string, value: string): Promise<IssuedApiToken & { appName: string }> {
     const { store, advanced } = this.#s.options;
     const refused = (reason: string, token?: ApiTokenRecord): never => {
       if (token) {
@@ -283,8 +283,7 @@ export class AppManagement {
       return refused(token.revokedReason ?? 'revoked', token);
     }
     if (token.expiresAt !== null && token.expiresAt <= now) return refused('expired', token);
-    const lifetime = token.expiresAt === null ? null : token.expiresAt.getTime() - token.createdAt.getTime();
-    const { record, value: newValue } = this.#successor(token, lifetime === null ? null : new Date(now.getTime() + lifetime));
+    const { record, value: newValue } = this.#successor(token);
     const swapped = await store.replaceApiToken({
       tenantId: token.tenantId,
       oldId: token.id,
@@ -303,7 +302,8 @@ export class AppManagement {
       actorId: clientId,
       data: { previousTokenId: token.id },
     });
-    return { token: tokenView(record), value: newValue };
+    const app = await store.getApp(token.tenantId, token.appId);
+    return { token: tokenView(record), value: newValue, appName: app?.name ?? record.name };
   }
 
   // ---- helpers ----------------------------------------------------------------------------------
@@ -400,9 +400,14 @@ export class AppManagement {
     return this.#record(app.id, app.tenantId, name, scopes, now, ttl === null ? null : new Date(now.getTime() + ttl * 1000));
   }
 
-  /** The replacement of a token: same app, name and scopes, a new id and value. */
-  #successor(old: ApiTokenRecord, expiresAt: Date | null): { record: ApiTokenRecord; value: string } {
-    return this.#record(old.appId, old.tenantId, old.name, old.scopes, this.#now(), expiresAt);
+  /**
+   * The replacement of a token (regenerate, refresh): same app, name, scopes and lifetime, a new id
+   * and value, and a fresh expiry — so a lifetime never shrinks across rotations.
+   */
+  #successor(old: ApiTokenRecord): { record: ApiTokenRecord; value: string } {
+    const now = this.#now();
+    const lifetime = old.expiresAt === null ? null : old.expiresAt.getTime() - old.createdAt.getTime();
+    return this.#record(old.appId, old.tenantId, old.name, old.scopes, now, lifetime === null ? null : new Date(now.getTime() + lifetime));
   }
 
   #record(

@@ -47,6 +47,14 @@ export interface AppTokensOptions {
     /** The most a caller may ask for. Default: 2 years. */
     max?: number;
   };
+  /**
+   * Resource servers (RFC 8707) with the scopes each serves. A client asks for one with the
+   * `resource` parameter and gets a token whose `aud` is its `id`; `authenticate({ audience })`
+   * accepts only tokens for that audience. Without `resource`, tokens carry the default `audience`.
+   */
+  resources?: Array<{ id: string; scopes: string[] }>;
+  /** Rotate the signing key automatically when it is this old, seconds (≥ 3600). Default: never. */
+  keyRotationInterval?: number;
   /** Called with every audit event, synchronously; a throwing listener is ignored. Never receives a secret. */
   onEvent?: (event: AuditEvent) => void;
   /** The management API (`/apps…`). */
@@ -70,6 +78,8 @@ export interface AppTokensOptions {
     revocationSyncInterval?: number;
     /** How often batched `lastUsedDate` updates are written, ms. Default: 10000. */
     lastUsedFlushInterval?: number;
+    /** How often signing keys are re-read (another instance may have rotated), ms; 0 disables. Default: 60000. */
+    keyReloadInterval?: number;
     /** How often audit events are written to the store, ms. Default: 1000. */
     eventFlushInterval?: number;
     /**
@@ -104,6 +114,15 @@ function isIssuer(value: string): boolean {
   return url.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
 }
 
+function isResourceUri(value: string): boolean {
+  try {
+    new URL(value);
+  } catch {
+    return false;
+  }
+  return !value.includes('#');
+}
+
 const schema = z
   .object({
     store: z.custom<Store>(isStore, { error: 'must be a Store (see src/store.ts)' }),
@@ -134,6 +153,26 @@ const schema = z
       .regex(SECRET_PREFIX, { error: 'must be 2–16 lowercase letters or digits, starting with a letter' })
       .default('eat'),
     acceptApiTokens: z.boolean({ error: 'must be a boolean' }).default(true),
+    resources: z
+      .array(
+        z
+          .object({
+            id: z.string({ error: 'must be an absolute URI' }).refine(isResourceUri, {
+              error: 'must be an absolute URI without a fragment (RFC 8707 §2)',
+            }),
+            scopes: z.array(z.string({ error: 'must be a string' }), { error: 'must be an array of scopes' }).min(1, {
+              error: 'must list at least one scope',
+            }),
+          })
+          .strict(),
+        { error: 'must be an array of {id, scopes}' },
+      )
+      .default([]),
+    keyRotationInterval: z
+      .number({ error: 'must be a number of seconds' })
+      .int({ error: 'must be a whole number of seconds' })
+      .min(3600, { error: 'must be at least 3600 seconds' })
+      .optional(),
     onEvent: z.custom<(event: AuditEvent) => void>((v) => typeof v === 'function', { error: 'must be a function' }).optional(),
     management: z
       .object({
@@ -168,6 +207,7 @@ const schema = z
         cacheMax: z.number().int().min(1).max(10_000_000).default(10_000),
         revocationSyncInterval: z.number().int().min(0).default(5000),
         lastUsedFlushInterval: z.number().int().min(0).default(10_000),
+        keyReloadInterval: z.number().int().min(0).default(60_000),
         eventFlushInterval: z.number().int().min(0).default(1000),
         refreshRaceWindow: z.number().min(0).max(60, { error: 'must be between 0 and 60 seconds' }).default(2),
         now: z.custom<() => Date>((v) => typeof v === 'function', { error: 'must be a function' }).default(
@@ -180,6 +220,7 @@ const schema = z
         cacheMax: 10_000,
         revocationSyncInterval: 5000,
         lastUsedFlushInterval: 10_000,
+        keyReloadInterval: 60_000,
         eventFlushInterval: 1000,
         refreshRaceWindow: 2,
         now: () => new Date(),
@@ -209,6 +250,21 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     throw new AppTokensError('invalid_options', `"${name}" ${message}`, { field: name });
   }
   const options = result.data;
+  // Resource servers serve catalogue scopes, and are distinct.
+  const seen = new Set<string>();
+  options.resources.forEach((resource, i) => {
+    if (seen.has(resource.id)) {
+      throw new AppTokensError('invalid_options', `"resources[${i}].id" is declared twice`, { field: `resources[${i}].id` });
+    }
+    seen.add(resource.id);
+    resource.scopes.forEach((scope, j) => {
+      if (!options.scopes.includes(scope)) {
+        throw new AppTokensError('invalid_options', `"resources[${i}].scopes[${j}]": unknown scope '${scope}'`, {
+          field: `resources[${i}].scopes[${j}]`,
+        });
+      }
+    });
+  });
   return { ...options, issuer: options.issuer, audience: options.audience ?? options.issuer };
 }
 

@@ -28,6 +28,23 @@ export interface TokenResponse {
 /** How long an API token verified as a bearer is trusted from cache before re-reading it. */
 const API_TOKEN_CACHE_MS = 60_000;
 
+/** RFC 8693 §3 token type identifiers. */
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+const SUBJECT_TOKEN_TYPES: ReadonlySet<string> = new Set([ACCESS_TOKEN_TYPE, 'urn:ietf:params:oauth:token-type:jwt']);
+
+/** An RFC 8693 token-exchange request, after the protocol checks. */
+export interface ExchangeInput {
+  subjectToken: string;
+  subjectTokenType: string | undefined;
+  requestedTokenType: string | undefined;
+  actorToken: string | undefined;
+  scopes: string[] | undefined;
+  /** RFC 8707 `resource` (a URI). */
+  resource: string | undefined;
+  /** RFC 8693 `audience` (the same identifiers as `resource` here). */
+  audience: string | undefined;
+}
+
 export class AppTokensService {
   readonly options: ResolvedOptions;
   readonly catalogue: ScopeCatalogue;
@@ -37,6 +54,11 @@ export class AppTokensService {
   readonly revocation: RevocationView;
   readonly lastUsed: LastUsedBatcher;
   readonly events: EventLog;
+  /** Declared resource servers (RFC 8707): audience → the scopes it serves. */
+  readonly resources: ReadonlyMap<string, ReadonlySet<string>>;
+  /** Every audience a token of ours may carry: the default and each resource server. */
+  readonly audiences: readonly string[];
+  #maintenance: NodeJS.Timeout | undefined;
   /** Verified bearers: JWT string, or `sha256:<hash>` for an API token → AuthInfo. */
   readonly #cache: LRUCache<string, InternalAuthInfo>;
   /** Epoch ms after which a cached entry must be verified again. */
@@ -52,7 +74,9 @@ export class AppTokensService {
     this.keys = new KeyRing(store, {
       algorithm: options.signingAlgorithm,
       encryptionSecret: options.keyEncryptionSecret,
-      retentionSeconds: options.accessTokenTtl + advanced.clockTolerance,
+      // A retired key stays published while a token signed with it may live: the lifetime, the
+      // leeway, and the time a not-yet-reloaded instance may still sign with it.
+      retentionSeconds: options.accessTokenTtl + advanced.clockTolerance + (2 * advanced.keyReloadInterval) / 1000,
       now: advanced.now,
       warn: warnOnce,
     });
@@ -66,6 +90,8 @@ export class AppTokensService {
     this.lastUsed = new LastUsedBatcher(store, advanced.lastUsedFlushInterval);
     this.events = new EventLog(store, { onEvent: options.onEvent, flushInterval: advanced.eventFlushInterval, now: advanced.now });
     this.#cache = new LRUCache({ max: advanced.cacheMax });
+    this.resources = new Map(options.resources.map((r) => [r.id, new Set(r.scopes)]));
+    this.audiences = [...new Set([options.audience, ...this.resources.keys()])];
   }
 
   /** Initialise the store, load or create the signing key, load revocations. Memoised. */
@@ -74,6 +100,7 @@ export class AppTokensService {
       await this.options.store.init();
       await this.keys.load();
       await this.revocation.start();
+      this.#startKeyMaintenance();
       this.#isReady = true;
     })();
     return this.#ready;
@@ -86,6 +113,8 @@ export class AppTokensService {
   /** Stop timers and flush batched writes (both are attempted even if one fails). */
   async close(): Promise<void> {
     this.revocation.stop();
+    if (this.#maintenance) clearInterval(this.#maintenance);
+    this.#maintenance = undefined;
     const results = await Promise.allSettled([this.lastUsed.close(), this.events.close()]);
     for (const r of results) if (r.status === 'rejected') throw r.reason;
   }
@@ -136,18 +165,168 @@ export class AppTokensService {
 
   /**
    * The client_credentials grant (RFC 6749 §4.4): an access token for `requested` scopes (default:
-   * everything the API token may use). Throws `invalid_scope` when a requested scope is unknown
-   * or not granted.
+   * everything the API token may use), for the default audience or a declared resource server
+   * (RFC 8707). Throws `invalid_scope` or `invalid_target`.
    */
   async issueClientCredentials(
     app: AppRecord,
     token: ApiTokenRecord,
     requested: string[] | undefined,
+    resource?: string,
   ): Promise<TokenResponse> {
-    const allowed = new GrantedScopes(token.scopes ?? app.scopes);
+    const grant = this.#grant(new GrantedScopes(token.scopes ?? app.scopes), requested, resource);
+    return this.#issue(app, token.id, token.expiresAt, grant, { grant: 'client_credentials' });
+  }
+
+  /**
+   * RFC 8693 token exchange: narrow a token of the calling client (`subject_token`, an access
+   * token or an API token) to fewer scopes and/or one declared audience. The new token never
+   * outlives the subject, and dies with the API token the subject descends from.
+   */
+  async exchange(app: AppRecord, input: ExchangeInput): Promise<TokenResponse & { issued_token_type: string }> {
+    if (input.subjectTokenType === undefined) {
+      throw new AppTokensError('invalid_request', 'subject_token_type: required', { field: 'subject_token_type' });
+    }
+    if (!SUBJECT_TOKEN_TYPES.has(input.subjectTokenType)) {
+      throw new AppTokensError('invalid_request', `subject_token_type: must be ${[...SUBJECT_TOKEN_TYPES].join(' or ')}`, {
+        field: 'subject_token_type',
+      });
+    }
+    if (input.requestedTokenType !== undefined && input.requestedTokenType !== ACCESS_TOKEN_TYPE) {
+      throw new AppTokensError('invalid_request', `requested_token_type: only ${ACCESS_TOKEN_TYPE} can be issued`, {
+        field: 'requested_token_type',
+      });
+    }
+    if (input.actorToken !== undefined) {
+      throw new AppTokensError('invalid_request', 'actor_token: delegation is not supported', { field: 'actor_token' });
+    }
+    let subject: InternalAuthInfo | undefined;
+    try {
+      subject = await this.#verify(input.subjectToken, this.audiences, true);
+    } catch {
+      subject = undefined;
+    }
+    // §2.2.2: an invalid subject_token is invalid_request; another client's is indistinguishable.
+    if (subject === undefined || subject.clientId !== app.id || subject.tenantId !== app.tenantId) {
+      throw new AppTokensError('invalid_request', 'subject_token: not a valid token of this client', { field: 'subject_token' });
+    }
+    const target = input.resource ?? input.audience;
+    const subjectAudience = subject.audience;
+    if (target !== undefined && subjectAudience !== null && !subjectAudience.includes(this.options.audience) && !subjectAudience.includes(target)) {
+      throw new AppTokensError('invalid_target', 'audience: a token for one resource server cannot be exchanged for another', {
+        field: input.resource !== undefined ? 'resource' : 'audience',
+      });
+    }
+    const grant = this.#grant(subject[GRANTED], input.scopes, target, input.resource !== undefined ? 'resource' : 'audience');
+    if (target === undefined && subjectAudience !== null) grant.audience = subjectAudience[0]!;
+    const response = await this.#issue(app, subject.apiTokenId, subject.expiresAt, grant, {
+      grant: 'token_exchange',
+      ...(subject.claims.jti ? { subjectJti: subject.claims.jti } : {}),
+    });
+    return { ...response, issued_token_type: ACCESS_TOKEN_TYPE };
+  }
+
+  /**
+   * RFC 7662 introspection by a client: active tokens of the caller's tenant are described; any
+   * other token (unknown, expired, revoked, malformed, another tenant's) is exactly `{active: false}`.
+   */
+  async introspect(caller: AppRecord, token: string): Promise<Record<string, unknown>> {
+    let info: InternalAuthInfo;
+    try {
+      info = await this.#verify(token, this.audiences, true);
+    } catch {
+      return { active: false };
+    }
+    if (info.tenantId !== caller.tenantId) return { active: false };
+    const { claims } = info;
+    return {
+      active: true,
+      scope: info.scopes.join(' '),
+      client_id: info.clientId,
+      sub: info.clientId,
+      iss: this.options.issuer,
+      ...(info.audience ? { aud: info.audience.length === 1 ? info.audience[0] : info.audience } : {}),
+      ...(claims.exp !== undefined ? { exp: claims.exp } : {}),
+      ...(claims.iat !== undefined ? { iat: claims.iat } : {}),
+      ...(claims.jti !== undefined ? { jti: claims.jti } : {}),
+      token_type: 'Bearer',
+      tenant_id: info.tenantId,
+      api_token_id: info.apiTokenId,
+    };
+  }
+
+  /**
+   * RFC 7009 revocation by a client of one of its own tokens: an access token (its `jti` is
+   * denied until it expires) or an API token (revoked with every access token it minted).
+   * Unknown, invalid or foreign tokens change nothing and are not an error (§2.2).
+   */
+  async revoke(caller: AppRecord, token: string): Promise<void> {
+    const now = this.options.advanced.now();
+    if (this.secrets.looksLikeOurs(token)) {
+      if (!this.secrets.isWellFormed(token)) return;
+      const record = await this.options.store.findApiTokenByHash(hashSecret(token));
+      if (!record || record.appId !== caller.id || record.tenantId !== caller.tenantId || record.revokedAt !== null) return;
+      const revoked = await this.options.store.revokeApiTokens(
+        caller.tenantId,
+        [record.id],
+        'revoked',
+        [this.tombstone('api_token', record.id, caller.tenantId)],
+        now,
+      );
+      if (revoked.length > 0) {
+        this.events.emit({ type: 'token.deleted', tenantId: caller.tenantId, appId: caller.id, tokenId: record.id, actorId: caller.id, data: { via: 'revocation_endpoint' } });
+      }
+      return;
+    }
+    let info: InternalAuthInfo;
+    try {
+      info = await this.accessTokens.verify(token, this.audiences);
+    } catch {
+      return;
+    }
+    if (info.clientId !== caller.id || info.tenantId !== caller.tenantId || typeof info.claims.jti !== 'string') return;
+    const keepUntil = info.expiresAt!.getTime() + this.options.advanced.clockTolerance * 1000;
+    await this.options.store.addTombstones([
+      { kind: 'access_token', id: info.claims.jti, tenantId: caller.tenantId, createdAt: now, expiresAt: new Date(keepUntil) },
+    ]);
+    this.events.emit({
+      type: 'access_token.revoked',
+      tenantId: caller.tenantId,
+      appId: caller.id,
+      tokenId: info.apiTokenId,
+      actorId: caller.id,
+      data: { jti: info.claims.jti },
+    });
+  }
+
+  /** Rotate the signing key now. New tokens carry the new kid; old ones keep verifying. */
+  async rotateKeys(): Promise<{ kid: string; retired: string[] }> {
+    await this.ready();
+    return this.keys.rotate();
+  }
+
+  /** The scopes and audience a grant yields. */
+  #grant(
+    allowed: GrantedScopes,
+    requested: string[] | undefined,
+    resource: string | undefined,
+    targetField = 'resource',
+  ): { scopes: string[]; audience: string } {
+    let served: ReadonlySet<string> | undefined;
+    if (resource !== undefined) {
+      served = this.resources.get(resource);
+      if (!served) {
+        throw new AppTokensError('invalid_target', `${targetField}: '${printable(resource)}' is not a resource server of this issuer`, {
+          field: targetField,
+        });
+      }
+    }
     let scopes: string[];
     if (requested === undefined) {
-      scopes = [...allowed.list];
+      scopes = served ? this.catalogue.expand(allowed).filter((s) => served.has(s)) : [...allowed.list];
+      if (scopes.length === 0) {
+        throw new AppTokensError('invalid_scope', `scope: this client holds no scope that ${targetField} serves`, { field: 'scope' });
+      }
     } else {
       requested.forEach((scope, i) => {
         if (!this.catalogue.knows(scope)) {
@@ -160,16 +339,33 @@ export class AppTokensService {
           field: 'scope',
         });
       }
+      const unserved = served ? requested.filter((s) => !served.has(s)) : [];
+      if (unserved.length > 0) {
+        throw new AppTokensError('invalid_scope', `scope: not served by ${targetField} '${printable(resource!)}': ${unserved.map(printable).join(' ')}`, {
+          field: 'scope',
+        });
+      }
       scopes = requested;
     }
-    const minted = await this.accessTokens.mint({ app, apiToken: token, scopes, audience: this.options.audience });
+    return { scopes, audience: resource ?? this.options.audience };
+  }
+
+  async #issue(
+    app: AppRecord,
+    apiTokenId: string,
+    notAfter: Date | null,
+    grant: { scopes: string[]; audience: string },
+    data: Record<string, unknown>,
+  ): Promise<TokenResponse> {
+    const { scopes, audience } = grant;
+    const minted = await this.accessTokens.mint({ app, apiTokenId, notAfter, scopes, audience });
     this.events.emit({
       type: 'access_token.issued',
       tenantId: app.tenantId,
       appId: app.id,
-      tokenId: token.id,
+      tokenId: apiTokenId,
       actorId: app.id,
-      data: { jti: minted.jti, scope: scopes.join(' '), expiresAt: minted.expiresAt.toISOString() },
+      data: { ...data, jti: minted.jti, scope: scopes.join(' '), aud: audience, expiresAt: minted.expiresAt.toISOString() },
     });
     return { access_token: minted.jwt, token_type: 'Bearer', expires_in: minted.expiresIn, scope: scopes.join(' ') };
   }
@@ -177,10 +373,10 @@ export class AppTokensService {
   // ---- bearer verification ----------------------------------------------------------------------
 
   /**
-   * The hot path: a cached, unexpired, unrevoked credential, or `undefined` (verify it with
-   * {@link verifyBearer}). No I/O, no allocation.
+   * The hot path: a cached, unexpired, unrevoked credential for `audience`, or `undefined`
+   * (verify it with {@link verifyBearer}). No I/O.
    */
-  cachedBearer(value: string): InternalAuthInfo | undefined {
+  cachedBearer(value: string, audience: string = this.options.audience): InternalAuthInfo | undefined {
     const key = this.secrets.looksLikeOurs(value) ? `sha256:${hashSecret(value)}` : value;
     const info = this.#cache.get(key);
     if (info === undefined) return undefined;
@@ -188,20 +384,28 @@ export class AppTokensService {
       this.#cache.delete(key);
       return undefined;
     }
+    if (info.audience !== null && !info.audience.includes(audience)) return undefined;
     if (this.revocation.isRevoked(info.appId, info.apiTokenId, info.claims.jti)) return undefined;
-    if (info.kind === 'api_token') this.lastUsed.record(info.apiTokenId, this.options.advanced.now());
+    if (info.kind === 'api_token') {
+      if (!this.options.acceptApiTokens) return undefined;
+      this.lastUsed.record(info.apiTokenId, this.options.advanced.now());
+    }
     return info;
   }
 
-  /** Verify a bearer credential (JWT, or API token when enabled), cache it, and check revocation. */
-  async verifyBearer(value: string): Promise<InternalAuthInfo> {
+  /** Verify a bearer credential for `audience` (JWT, or API token when enabled), cache it, check revocation. */
+  verifyBearer(value: string, audience: string = this.options.audience): Promise<InternalAuthInfo> {
+    return this.#verify(value, audience, this.options.acceptApiTokens);
+  }
+
+  async #verify(value: string, audience: string | readonly string[], allowApiTokens: boolean): Promise<InternalAuthInfo> {
     if (value.length > 8192) throw new AppTokensError('invalid_token', 'the access token is too large');
     const nowMs = this.options.advanced.now().getTime();
     let info: InternalAuthInfo;
     let key: string;
     let until: number;
     if (this.secrets.looksLikeOurs(value)) {
-      if (!this.options.acceptApiTokens) {
+      if (!allowApiTokens) {
         throw new AppTokensError('invalid_token', 'API tokens are not accepted as bearer tokens here; use an access token');
       }
       const hash = hashSecret(value);
@@ -209,7 +413,7 @@ export class AppTokensService {
       key = `sha256:${hash}`;
       until = Math.min(nowMs + API_TOKEN_CACHE_MS, info.expiresAt?.getTime() ?? Infinity);
     } else {
-      info = await this.accessTokens.verify(value, this.options.audience);
+      info = await this.accessTokens.verify(value, audience);
       key = value;
       until = info.expiresAt!.getTime() + this.options.advanced.clockTolerance * 1000;
     }
@@ -248,13 +452,32 @@ export class AppTokensService {
         tenant_id: app.tenantId,
         app_name: app.name,
         api_token_id: token.id,
+        iat: Math.floor(token.createdAt.getTime() / 1000),
         ...(token.expiresAt ? { exp: Math.floor(token.expiresAt.getTime() / 1000) } : {}),
       }),
       expiresAt: token.expiresAt,
+      audience: null,
     });
   }
 
+
   // ---- helpers ----------------------------------------------------------------------------------
+
+  /** Reload keys (another instance may have rotated) and rotate when the active key is due. */
+  #startKeyMaintenance(): void {
+    const { keyReloadInterval } = this.options.advanced;
+    const rotateAfter = this.options.keyRotationInterval;
+    if (keyReloadInterval <= 0) return;
+    this.#maintenance = setInterval(() => {
+      void (async () => {
+        await this.keys.reload();
+        if (rotateAfter !== undefined && this.keys.activeAge >= rotateAfter) await this.keys.rotate();
+      })().catch(() => {
+        // Retried on the next tick; signing goes on with the key already loaded.
+      });
+    }, keyReloadInterval);
+    this.#maintenance.unref();
+  }
 
   /** A tombstone kept until the last access token it could kill has expired (plus leeway). */
   tombstone(kind: Tombstone['kind'], id: string, tenantId: string): Tombstone {

@@ -42,11 +42,11 @@ function queryToken(req: Request): boolean {
  * allows it only where nothing else works; we never accept it) and a mismatch-proof error handoff.
  */
 class Strategy extends BearerStrategy {
-  constructor(service: AppTokensService) {
+  constructor(service: AppTokensService, audience: string) {
     super({ realm: service.options.realm, passReqToCallback: true }, (req, token, done) => {
-      const cached = service.cachedBearer(token);
+      const cached = service.cachedBearer(token, audience);
       if (cached) return done(null, cached);
-      service.verifyBearer(token).then(
+      service.verifyBearer(token, audience).then(
         (info) => done(null, info),
         (error: unknown) => {
           const e = toAppTokensError(error);
@@ -128,9 +128,19 @@ export function sendBearerError(res: Response, error: AppTokensError, realm: str
 }
 
 /** The bearer middleware factory and scope guards of one AppTokens instance. */
+/** Options of `authenticate()`. */
+export interface AuthenticateOptions {
+  /**
+   * The audience this route serves: the default `audience` option, or the `id` of one of the
+   * declared `resources` (RFC 8707). Tokens for any other audience are refused. Default: the
+   * default audience.
+   */
+  audience?: string;
+}
+
 export function bearer(service: AppTokensService) {
   const { realm } = service.options;
-  const strategy = new Strategy(service);
+  const strategy = new Strategy(service, service.options.audience);
 
   const fail = (req: Request, res: Response, challenge?: string | number): void => {
     let error = (req as WithFailure)[FAILURE];
@@ -144,11 +154,11 @@ export function bearer(service: AppTokensService) {
     sendBearerError(res, error, realm);
   };
 
-  const middleware: RequestHandler = (req, res, next) => {
+  const middlewareFor = (audience: string, strategy: Strategy): RequestHandler => (req, res, next) => {
     // Fast path: a cached, unrevoked token in a well-formed header. No passport work, no I/O.
     const token = headerToken(req);
     if (token !== undefined && !queryToken(req) && (req.body === undefined || req.body?.access_token === undefined)) {
-      const cached = service.cachedBearer(token);
+      const cached = service.cachedBearer(token, audience);
       if (cached) {
         req.auth = cached;
         return next();
@@ -192,9 +202,21 @@ export function bearer(service: AppTokensService) {
     };
   };
 
+  const defaultMiddleware = middlewareFor(service.options.audience, strategy);
+  const authenticate = (options: AuthenticateOptions = {}): RequestHandler => {
+    const audience = options.audience ?? service.options.audience;
+    if (audience === service.options.audience) return defaultMiddleware;
+    if (!service.audiences.includes(audience)) {
+      throw new AppTokensError('invalid_options', `authenticate(): "audience" '${audience}' is neither the default audience nor one of "resources"`, {
+        field: 'audience',
+      });
+    }
+    return middlewareFor(audience, new Strategy(service, audience));
+  };
+
   return {
     strategy: strategy as AppTokensStrategy,
-    authenticate: (): RequestHandler => middleware,
+    authenticate,
     requireScopes: (...scopes: string[]): RequestHandler => guard('all', scopes),
     requireAnyScope: (...scopes: string[]): RequestHandler => guard('any', scopes),
   };

@@ -9,8 +9,10 @@ import type { AppTokensService } from '../core/service.js';
 import { managementRouter } from './management.js';
 import { refreshToken } from './routes/refresh-token.js';
 import { noStore, sendOAuthError, toAppTokensError } from './responses.js';
+import { introspectionEndpoint } from './routes/introspect.js';
+import { revocationEndpoint } from './routes/revoke.js';
 import { tokenEndpoint } from './routes/token.js';
-import { jwksRoute, metadataRoute } from './routes/well-known.js';
+import { jwksRoute, metadataRoute, wellKnownPath } from './routes/well-known.js';
 
 export function createRouter(service: AppTokensService, management: AppManagement): Router {
   const router = express.Router();
@@ -35,12 +37,27 @@ export function createRouter(service: AppTokensService, management: AppManagemen
   router.get('/.well-known/oauth-authorization-server', metadataRoute(service));
   router.get('/.well-known/jwks.json', jwksRoute(service));
   router.all('/oauth/token', ...tokenEndpoint(service));
+  router.all('/oauth/introspect', ...introspectionEndpoint(service));
+  router.all('/oauth/revoke', ...revocationEndpoint(service));
   router.all('/tokens/refresh', ...refreshToken(service, management));
   router.use(managementRouter(service, management));
 
   // Anything that escaped a handler: never a stack trace.
   router.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
     sendOAuthError(res, toAppTokensError(error), realm, false);
+  });
+  return router;
+}
+
+/** RFC 8414 §3: the path-insertion discovery URL, for hosts that mount `routes()` under a path. */
+export function wellKnownRouter(service: AppTokensService): Router {
+  const router = express.Router();
+  const path = wellKnownPath(service.options.issuer);
+  const serve = metadataRoute(service);
+  router.get(path, (req, res, next) => {
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    if (service.isReady) return serve(req, res);
+    service.ready().then(() => serve(req, res), next);
   });
   return router;
 }

@@ -53,7 +53,7 @@ export function refreshToken(service: AppTokensService, management: AppManagemen
       }
       const issued = await management.refresh(body.client_id, body.refresh_token);
       const { id, name, creationDate, expirationDate } = issued.token;
-      sendSecret(req, res, 200, { token: { id, name, creationDate, expirationDate }, value: issued.value }, issued, name, issuer);
+      sendSecret(req, res, 200, { token: { id, name, creationDate, expirationDate }, value: issued.value }, issued, issued.appName, issuer);
     } catch (error) {
       sendOAuthError(res, toAppTokensError(error), realm, false);
     }

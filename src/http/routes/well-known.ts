@@ -17,14 +17,28 @@ export function endpointUrl(issuer: string, path: string): string {
  */
 export function metadata(service: AppTokensService): Record<string, unknown> {
   const { issuer } = service.options;
+  const authMethods = ['client_secret_basic', 'client_secret_post'];
   return {
     issuer,
     token_endpoint: endpointUrl(issuer, '/oauth/token'),
     jwks_uri: endpointUrl(issuer, '/.well-known/jwks.json'),
-    grant_types_supported: ['client_credentials'],
-    token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
+    grant_types_supported: ['client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange'],
+    token_endpoint_auth_methods_supported: authMethods,
+    introspection_endpoint: endpointUrl(issuer, '/oauth/introspect'),
+    introspection_endpoint_auth_methods_supported: authMethods,
+    revocation_endpoint: endpointUrl(issuer, '/oauth/revoke'),
+    revocation_endpoint_auth_methods_supported: authMethods,
     scopes_supported: [...service.catalogue.scopes],
   };
+}
+
+/**
+ * The RFC 8414 §3 well-known URL of an issuer: `/.well-known/oauth-authorization-server` inserted
+ * between the host and the issuer's path.
+ */
+export function wellKnownPath(issuer: string): string {
+  const path = new URL(issuer).pathname.replace(/\/+$/, '');
+  return `/.well-known/oauth-authorization-server${path}`;
 }
 
 export function metadataRoute(service: AppTokensService) {

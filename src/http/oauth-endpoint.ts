@@ -1,0 +1,156 @@
+/**
+ * What every OAuth endpoint of ours shares (`/oauth/token`, `/oauth/introspect`, `/oauth/revoke`):
+ * POST with a form body only, no credentials in the query string, no repeated parameters, and
+ * client authentication by client_secret_basic or client_secret_post (RFC 6749 §2.3.1, §3.2),
+ * answering RFC 6749 §5.2 errors.
+ *
+ * @module
+ */
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import { AppTokensError } from '../core/errors.js';
+import type { AppTokensService } from '../core/service.js';
+import type { ApiTokenRecord, AppRecord } from '../store.js';
+import { noStore, sendOAuthError, toAppTokensError } from './responses.js';
+
+const FORM = 'application/x-www-form-urlencoded';
+/** Parameters that are credentials and so never accepted from the query string (§2.3.1, §3.2). */
+const CREDENTIAL_PARAMS = ['client_id', 'client_secret', 'client_assertion', 'subject_token', 'actor_token', 'refresh_token', 'password'];
+
+const readForm = express.text({ type: FORM, limit: '16kb', defaultCharset: 'utf-8' });
+
+/** Form parameters as `name → values`, from our own read or from a body the host already parsed. */
+function formParams(req: Request): Map<string, string[]> {
+  const params = new Map<string, string[]>();
+  const add = (name: string, value: string) => {
+    const values = params.get(name);
+    if (values) values.push(value);
+    else params.set(name, [value]);
+  };
+  if (typeof req.body === 'string') {
+    for (const [name, value] of new URLSearchParams(req.body)) add(name, value);
+  } else if (req.body && typeof req.body === 'object') {
+    // A host-level urlencoded parser already consumed the stream; repeats arrive as arrays.
+    for (const [name, value] of Object.entries(req.body as Record<string, unknown>)) {
+      for (const v of Array.isArray(value) ? value : [value]) {
+        if (typeof v !== 'string') {
+          throw new AppTokensError('invalid_request', `${name}: must be a plain form value`, { field: name });
+        }
+        add(name, v);
+      }
+    }
+  }
+  return params;
+}
+
+interface BasicCredentials {
+  clientId: string;
+  secret: string;
+}
+
+/**
+ * RFC 6749 §2.3.1 / RFC 7617: `Basic base64(urlencode(id) ":" urlencode(secret))`. `undefined` when
+ * the request does not use Basic; throws `invalid_client` when it does but the value is malformed.
+ */
+function parseBasic(header: string | undefined): BasicCredentials | undefined {
+  if (header === undefined) return undefined;
+  const space = header.indexOf(' ');
+  const scheme = space === -1 ? header : header.slice(0, space);
+  if (scheme.toLowerCase() !== 'basic') return undefined;
+  const encoded = header.slice(space + 1).trim();
+  const malformed = () => new AppTokensError('invalid_client', 'malformed Basic credentials');
+  if (space === -1 || !/^[A-Za-z0-9+/]+={0,2}$/.test(encoded)) throw malformed();
+  const decoded = Buffer.from(encoded, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon === -1) throw malformed();
+  try {
+    // §2.3.1: both parts are application/x-www-form-urlencoded before Basic encoding.
+    const formDecode = (s: string) => decodeURIComponent(s.replace(/\+/g, ' '));
+    return { clientId: formDecode(decoded.slice(0, colon)), secret: formDecode(decoded.slice(colon + 1)) };
+  } catch {
+    throw malformed();
+  }
+}
+
+/** What an OAuth endpoint's handler gets: single-valued parameters and the authenticated client. */
+export interface OAuthContext {
+  req: Request;
+  res: Response;
+  /** Parameters sent once each; empty ones dropped (§3.1). */
+  params: Readonly<Record<string, string>>;
+  client: { app: AppRecord; token: ApiTokenRecord };
+}
+
+export interface OAuthEndpoint {
+  /** Checks of the parameters alone, answered before any store read. */
+  precheck?(params: Readonly<Record<string, string>>): void;
+  handle(context: OAuthContext): Promise<void>;
+}
+
+/** Express handlers for an OAuth endpoint, for `router.all(path, …)`. */
+export function oauthEndpoint(service: AppTokensService, endpoint: OAuthEndpoint): RequestHandler[] {
+  const { realm } = service.options;
+
+  const handle = async (req: Request, res: Response): Promise<void> => {
+    let basicAttempted = false;
+    try {
+      if (req.method !== 'POST') {
+        res.setHeader('Allow', 'POST');
+        throw new AppTokensError('invalid_request', 'this endpoint accepts POST only', { status: 405 });
+      }
+      for (const name of CREDENTIAL_PARAMS) {
+        if (req.query[name] !== undefined) {
+          throw new AppTokensError('invalid_request', `${name}: credentials must be sent in the request body, never in the query string`, {
+            field: name,
+          });
+        }
+      }
+      if (!req.is(FORM)) {
+        throw new AppTokensError('invalid_request', `the request body must be ${FORM}`, { field: 'Content-Type' });
+      }
+      const params: Record<string, string> = {};
+      for (const [name, values] of formParams(req)) {
+        // §3.2: request parameters MUST NOT be included more than once.
+        if (values.length > 1) throw new AppTokensError('invalid_request', `${name}: repeated parameter`, { field: name });
+        // §3.1: parameters sent without a value are treated as if they were omitted.
+        if (values[0] !== '') params[name] = values[0]!;
+      }
+
+      const authHeader = req.headers.authorization;
+      basicAttempted = authHeader !== undefined && /^basic(\s|$)/i.test(authHeader);
+      const basic = parseBasic(authHeader);
+      // §2.3: a client MUST NOT use more than one authentication method in each request.
+      if (basic && params.client_secret !== undefined) {
+        throw new AppTokensError('invalid_request', 'client authentication: use either HTTP Basic or client_secret in the body, not both', {
+          field: 'client_secret',
+        });
+      }
+      if (basic && params.client_id !== undefined && params.client_id !== basic.clientId) {
+        throw new AppTokensError('invalid_request', 'client_id: differs from the HTTP Basic client id', { field: 'client_id' });
+      }
+      endpoint.precheck?.(params);
+
+      const clientId = basic?.clientId ?? params.client_id;
+      const secret = basic?.secret ?? params.client_secret;
+      if (clientId === undefined || secret === undefined) {
+        throw new AppTokensError('invalid_client', 'client authentication required (client_secret_basic or client_secret_post)');
+      }
+      const client = await service.authenticateClient(clientId, secret);
+      noStore(res);
+      await endpoint.handle({ req, res, params, client });
+    } catch (error) {
+      sendOAuthError(res, toAppTokensError(error), realm, basicAttempted);
+    }
+  };
+
+  return [
+    (req: Request, res: Response, next: NextFunction) => {
+      readForm(req, res, (err?: unknown) => {
+        if (err) sendOAuthError(res, toAppTokensError(err), realm, false);
+        else next();
+      });
+    },
+    (req: Request, res: Response) => {
+      void handle(req, res);
+    },
+  ];
+}

@@ -1,0 +1,23 @@
+/**
+ * `POST /oauth/revoke` (RFC 7009): a client revokes one of its own tokens, an access token or an
+ * API token. 200 whether or not the token was known (§2.2); another client's token stays valid.
+ *
+ * @module
+ */
+import type { RequestHandler } from 'express';
+import { AppTokensError } from '../../core/errors.js';
+import type { AppTokensService } from '../../core/service.js';
+import { oauthEndpoint } from '../oauth-endpoint.js';
+
+export function revocationEndpoint(service: AppTokensService): RequestHandler[] {
+  return oauthEndpoint(service, {
+    precheck(params) {
+      if (params.token === undefined) throw new AppTokensError('invalid_request', 'token: required', { field: 'token' });
+    },
+    async handle({ res, params, client }) {
+      // §2.1: token_type_hint is only a hint; an unknown one is ignored and the token searched anyway.
+      await service.revoke(client.app, params.token!);
+      res.status(200).end();
+    },
+  });
+}
