@@ -72,10 +72,11 @@ export interface AppTokens {
   /** Programmatic management. */
   readonly apps: AppsApi;
   /**
-   * Rotate the signing key now: new tokens carry the new `kid`; the old public key stays in the
+   * Rotate the signing key: the new public key is published at once and signs new tokens from
+   * `activatesAt` (after `advanced.keyActivationDelay`, 90 s); the old public key stays in the
    * JWKS, and old tokens keep verifying on every instance, until the last of them has expired.
    */
-  rotateKeys(): Promise<{ kid: string; retired: string[] }>;
+  rotateKeys(): Promise<{ kid: string; retired: string[]; activatesAt: Date }>;
   /** Resolves once the store is initialised and the signing key loaded (routes also wait for it). */
   ready(): Promise<void>;
   /** Flush batched writes (last use, audit events) and stop timers. Does not close the store. */

@@ -43,6 +43,7 @@ function ringOptions(overrides: Partial<KeyRingOptions> = {}): KeyRingOptions {
   return {
     algorithm: 'RS256',
     retentionSeconds: 3600,
+    activationDelaySeconds: 0,
     now: () => new Date(),
     warn: () => {},
     ...overrides,

@@ -47,6 +47,8 @@ export interface KeyRingOptions {
    * leeway, plus the time another instance may still sign with it before it reloads.
    */
   retentionSeconds: number;
+  /** Seconds between publishing a rotated-in key and signing with it. */
+  activationDelaySeconds: number;
   now: () => Date;
   warn: (message: string, code: string) => void;
 }
@@ -104,6 +106,8 @@ export class KeyRing {
   readonly #store: Store;
   readonly #options: KeyRingOptions;
   #active: ActiveKey | undefined;
+  /** A rotated-in key, published but signing only from its `createdAt` on. */
+  #next: ActiveKey | undefined;
   #byKid = new Map<string, LoadedKey>();
   #jwks: { keys: PublicJwk[] } = { keys: [] };
   #lastReload = 0;
@@ -129,11 +133,15 @@ export class KeyRing {
    * Rotate: a new active key of the configured algorithm, the old one retired but still published
    * (and verifying) until its last token has expired. Returns the new kid.
    */
-  async rotate(): Promise<{ kid: string; retired: string[] }> {
-    const candidate = await this.#generate(this.#options.algorithm);
-    const retired = await this.#store.rotateSigningKey(candidate, this.#options.now());
+  async rotate(): Promise<{ kid: string; retired: string[]; activatesAt: Date }> {
+    // Pre-publication: the new key is in the JWKS at once but signs only after the activation
+    // delay, so that resource servers that cached the JWKS (or refetch it only after a cooldown,
+    // as jose does for 30 s) know the new kid before the first token carries it.
+    const activatesAt = new Date(this.#options.now().getTime() + this.#options.activationDelaySeconds * 1000);
+    const candidate = { ...(await this.#generate(this.#options.algorithm)), createdAt: activatesAt };
+    const retired = await this.#store.rotateSigningKey(candidate, activatesAt);
     await this.#adopt(await this.#store.listSigningKeys());
-    return { kid: candidate.kid, retired };
+    return { kid: candidate.kid, retired, activatesAt };
   }
 
   /** Read the keys again: another instance may have rotated. */
@@ -141,9 +149,10 @@ export class KeyRing {
     await this.#adopt(await this.#store.listSigningKeys());
   }
 
-  /** Age of the active key, seconds. */
+  /** Age of the newest key (in force or upcoming), seconds: what automatic rotation looks at. */
   get activeAge(): number {
-    return (this.#options.now().getTime() - this.active.createdAt.getTime()) / 1000;
+    const newest = this.#next ?? this.active;
+    return (this.#options.now().getTime() - newest.createdAt.getTime()) / 1000;
   }
 
   /**
@@ -166,6 +175,10 @@ export class KeyRing {
 
   /** The key new tokens are signed with. */
   get active(): ActiveKey {
+    if (this.#next && this.#options.now() >= this.#next.createdAt) {
+      this.#active = this.#next;
+      this.#next = undefined;
+    }
     if (!this.#active) throw new AppTokensError('key_error', 'signing keys are not loaded yet');
     return this.#active;
   }
@@ -212,39 +225,47 @@ export class KeyRing {
 
   async #adopt(records: SigningKeyRecord[]): Promise<void> {
     const { algorithm, encryptionSecret, retentionSeconds, now } = this.#options;
-    const cutoff = now().getTime() - retentionSeconds * 1000;
+    const nowMs = now().getTime();
+    const cutoff = nowMs - retentionSeconds * 1000;
     const byKid = new Map<string, LoadedKey>();
-    let active: ActiveKey | undefined;
+    // Signing candidates of our algorithm, newest first: the one in force now, and one that is
+    // published but not yet in force (a rotation's pre-publication period).
+    const signing: SigningKeyRecord[] = [];
     for (const record of records) {
       if (!(SIGNING_ALGORITHMS as readonly string[]).includes(record.alg)) continue;
       if (record.retiredAt && record.retiredAt.getTime() < cutoff) continue;
       const alg = record.alg as SigningAlgorithm;
       const existing = this.#byKid.get(record.kid);
       const publicJwk = JSON.parse(record.publicJwk) as PublicJwk;
-      const loaded: LoadedKey = {
+      byKid.set(record.kid, {
         kid: record.kid,
         alg,
         publicJwk: toPublicJwk(publicJwk, record.kid, alg),
         publicKey: existing?.publicKey ?? ((await importJWK(publicJwk, alg)) as CryptoKey),
         createdAt: record.createdAt,
         retiredAt: record.retiredAt,
-      };
-      byKid.set(record.kid, loaded);
-      if (!active && alg === algorithm && record.retiredAt === null) {
-        const privateKey =
-          this.#active?.kid === record.kid
-            ? this.#active.privateKey
-            : await this.#importPrivate(record, encryptionSecret);
-        active = { ...loaded, privateKey };
-      }
+      });
+      if (alg === algorithm && (record.retiredAt === null || record.retiredAt.getTime() > nowMs)) signing.push(record);
     }
-    if (!active) {
+    signing.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime());
+    const inForce = signing.find((r) => r.createdAt.getTime() <= nowMs) ?? signing[signing.length - 1];
+    if (!inForce) {
       throw new AppTokensError('key_error', `no active ${algorithm} signing key in the store`);
     }
+    const upcoming = signing.find((r) => r.createdAt.getTime() > nowMs && r !== inForce);
+    this.#active = await this.#withPrivate(byKid.get(inForce.kid)!, inForce);
+    this.#next = upcoming ? await this.#withPrivate(byKid.get(upcoming.kid)!, upcoming) : undefined;
     this.#byKid = byKid;
-    this.#active = active;
     this.#jwks = { keys: [...byKid.values()].map((k) => k.publicJwk) };
   }
+
+  async #withPrivate(loaded: LoadedKey, record: SigningKeyRecord): Promise<ActiveKey> {
+    for (const known of [this.#active, this.#next]) {
+      if (known?.kid === record.kid) return { ...loaded, privateKey: known.privateKey };
+    }
+    return { ...loaded, privateKey: await this.#importPrivate(record, this.#options.encryptionSecret) };
+  }
+
 
   async #importPrivate(record: SigningKeyRecord, secret: string | undefined): Promise<CryptoKey> {
     let json = record.privateJwk;

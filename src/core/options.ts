@@ -80,6 +80,12 @@ export interface AppTokensOptions {
     lastUsedFlushInterval?: number;
     /** How often signing keys are re-read (another instance may have rotated), ms; 0 disables. Default: 60000. */
     keyReloadInterval?: number;
+    /**
+     * Seconds a rotated-in key is published in the JWKS before it signs, so that resource servers
+     * caching the JWKS learn it first (jose refetches an unknown kid only after a 30 s cooldown;
+     * our JWKS is cacheable for 60 s). Default: 90. 0: sign with it at once.
+     */
+    keyActivationDelay?: number;
     /** How often audit events are written to the store, ms. Default: 1000. */
     eventFlushInterval?: number;
     /**
@@ -208,6 +214,7 @@ const schema = z
         revocationSyncInterval: z.number().int().min(0).default(5000),
         lastUsedFlushInterval: z.number().int().min(0).default(10_000),
         keyReloadInterval: z.number().int().min(0).default(60_000),
+        keyActivationDelay: z.number().min(0).max(3600, { error: 'must be between 0 and 3600 seconds' }).default(90),
         eventFlushInterval: z.number().int().min(0).default(1000),
         refreshRaceWindow: z.number().min(0).max(60, { error: 'must be between 0 and 60 seconds' }).default(2),
         now: z.custom<() => Date>((v) => typeof v === 'function', { error: 'must be a function' }).default(
@@ -221,6 +228,7 @@ const schema = z
         revocationSyncInterval: 5000,
         lastUsedFlushInterval: 10_000,
         keyReloadInterval: 60_000,
+        keyActivationDelay: 90,
         eventFlushInterval: 1000,
         refreshRaceWindow: 2,
         now: () => new Date(),

@@ -77,6 +77,7 @@ export class AppTokensService {
       // A retired key stays published while a token signed with it may live: the lifetime, the
       // leeway, and the time a not-yet-reloaded instance may still sign with it.
       retentionSeconds: options.accessTokenTtl + advanced.clockTolerance + (2 * advanced.keyReloadInterval) / 1000,
+      activationDelaySeconds: advanced.keyActivationDelay,
       now: advanced.now,
       warn: warnOnce,
     });
@@ -300,7 +301,7 @@ export class AppTokensService {
   }
 
   /** Rotate the signing key now. New tokens carry the new kid; old ones keep verifying. */
-  async rotateKeys(): Promise<{ kid: string; retired: string[] }> {
+  async rotateKeys(): Promise<{ kid: string; retired: string[]; activatesAt: Date }> {
     await this.ready();
     return this.keys.rotate();
   }

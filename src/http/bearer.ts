@@ -127,7 +127,6 @@ export function sendBearerError(res: Response, error: AppTokensError, realm: str
   res.status(error.status).json({ error: code, error_description: error.message });
 }
 
-/** The bearer middleware factory and scope guards of one AppTokens instance. */
 /** Options of `authenticate()`. */
 export interface AuthenticateOptions {
   /**
@@ -138,6 +137,7 @@ export interface AuthenticateOptions {
   audience?: string;
 }
 
+/** The bearer middleware factory and scope guards of one AppTokens instance. */
 export function bearer(service: AppTokensService) {
   const { realm } = service.options;
   const strategy = new Strategy(service, service.options.audience);
