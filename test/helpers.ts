@@ -22,7 +22,7 @@ export interface Fixture {
   app: Express;
   dir: string;
   /** Re-create the AppTokens instance on the same store file (a restart). */
-  restart(options?: Partial<AppTokensOptions>): Promise<Fixture>;
+  restart(options?: FixtureOptions): Promise<Fixture>;
   cleanup(): Promise<void>;
 }
 
@@ -67,7 +67,7 @@ export async function setup(options: FixtureOptions = {}, dir = mkdtempSync(join
     async restart(more = {}) {
       await auth.close();
       await store.close();
-      return setup({ ...options, ...more } as FixtureOptions, dir);
+      return setup({ ...options, ...more }, dir);
     },
     async cleanup() {
       await auth.close();
