@@ -312,21 +312,26 @@ export class AppManagement {
     return this.#s.options.advanced.now();
   }
 
-  /** Run a management action; a refusal (4xx) is recorded as a `management.refused` event. */
+  /** Record a refused management call (a 4xx) as a `management.refused` event of the caller's tenant. */
+  recordRefusal(p: Principal, action: string, appId: string | null, error: unknown): void {
+    if (error instanceof AppTokensError && error.status < 500 && TENANT_ID.test(p.tenantId)) {
+      this.#s.events.emit({
+        type: 'management.refused',
+        outcome: 'failure',
+        tenantId: p.tenantId,
+        appId,
+        actorId: p.actorId,
+        data: { action, code: error.code, ...(error.field ? { field: error.field } : {}) },
+      });
+    }
+  }
+
+  /** Run a management action; a refusal is recorded. */
   async #audited<T>(p: Principal, action: string, appId: string | null, fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (error) {
-      if (error instanceof AppTokensError && error.status < 500 && TENANT_ID.test(p.tenantId)) {
-        this.#s.events.emit({
-          type: 'management.refused',
-          outcome: 'failure',
-          tenantId: p.tenantId,
-          appId,
-          actorId: p.actorId,
-          data: { action, code: error.code, ...(error.field ? { field: error.field } : {}) },
-        });
-      }
+      this.recordRefusal(p, action, appId, error);
       throw error;
     }
   }

@@ -109,9 +109,11 @@ export function managementRouter(service: AppTokensService, management: AppManag
           const who = await caller(req);
           bearer = who.bearer;
           if (who.principal.scopes !== null && !new GrantedScopes(who.principal.scopes).grants(route.scope)) {
-            throw new AppTokensError('insufficient_scope', `this request needs the scope ${route.scope}`, {
+            const error = new AppTokensError('insufficient_scope', `this request needs the scope ${route.scope}`, {
               scopes: [route.scope],
             });
+            management.recordRefusal(who.principal, `${route.method} ${route.path}`, req.params.id ? String(req.params.id) : null, error);
+            throw error;
           }
           if (route.method === 'post' || route.method === 'patch') {
             const hasBody = req.headers['content-length'] !== '0' && (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0);
@@ -136,5 +138,10 @@ export function managementRouter(service: AppTokensService, management: AppManag
       sendProblem(res, new AppTokensError('method_not_allowed', `use ${methods.join(' or ')}`));
     });
   }
+  // What escaped a route (a path parameter Express could not decode): problem details, never 5xx text.
+  router.use((error: unknown, _req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) return next(error);
+    fail(res, error, false);
+  });
   return router;
 }

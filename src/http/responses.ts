@@ -15,6 +15,10 @@ export function noStore(res: Response): void {
 /** Map anything thrown to an AppTokensError whose message is safe to show. */
 export function toAppTokensError(error: unknown): AppTokensError {
   if (error instanceof AppTokensError) return error;
+  // Express could not decode a path parameter (`/apps/%E0%A4%A`).
+  if (error instanceof URIError) {
+    return new AppTokensError('validation_failed', 'path: malformed percent-encoding', { field: 'path' });
+  }
   // body-parser and other http-errors style 4xx errors carry `status` and `type`.
   const e = error as { status?: unknown; type?: unknown; expose?: unknown } | null;
   if (e && typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
@@ -29,7 +33,7 @@ export function toAppTokensError(error: unknown): AppTokensError {
           status: 415,
         });
       default:
-        return new AppTokensError('invalid_request', 'the request body could not be read', { status: e.status });
+        return new AppTokensError('invalid_request', 'the request could not be read', { status: e.status });
     }
   }
   // Never show the cause: it may hold internals. Log its name and message only (no stack, no request data).
