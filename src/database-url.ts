@@ -1,6 +1,5 @@
 /**
- * `DATABASE_URL` → a Store: `memory:`, `sqlite:<path>` (or `sqlite::memory:`), and, once the
- * PostgreSQL adapter lands, `postgres://…`.
+ * `DATABASE_URL` → a Store: `memory:`, `sqlite:<path>` (or `sqlite::memory:`), `postgres://…`.
  *
  * @module
  */
@@ -35,11 +34,8 @@ export async function openStore(url: string): Promise<Store> {
     return createSqliteStore({ filename });
   }
   if (/^postgres(ql)?:\/\//.test(url)) {
-    throw new AppTokensError(
-      'invalid_options',
-      'DATABASE_URL: PostgreSQL is not supported yet in this version; use sqlite:<path> or memory:',
-      { field: 'DATABASE_URL' },
-    );
+    const { createPostgresStore } = await import('../adapters/sql/index.js');
+    return createPostgresStore({ connectionString: url });
   }
   throw new AppTokensError(
     'invalid_options',

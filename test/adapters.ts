@@ -9,7 +9,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createMemoryStore } from '../adapters/memory/index.js';
-import { createSqliteStore } from '../adapters/sql/index.js';
+import { createPostgresStore, createSqliteStore } from '../adapters/sql/index.js';
+import { inject } from 'vitest';
+import { freshDatabase } from './postgres-server.js';
 import type { Store } from '../src/store.js';
 
 /** A named factory of fresh, empty stores; `cleanup` runs after the store is closed. */
@@ -41,4 +43,5 @@ export const adapters: AdapterUnderTest[] = [
       return { store: createSqliteStore({ filename: join(dir, 'nested', 'app-tokens.sqlite') }), cleanup };
     },
   },
+  { name: 'postgresql', make: async () => ({ store: createPostgresStore({ connectionString: await freshDatabase(inject('postgresUrl')) }) }) },
 ];

@@ -20,3 +20,5 @@ export type {
   EpochMsColumn,
   NullableEpochMsColumn,
 } from './schema.js';
+export { PostgresStore, createPostgresStore } from './postgres.js';
+export type { PostgresStoreOptions } from './postgres.js';

@@ -92,6 +92,19 @@ export class SqlStore implements Store {
     return this.#closed;
   }
 
+  /**
+   * Called after a transaction that wrote tombstones has committed: hands them to this process's
+   * listeners. A subclass may also publish them to other processes (PostgreSQL NOTIFY).
+   */
+  protected committed(tombstones: Tombstone[]): void {
+    this.#feed.emit(tombstones);
+  }
+
+  /** Hand tombstones learnt from elsewhere (another process) to this process's listeners. */
+  protected deliver(tombstones: Tombstone[]): void {
+    this.#feed.emit(tombstones);
+  }
+
   async #ready(): Promise<Kysely<Database>> {
     if (this.#closed) throw closedError();
     await this.init();
@@ -202,7 +215,7 @@ export class SqlStore implements Store {
       await insertTombstones(trx, [tombstone]);
       return true;
     });
-    if (deleted) this.#feed.emit([copyTombstone(tombstone)]);
+    if (deleted) this.committed([copyTombstone(tombstone)]);
     return deleted;
   }
 
@@ -289,7 +302,7 @@ export class SqlStore implements Store {
     } catch (error) {
       throw mapWriteError(error);
     }
-    if (swapped) this.#feed.emit([copyTombstone(tombstone)]);
+    if (swapped) this.committed([copyTombstone(tombstone)]);
     return swapped;
   }
 
@@ -321,7 +334,7 @@ export class SqlStore implements Store {
       await insertTombstones(trx, toWrite);
       return { revoked: wanted.filter((id) => revokedIds.has(id)), written: toWrite };
     });
-    this.#feed.emit(written.map(copyTombstone));
+    this.committed(written.map(copyTombstone));
     return revoked;
   }
 
@@ -469,7 +482,7 @@ export class SqlStore implements Store {
     const db = await this.#ready();
     if (tombstones.length === 0) return;
     await db.transaction().execute((trx) => insertTombstones(trx, tombstones));
-    this.#feed.emit(tombstones.map(copyTombstone));
+    this.committed(tombstones.map(copyTombstone));
   }
 
   /** @inheritDoc Expired means `expiresAt <= now`. Ordered by `createdAt`, then kind and id. */
