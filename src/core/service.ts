@@ -103,7 +103,12 @@ export class AppTokensService {
       await this.revocation.start();
       this.#startKeyMaintenance();
       this.#isReady = true;
-    })();
+    })().catch((error: unknown) => {
+      // The database may be down at start: the next request tries again.
+      this.revocation.stop();
+      this.#ready = undefined;
+      throw error;
+    });
     return this.#ready;
   }
 

@@ -65,6 +65,7 @@ export function sendOAuthError(res: Response, error: AppTokensError, realm: stri
     code = error.status >= 500 ? (error.status === 503 ? 'temporarily_unavailable' : 'server_error') : 'invalid_request';
   }
   noStore(res);
+  if (error.status === 503) res.setHeader('Retry-After', '5');
   // RFC 6749 §5.2: 401 with a challenge matching the scheme the client used.
   if (code === 'invalid_client' && basicAttempted) res.setHeader('WWW-Authenticate', `Basic realm="${realm}"`);
   res.status(error.status).json({ error: code, error_description: error.message });
