@@ -5,8 +5,8 @@
  *   npm run cli -- bootstrap --tenant acme
  *
  * Environment: PORT (3000), ISSUER (http://localhost:$PORT), DATABASE_URL
- * (sqlite:./data/app-tokens.db; also memory:), RATE_LIMIT (600/60: points per seconds, per app per
- * endpoint), KEY_ENCRYPTION_SECRET (optional: seals signing keys at rest).
+ * (sqlite:./data/app-tokens.db; also memory: and postgres://…), RATE_LIMIT (600/60: points per
+ * seconds, per app per endpoint), KEY_ENCRYPTION_SECRET (optional: seals signing keys at rest).
  */
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -46,7 +46,7 @@ export function readConfig(env: NodeJS.ProcessEnv): ExampleConfig {
 }
 
 /** The host app: public health check, the library's routes, and three protected routes. */
-export function createExampleApp(auth: AppTokens): Express {
+export function createExampleApp(auth: AppTokens, rateLimit: { points: number; duration: number } = { points: 600, duration: 60 }): Express {
   const app = express();
   app.disable('x-powered-by');
   app.get('/health', (_req, res) => {
@@ -55,12 +55,14 @@ export function createExampleApp(auth: AppTokens): Express {
   app.use(auth.routes());
 
   const stamps: Array<{ id: number; tenant: string; by: string; data: unknown; at: string }> = [];
-  app.get('/notarizations/stamps', auth.authenticate(), auth.requireScopes('notarization:read'), (req, res) => {
+  // RATE_LIMIT: per app, per endpoint, after authentication.
+  const limited = [auth.authenticate(), auth.rateLimit(rateLimit)];
+  app.get('/notarizations/stamps', ...limited, auth.requireScopes('notarization:read'), (req, res) => {
     res.json({ items: stamps.filter((s) => s.tenant === req.auth!.tenantId) });
   });
   app.post(
     '/notarizations/stamps',
-    auth.authenticate(),
+    ...limited,
     auth.requireScopes('notarization:write'),
     express.json({ limit: '16kb' }),
     (req, res) => {
@@ -69,7 +71,7 @@ export function createExampleApp(auth: AppTokens): Express {
       res.status(201).json(stamp);
     },
   );
-  app.get('/storage/objects', auth.authenticate(), auth.requireScopes('storage:read'), (req, res) => {
+  app.get('/storage/objects', ...limited, auth.requireScopes('storage:read'), (req, res) => {
     res.json({ tenant: req.auth!.tenantId, items: [] });
   });
   // JSON errors from the host's own parsers, never a stack trace.
@@ -90,7 +92,7 @@ async function main(): Promise<void> {
     ...(config.keyEncryptionSecret ? { keyEncryptionSecret: config.keyEncryptionSecret } : {}),
   });
   await auth.ready();
-  const server = createExampleApp(auth).listen(config.port, () => {
+  const server = createExampleApp(auth, config.rateLimit).listen(config.port, () => {
     console.log(`express-app-tokens example listening on http://localhost:${config.port} (issuer ${config.issuer}, ${config.databaseUrl})`);
   });
   const stop = () => {

@@ -20,6 +20,7 @@ import { resolveOptions } from './core/options.js';
 import { AppTokensService } from './core/service.js';
 import type { ApiTokenView, AppView, IssuedApiToken } from './core/views.js';
 import { bearer, type AppTokensStrategy, type AuthenticateOptions } from './http/bearer.js';
+import { rateLimitMiddleware, type RateLimitOptions } from './http/rate-limit.js';
 import { createRouter, wellKnownRouter } from './http/router.js';
 
 /**
@@ -63,6 +64,12 @@ export interface AppTokens {
    * tokens for that resource server (RFC 8707) pass.
    */
   authenticate(options?: AuthenticateOptions): RequestHandler;
+  /**
+   * After `authenticate()`: at most `points` requests per app per endpoint (method + route pattern)
+   * per `duration` seconds, then 429 with `Retry-After`; IETF RateLimit headers (draft-10) on every
+   * answer. Shared by all instances when the store is PostgreSQL, else per process.
+   */
+  rateLimit(options: RateLimitOptions): RequestHandler;
   /** 403 `insufficient_scope` unless the token grants every one of `scopes`. */
   requireScopes(...scopes: string[]): RequestHandler;
   /** 403 `insufficient_scope` unless the token grants at least one of `scopes`. */
@@ -121,6 +128,7 @@ export function createAppTokens(options: AppTokensOptions): AppTokens {
     routes: () => createRouter(service, management),
     wellKnown: () => wellKnownRouter(service),
     authenticate: guards.authenticate,
+    rateLimit: (opts) => rateLimitMiddleware(service, opts),
     requireScopes: guards.requireScopes,
     requireAnyScope: guards.requireAnyScope,
     strategy: guards.strategy,

@@ -20,6 +20,7 @@ export type {
 export type { AuditEvent } from './core/events.js';
 export type { AppView, ApiTokenView, IssuedApiToken } from './core/views.js';
 export type { AppTokensStrategy, AuthenticateOptions } from './http/bearer.js';
+export type { RateLimitOptions } from './http/rate-limit.js';
 export type { SigningAlgorithm } from './core/keys.js';
 export type {
   Store,
@@ -34,6 +35,7 @@ export type {
   AuditEventType,
   Page,
   ReplaceApiTokenInput,
+  RateLimiterBackend,
   ChangeListener,
 } from './store.js';
 export { ChangeFeed, encodeCursor, decodeCursor, parseListOptions } from './store.js';

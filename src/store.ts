@@ -258,6 +258,19 @@ export interface Store {
   purgeTombstones(now: Date): Promise<void>;
   /** Subscribe to tombstones committed by this process. Returns the unsubscribe function. */
   onChange(listener: ChangeListener): () => void;
+
+  /**
+   * Optional: a backend for rate-limiter-flexible that every instance on this store shares, so
+   * that N instances together allow exactly the quota. Without it, limits are per process.
+   */
+  rateLimiterBackend?(): Promise<RateLimiterBackend>;
+}
+
+/** A shared rate-limit backend an adapter offers (see {@link Store.rateLimiterBackend}). */
+export interface RateLimiterBackend {
+  type: 'postgres';
+  /** A `pg` Pool. */
+  pool: unknown;
 }
 
 /**

@@ -18,7 +18,7 @@ import {
   type QueryResult,
 } from 'kysely';
 import { AppTokensError } from '../../src/core/errors.js';
-import type { Tombstone } from '../../src/store.js';
+import type { RateLimiterBackend, Tombstone } from '../../src/store.js';
 import type { Database } from './schema.js';
 import { SqlStore } from './sql-store.js';
 
@@ -157,6 +157,11 @@ export class PostgresStore extends SqlStore {
       }
     }
     await super.close();
+  }
+
+  /** Rate limits shared by every instance: rate-limiter-flexible on this database. */
+  async rateLimiterBackend(): Promise<RateLimiterBackend> {
+    return { type: 'postgres', pool: await this.#pool };
   }
 
   /** Publish committed tombstones to the other instances, after handing them to ours. */

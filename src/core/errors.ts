@@ -47,6 +47,8 @@ export interface AppTokensErrorInit {
   field?: string;
   /** For `insufficient_scope`: the scopes the request lacked. */
   scopes?: readonly string[];
+  /** For 429 and 503: seconds after which a retry may succeed (`Retry-After`). */
+  retryAfter?: number;
   cause?: unknown;
 }
 
@@ -85,6 +87,7 @@ export class AppTokensError extends Error {
   readonly status: number;
   readonly field: string | undefined;
   readonly scopes: readonly string[] | undefined;
+  readonly retryAfter: number | undefined;
 
   constructor(code: ErrorCode, message: string, init: AppTokensErrorInit = {}) {
     super(message, init.cause === undefined ? undefined : { cause: init.cause });
@@ -92,6 +95,7 @@ export class AppTokensError extends Error {
     this.status = init.status ?? DEFAULT_STATUS[code];
     this.field = init.field;
     this.scopes = init.scopes;
+    this.retryAfter = init.retryAfter ?? (this.status === 503 ? 5 : undefined);
   }
 
   /**

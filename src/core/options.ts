@@ -55,6 +55,13 @@ export interface AppTokensOptions {
   resources?: Array<{ id: string; scopes: string[] }>;
   /** Rotate the signing key automatically when it is this old, seconds (≥ 3600). Default: never. */
   keyRotationInterval?: number;
+  /**
+   * RFC 6749 §2.3.1 brute-force protection: after `attempts` failed secret checks for one client id
+   * within `window` seconds, that client id is refused with 429 for `duration` seconds, at every
+   * OAuth endpoint, shared across instances on PostgreSQL. Default: `{attempts: 10, window: 300,
+   * duration: 900}`. `false` disables it.
+   */
+  clientLockout?: { attempts?: number; window?: number; duration?: number } | false;
   /** Called with every audit event, synchronously; a throwing listener is ignored. Never receives a secret. */
   onEvent?: (event: AuditEvent) => void;
   /** The management API (`/apps…`). */
@@ -179,6 +186,18 @@ const schema = z
       .int({ error: 'must be a whole number of seconds' })
       .min(3600, { error: 'must be at least 3600 seconds' })
       .optional(),
+    clientLockout: z
+      .union([
+        z.literal(false),
+        z
+          .object({
+            attempts: z.number().int().min(1).max(1000).default(10),
+            window: z.number().int().min(1).max(86_400).default(300),
+            duration: z.number().int().min(1).max(86_400).default(900),
+          })
+          .strict(),
+      ])
+      .default({ attempts: 10, window: 300, duration: 900 }),
     onEvent: z.custom<(event: AuditEvent) => void>((v) => typeof v === 'function', { error: 'must be a function' }).optional(),
     management: z
       .object({

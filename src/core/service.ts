@@ -11,6 +11,7 @@ import { AccessTokens, GRANTED, makeAuthInfo, type InternalAuthInfo } from './ac
 import { EventLog } from './events.js';
 import { AppTokensError } from './errors.js';
 import { KeyRing } from './keys.js';
+import { ClientLockout } from './limits.js';
 import { LastUsedBatcher } from './last-used.js';
 import { warnOnce, type ResolvedOptions } from './options.js';
 import { RevocationView } from './revocation.js';
@@ -58,6 +59,8 @@ export class AppTokensService {
   readonly resources: ReadonlyMap<string, ReadonlySet<string>>;
   /** Every audience a token of ours may carry: the default and each resource server. */
   readonly audiences: readonly string[];
+  /** RFC 6749 §2.3.1 brute-force protection of client secrets; `undefined` when disabled. */
+  readonly lockout: ClientLockout | undefined;
   #maintenance: NodeJS.Timeout | undefined;
   /** Verified bearers: JWT string, or `sha256:<hash>` for an API token → AuthInfo. */
   readonly #cache: LRUCache<string, InternalAuthInfo>;
@@ -93,6 +96,7 @@ export class AppTokensService {
     this.#cache = new LRUCache({ max: advanced.cacheMax });
     this.resources = new Map(options.resources.map((r) => [r.id, new Set(r.scopes)]));
     this.audiences = [...new Set([options.audience, ...this.resources.keys()])];
+    this.lockout = options.clientLockout === false ? undefined : new ClientLockout(store, options.clientLockout);
   }
 
   /** Initialise the store, load or create the signing key, load revocations. Memoised. */
@@ -134,6 +138,8 @@ export class AppTokensService {
    */
   async authenticateClient(clientId: string, secret: string): Promise<{ app: AppRecord; token: ApiTokenRecord }> {
     const { store } = this.options;
+    const lockoutKey = clientId.slice(0, 128);
+    await this.lockout?.assertOpen(lockoutKey);
     const wellFormed = this.secrets.isWellFormed(secret);
     const presented = Buffer.from(hashSecret(secret), 'hex');
     // Both lookups always run, so that an unknown client and a wrong secret take the same path.
@@ -163,6 +169,7 @@ export class AppTokensService {
           data: { reason: 'invalid_client' },
         });
       }
+      await this.lockout?.failed(lockoutKey);
       throw new AppTokensError('invalid_client', 'client authentication failed');
     }
     this.lastUsed.record(token.id, now);

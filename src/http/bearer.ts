@@ -123,7 +123,7 @@ export function sendBearerError(res: Response, error: AppTokensError, realm: str
     res.status(401).end();
     return;
   }
-  if (error.status === 503) res.setHeader('Retry-After', '5');
+  if (error.retryAfter !== undefined) res.setHeader('Retry-After', String(error.retryAfter));
   const code = challenge ? error.code : error.status >= 500 && error.status !== 503 ? 'server_error' : error.code;
   res.status(error.status).json({ error: code, error_description: error.message });
 }

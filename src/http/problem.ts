@@ -14,7 +14,7 @@ import type { AppTokensError } from '../core/errors.js';
  */
 export function sendProblem(res: Response, error: AppTokensError, extra?: { challenge?: string | undefined }): void {
   if (extra?.challenge) res.setHeader('WWW-Authenticate', extra.challenge);
-  if (error.status === 503) res.setHeader('Retry-After', '5');
+  if (error.retryAfter !== undefined) res.setHeader('Retry-After', String(error.retryAfter));
   const status = error.status;
   res.setHeader('Cache-Control', 'no-store');
   res

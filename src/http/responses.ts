@@ -62,10 +62,15 @@ const OAUTH_CODES = new Set([
 export function sendOAuthError(res: Response, error: AppTokensError, realm: string, basicAttempted: boolean): void {
   let code: string = error.code;
   if (!OAUTH_CODES.has(code)) {
-    code = error.status >= 500 ? (error.status === 503 ? 'temporarily_unavailable' : 'server_error') : 'invalid_request';
+    code =
+      error.status === 503 || error.status === 429
+        ? 'temporarily_unavailable'
+        : error.status >= 500
+          ? 'server_error'
+          : 'invalid_request';
   }
   noStore(res);
-  if (error.status === 503) res.setHeader('Retry-After', '5');
+  if (error.retryAfter !== undefined) res.setHeader('Retry-After', String(error.retryAfter));
   // RFC 6749 §5.2: 401 with a challenge matching the scheme the client used.
   if (code === 'invalid_client' && basicAttempted) res.setHeader('WWW-Authenticate', `Basic realm="${realm}"`);
   res.status(error.status).json({ error: code, error_description: error.message });

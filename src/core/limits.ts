@@ -1,0 +1,70 @@
+/**
+ * Limiters (rate-limiter-flexible): in memory by default; shared through the store (PostgreSQL)
+ * when the store offers a backend, with a per-process memory limiter as insurance while the
+ * database is unreachable.
+ *
+ * @module
+ */
+import { RateLimiterMemory, RateLimiterPostgres, type IRateLimiterOptions, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { Store } from '../store.js';
+import { AppTokensError } from './errors.js';
+
+/** A limiter on the store's shared backend when it has one, else in memory. Resolves once usable. */
+export async function createLimiter(store: Store, options: IRateLimiterOptions & { keyPrefix: string }): Promise<RateLimiterAbstract> {
+  const memory = new RateLimiterMemory(options);
+  const backend = await store.rateLimiterBackend?.().catch(() => undefined);
+  if (!backend) return memory;
+  return new Promise((resolve) => {
+    const limiter = new RateLimiterPostgres(
+      { ...options, storeClient: backend.pool, tableName: 'app_tokens_rate_limits', insuranceLimiter: memory },
+      (error?: unknown) => resolve(error ? memory : limiter),
+    );
+  });
+}
+
+
+/** Options of the client lockout at the OAuth endpoints. */
+export interface ClientLockoutOptions {
+  /** Failed client authentications allowed per window. Default: 10. */
+  attempts: number;
+  /** The window, seconds. Default: 300. */
+  window: number;
+  /** How long the client id is then locked out, seconds. Default: 900. */
+  duration: number;
+}
+
+/**
+ * RFC 6749 §2.3.1: "the authorization server MUST protect any endpoint utilizing it against brute
+ * force attacks". After `attempts` failed secret checks for one client id within `window`, that
+ * client id is refused (429) for `duration`, whatever secret it sends.
+ */
+export class ClientLockout {
+  readonly #limiter: Promise<RateLimiterAbstract>;
+  readonly #options: ClientLockoutOptions;
+
+  constructor(store: Store, options: ClientLockoutOptions) {
+    this.#options = options;
+    this.#limiter = createLimiter(store, { points: options.attempts, duration: options.window, keyPrefix: 'eat_lockout' });
+  }
+
+  /** Throws `rate_limited` (429) while the client id is locked out. */
+  async assertOpen(clientId: string): Promise<void> {
+    const res = await (await this.#limiter).get(clientId).catch(() => null);
+    if (res && res.consumedPoints >= this.#options.attempts && res.msBeforeNext > 0) {
+      const retryAfter = Math.ceil(res.msBeforeNext / 1000);
+      throw new AppTokensError('rate_limited', `too many failed authentications for this client; retry in ${retryAfter} s`, {
+        status: 429,
+        retryAfter,
+      });
+    }
+  }
+
+  /** Count a failed secret check; the one that reaches `attempts` locks the client id for `duration`. */
+  async failed(clientId: string): Promise<void> {
+    const limiter = await this.#limiter;
+    const res = await limiter.consume(clientId).catch((r: unknown) => r);
+    if (typeof res === 'object' && res !== null && 'consumedPoints' in res && (res as { consumedPoints: number }).consumedPoints >= this.#options.attempts) {
+      await limiter.block(clientId, this.#options.duration).catch(() => undefined);
+    }
+  }
+}

@@ -1,0 +1,132 @@
+import express from 'express';
+import request from 'supertest';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { createAppTokens, type AppTokens } from '../src/index.js';
+import { createPostgresStore } from '../adapters/sql/index.js';
+import { CATALOGUE, ISSUER, accessToken, createClient, expectOAuthError, setup, tokenRequest, type Fixture } from './helpers.js';
+import { freshDatabase } from './postgres-server.js';
+
+const fixtures: Fixture[] = [];
+const instances: AppTokens[] = [];
+afterEach(async () => {
+  for (const f of fixtures.splice(0)) await f.cleanup();
+  for (const a of instances.splice(0)) await a.close();
+});
+
+/** A host with a rate-limited route family, like the example server's. */
+function limitedHost(auth: AppTokens, points: number, duration = 60) {
+  const app = express();
+  app.use(auth.routes());
+  const limited = [auth.authenticate(), auth.rateLimit({ points, duration })];
+  app.get('/stamps/:id', ...limited, (_req, res) => {
+    res.json({ ok: true });
+  });
+  app.get('/objects', ...limited, (_req, res) => {
+    res.json({ ok: true });
+  });
+  return app;
+}
+
+describe('per app, per endpoint rate limits', () => {
+  it('allows the quota with the remaining count, then 429 with Retry-After and the draft-10 RateLimit fields', async () => {
+    const f = await setup();
+    fixtures.push(f);
+    const app = limitedHost(f.auth, 3);
+    const c = await createClient(f.auth);
+    const jwt = await accessToken(f.app, c.clientId, c.secret);
+    for (const remaining of [2, 1, 0]) {
+      const ok = await request(app).get(`/stamps/${remaining}`).set('Authorization', `Bearer ${jwt}`);
+      expect(ok.status).toBe(200);
+      expect(ok.headers['ratelimit-policy']).toBe('"default";q=3;w=60');
+      expect(ok.headers.ratelimit).toMatch(new RegExp(`^"default";r=${remaining};t=\\d+$`));
+    }
+    const limited = await request(app).get('/stamps/9').set('Authorization', `Bearer ${jwt}`);
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
+    expect(Number(limited.headers['retry-after'])).toBeLessThanOrEqual(60);
+    expect(limited.headers['ratelimit-policy']).toBe('"default";q=3;w=60');
+    expect(limited.headers.ratelimit).toMatch(/^"default";r=0;t=\d+$/);
+    expect(limited.body.error).toBe('rate_limited');
+  });
+
+  it('counts per endpoint (the route pattern) and per app', async () => {
+    const f = await setup();
+    fixtures.push(f);
+    const app = limitedHost(f.auth, 1);
+    const a = await createClient(f.auth);
+    const b = await createClient(f.auth);
+    const ja = await accessToken(f.app, a.clientId, a.secret);
+    const jb = await accessToken(f.app, b.clientId, b.secret);
+    expect((await request(app).get('/stamps/1').set('Authorization', `Bearer ${ja}`)).status).toBe(200);
+    // Same pattern, another URL: the same endpoint.
+    expect((await request(app).get('/stamps/2').set('Authorization', `Bearer ${ja}`)).status).toBe(429);
+    // Another endpoint, and another app: their own quotas.
+    expect((await request(app).get('/objects').set('Authorization', `Bearer ${ja}`)).status).toBe(200);
+    expect((await request(app).get('/stamps/1').set('Authorization', `Bearer ${jb}`)).status).toBe(200);
+  });
+
+  it('refuses bad options at construction, naming them', async () => {
+    const f = await setup();
+    fixtures.push(f);
+    expect(() => f.auth.rateLimit({ points: 0, duration: 60 })).toThrow(/"points"/);
+    expect(() => f.auth.rateLimit({ points: 10, duration: 0 })).toThrow(/"duration"/);
+  });
+
+  it('on PostgreSQL, three instances together allow exactly the quota', async () => {
+    const connectionString = await freshDatabase(inject('postgresUrl'));
+    const hosts = [];
+    for (let i = 0; i < 3; i++) {
+      const auth = createAppTokens({
+        store: createPostgresStore({ connectionString }),
+        issuer: ISSUER,
+        scopes: CATALOGUE,
+        advanced: { revocationSyncInterval: 0, lastUsedFlushInterval: 0 },
+      });
+      instances.push(auth);
+      await auth.ready();
+      hosts.push(limitedHost(auth, 10));
+    }
+    const c = await createClient(instances[0]!);
+    const jwt = await accessToken(hosts[0]!, c.clientId, c.secret);
+    const statuses: number[] = [];
+    // 30 requests spread over the three instances, 10 at a time in parallel.
+    for (let round = 0; round < 3; round++) {
+      const batch = await Promise.all(
+        hosts.flatMap((host, i) =>
+          [0, 1, 2, 3].slice(0, i === 0 ? 4 : 3).map(() => request(host).get('/objects').set('Authorization', `Bearer ${jwt}`)),
+        ),
+      );
+      statuses.push(...batch.map((r) => r.status));
+    }
+    expect(statuses.filter((s) => s === 200)).toHaveLength(10);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(statuses.length - 10);
+  });
+});
+
+describe('client lockout at the OAuth endpoints (RFC 6749 §2.3.1)', () => {
+  it('RFC 6749 §2.3.1: after repeated failed secret checks the client id is refused with 429, even with the right secret', async () => {
+    const f = await setup({ clientLockout: { attempts: 3, window: 60, duration: 2 } });
+    fixtures.push(f);
+    const c = await createClient(f.auth);
+    const other = await createClient(f.auth);
+    for (let i = 0; i < 3; i++) expectOAuthError(await tokenRequest(f.app, c.clientId, other.secret), 401, 'invalid_client');
+    const locked = await tokenRequest(f.app, c.clientId, c.secret);
+    expect(locked.status).toBe(429);
+    expect(Number(locked.headers['retry-after'])).toBeGreaterThan(0);
+    expect(locked.body.error).toBe('temporarily_unavailable');
+    // The lockout is per client id: another client is not affected.
+    expect((await tokenRequest(f.app, other.clientId, other.secret)).status).toBe(200);
+    // It ends after its duration.
+    await new Promise((r) => setTimeout(r, 2100));
+    expect((await tokenRequest(f.app, c.clientId, c.secret)).status).toBe(200);
+  });
+
+  it('can be turned off', async () => {
+    const f = await setup({ clientLockout: false });
+    fixtures.push(f);
+    const c = await createClient(f.auth);
+    const other = await createClient(f.auth);
+    for (let i = 0; i < 12; i++) expectOAuthError(await tokenRequest(f.app, c.clientId, other.secret), 401, 'invalid_client');
+    expect((await tokenRequest(f.app, c.clientId, c.secret)).status).toBe(200);
+  });
+});
