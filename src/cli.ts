@@ -38,7 +38,7 @@ const USAGE = `Usage:
       their key reload interval (60 s).
 
 Environment:
-  DATABASE_URL           sqlite:<path> (default ${DEFAULT_DATABASE_URL}) or memory:
+  DATABASE_URL           sqlite:<path> (default ${DEFAULT_DATABASE_URL}), memory: or postgres://…
   SCOPES                 the scope catalogue, space-separated (default: the example server's)
   SIGNING_ALGORITHM      RS256 (default), ES256 or EdDSA (rotate-keys)
   KEY_ENCRYPTION_SECRET  seals the new private key at rest (rotate-keys)`;
