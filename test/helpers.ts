@@ -146,3 +146,8 @@ export function decodeJwt(jwt: string): { header: Record<string, unknown>; paylo
     payload: JSON.parse(Buffer.from(p!, 'base64url').toString()) as Record<string, unknown>,
   };
 }
+
+/** The value with its last character changed (never to itself: a fixed replacement could be a no-op). */
+export function mistype(value: string): string {
+  return `${value.slice(0, -1)}${value.endsWith('x') ? 'y' : 'x'}`;
+}

@@ -41,7 +41,7 @@ export async function startPostgres(): Promise<PostgresServer> {
     user: 'postgres',
     password: 'postgres',
     port,
-    persistent: false,
+    persistent: true, // stop() must keep the data: the outage test restarts the server; destroy() removes it
     // Running as root (CI): initdb and postgres refuse root, so run them as a `postgres` user.
     createPostgresUser: process.getuid?.() === 0,
     postgresFlags: ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=300'],

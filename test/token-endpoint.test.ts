@@ -8,6 +8,7 @@ import {
   createClient,
   decodeJwt,
   expectOAuthError,
+  mistype,
   setup,
   tokenRequest,
   type Fixture,
@@ -123,7 +124,7 @@ describe('client authentication', () => {
     const other = await createClient(f.auth);
     const unknown = await tokenRequest(f.app, 'app_doesnotexist0000000000', client.secret);
     const wrongSecret = await tokenRequest(f.app, client.clientId, other.secret);
-    const malformed = await tokenRequest(f.app, client.clientId, `${client.secret.slice(0, -1)}x`);
+    const malformed = await tokenRequest(f.app, client.clientId, mistype(client.secret));
     for (const res of [unknown, wrongSecret, malformed]) {
       expect(res.status).toBe(401);
       expect(res.headers['www-authenticate']).toBe('Basic realm="express-app-tokens"');

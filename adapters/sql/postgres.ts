@@ -252,7 +252,9 @@ export class PostgresStore extends SqlStore {
       this.#lostAt = undefined;
       this.deliver(await this.listTombstones(new Date(), since));
     } catch {
-      this.#scheduleReconnect(Math.min(delay * 2, 5000));
+      // A refused connection costs nothing: retry often, so that revocations pushed by other
+      // instances flow again within about a second of the database's return.
+      this.#scheduleReconnect(Math.min(delay * 2, 1000));
     }
   }
 }

@@ -130,6 +130,8 @@ export class AccessTokens {
     const iat = Math.floor(nowMs / 1000);
     let exp = iat + this.#options.ttl;
     if (notAfter) exp = Math.min(exp, Math.floor(notAfter.getTime() / 1000));
+    // A credential in its last second would yield a token that is born expired.
+    if (exp <= iat) throw new AppTokensError('invalid_grant', 'the credential expires too soon to issue an access token');
     const jti = randomId();
     const key = this.#keys.active;
     // Custom claims first: the registered and library claims below always win.

@@ -134,3 +134,8 @@ function quote(value: string): string {
 export function isAppTokensError(value: unknown, ...codes: ErrorCode[]): value is AppTokensError {
   return value instanceof AppTokensError && (codes.length === 0 || codes.includes(value.code));
 }
+
+/** A field path as a user writes it: `resources[0].id`, `token.expiresIn`. */
+export function fieldPath(path: readonly PropertyKey[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`)).join('');
+}

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import type { Store } from '../store.js';
-import { AppTokensError } from './errors.js';
+import { AppTokensError, fieldPath } from './errors.js';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from './keys.js';
 import type { IncomingMessage } from 'node:http';
 import type { AuditEvent } from './events.js';
@@ -268,11 +268,11 @@ export function resolveOptions(input: unknown): ResolvedOptions {
   if (!result.success) {
     const issue = result.error.issues[0]!;
     if (issue.code === 'unrecognized_keys') {
-      const prefix = issue.path.length ? `${issue.path.join('.')}.` : '';
+      const prefix = issue.path.length ? `${fieldPath(issue.path)}.` : '';
       const name = `${prefix}${issue.keys[0]}`;
       throw new AppTokensError('invalid_options', `unknown option "${name}"`, { field: name });
     }
-    const name = issue.path.join('.') || 'options';
+    const name = fieldPath(issue.path) || 'options';
     const message = issue.path.length === 0 && input === undefined ? 'options are required' : issue.message;
     throw new AppTokensError('invalid_options', `"${name}" ${message}`, { field: name });
   }

@@ -223,6 +223,15 @@ export class AppTokensService {
     if (subject === undefined || subject.clientId !== app.id || subject.tenantId !== app.tenantId) {
       throw new AppTokensError('invalid_request', 'subject_token: not a valid token of this client', { field: 'subject_token' });
     }
+    if (input.resource !== undefined && input.audience !== undefined && input.resource !== input.audience) {
+      throw new AppTokensError('invalid_target', 'audience: must name the same resource server as resource, or be omitted', {
+        field: 'audience',
+      });
+    }
+    // The subject passed verification with the clock leeway; a subject past its exp is not exchanged.
+    if (subject.expiresAt !== null && subject.expiresAt <= this.options.advanced.now()) {
+      throw new AppTokensError('invalid_request', 'subject_token: expired', { field: 'subject_token' });
+    }
     const target = input.resource ?? input.audience;
     const subjectAudience = subject.audience;
     if (target !== undefined && subjectAudience !== null && !subjectAudience.includes(this.options.audience) && !subjectAudience.includes(target)) {
@@ -326,6 +335,8 @@ export class AppTokensService {
     targetField = 'resource',
   ): { scopes: string[]; audience: string } {
     let served: ReadonlySet<string> | undefined;
+    // Naming the default audience is the same as naming none.
+    if (resource === this.options.audience && !this.resources.has(resource)) resource = undefined;
     if (resource !== undefined) {
       served = this.resources.get(resource);
       if (!served) {
@@ -481,13 +492,21 @@ export class AppTokensService {
     const { keyReloadInterval } = this.options.advanced;
     const rotateAfter = this.options.keyRotationInterval;
     if (keyReloadInterval <= 0) return;
+    let busy = false;
     this.#maintenance = setInterval(() => {
+      // A slow store or an RSA key generation may outlast a tick: never run two at once.
+      if (busy) return;
+      busy = true;
       void (async () => {
         await this.keys.reload();
         if (rotateAfter !== undefined && this.keys.activeAge >= rotateAfter) await this.keys.rotate();
-      })().catch(() => {
-        // Retried on the next tick; signing goes on with the key already loaded.
-      });
+      })()
+        .catch(() => {
+          // Retried on the next tick; signing goes on with the key already loaded.
+        })
+        .finally(() => {
+          busy = false;
+        });
     }, keyReloadInterval);
     this.#maintenance.unref();
   }

@@ -4,7 +4,7 @@
  * @module
  */
 import type { z } from 'zod';
-import { AppTokensError } from '../core/errors.js';
+import { AppTokensError, fieldPath } from '../core/errors.js';
 
 /** Parse `value` with `schema`; the first issue becomes a `validation_failed` naming its path. */
 export function parseInput<T extends z.ZodType>(schema: T, value: unknown, root = 'body'): z.infer<T> {
@@ -12,9 +12,9 @@ export function parseInput<T extends z.ZodType>(schema: T, value: unknown, root 
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
   if (issue.code === 'unrecognized_keys') {
-    const path = [...issue.path, issue.keys[0]].join('.');
+    const path = fieldPath([...issue.path, issue.keys[0]!]);
     throw new AppTokensError('validation_failed', `${path}: unknown field`, { field: path });
   }
-  const field = issue.path.length ? issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.').replace(/\.\[/g, '[') : root;
+  const field = issue.path.length ? fieldPath(issue.path) : root;
   throw new AppTokensError('validation_failed', `${field}: ${issue.message}`, { field });
 }
