@@ -265,6 +265,10 @@ export class AppManagement {
       const raced = now.getTime() - token.revokedAt.getTime() <= advanced.refreshRaceWindow * 1000;
       if (token.revokedReason === 'refreshed' && !raced) {
         const revoked = await this.#revokeFamily(token);
+        this.#s.log.warn(
+          { tenantId: token.tenantId, appId: token.appId, tokenId: token.id, revokedTokenIds: revoked },
+          'refresh-token reuse detected: the token family was revoked',
+        );
         this.#s.events.emit({
           type: 'token.reuse_detected',
           outcome: 'failure',

@@ -9,6 +9,7 @@ import { AppTokensError, fieldPath } from './errors.js';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from './keys.js';
 import type { IncomingMessage } from 'node:http';
 import type { AuditEvent } from './events.js';
+import type { Logger } from './logger.js';
 import type { Principal } from './management.js';
 import { SECRET_PREFIX } from './secrets.js';
 
@@ -62,6 +63,12 @@ export interface AppTokensOptions {
    * duration: 900}`. `false` disables it.
    */
   clientLockout?: { attempts?: number; window?: number; duration?: number } | false;
+  /**
+   * A pino-compatible logger (`warn(obj, msg)`, `error(obj, msg)`, optional `info`, `debug`).
+   * Everything written is redacted first: no secret value, access token, hash or Authorization
+   * header ever reaches it. Default: warnings and errors on the console.
+   */
+  logger?: Logger;
   /** Called with every audit event, synchronously; a throwing listener is ignored. Never receives a secret. */
   onEvent?: (event: AuditEvent) => void;
   /** The management API (`/apps…`). */
@@ -198,6 +205,11 @@ const schema = z
           .strict(),
       ])
       .default({ attempts: 10, window: 300, duration: 900 }),
+    logger: z
+      .custom<Logger>((v) => typeof v === 'object' && v !== null && typeof (v as Logger).warn === 'function' && typeof (v as Logger).error === 'function', {
+        error: 'must be a logger with warn() and error() (pino-compatible)',
+      })
+      .optional(),
     onEvent: z.custom<(event: AuditEvent) => void>((v) => typeof v === 'function', { error: 'must be a function' }).optional(),
     management: z
       .object({

@@ -13,6 +13,7 @@ import { AppTokensError } from './errors.js';
 import { KeyRing } from './keys.js';
 import { ClientLockout } from './limits.js';
 import { LastUsedBatcher } from './last-used.js';
+import { safeLogger, type Logger } from './logger.js';
 import { warnOnce, type ResolvedOptions } from './options.js';
 import { RevocationView } from './revocation.js';
 import { GrantedScopes, ScopeCatalogue, printable } from './scopes.js';
@@ -55,6 +56,8 @@ export class AppTokensService {
   readonly revocation: RevocationView;
   readonly lastUsed: LastUsedBatcher;
   readonly events: EventLog;
+  /** Redacting logger: nothing secret reaches a log line. */
+  readonly log: Required<Logger>;
   /** Declared resource servers (RFC 8707): audience → the scopes it serves. */
   readonly resources: ReadonlyMap<string, ReadonlySet<string>>;
   /** Every audience a token of ours may carry: the default and each resource server. */
@@ -72,6 +75,7 @@ export class AppTokensService {
   constructor(options: ResolvedOptions) {
     this.options = options;
     const { store, advanced } = options;
+    this.log = safeLogger(options.logger);
     this.catalogue = new ScopeCatalogue(options.scopes);
     this.secrets = new SecretCodec(options.tokenPrefix);
     this.keys = new KeyRing(store, {
@@ -324,7 +328,9 @@ export class AppTokensService {
   /** Rotate the signing key now. New tokens carry the new kid; old ones keep verifying. */
   async rotateKeys(): Promise<{ kid: string; retired: string[]; activatesAt: Date }> {
     await this.ready();
-    return this.keys.rotate();
+    const rotated = await this.keys.rotate();
+    this.log.info({ kid: rotated.kid, retired: rotated.retired, activatesAt: rotated.activatesAt.toISOString() }, 'signing key rotated');
+    return rotated;
   }
 
   /** The scopes and audience a grant yields. */

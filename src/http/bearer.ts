@@ -49,7 +49,7 @@ class Strategy extends BearerStrategy {
       service.verifyBearer(token, audience).then(
         (info) => done(null, info),
         (error: unknown) => {
-          const e = toAppTokensError(error);
+          const e = toAppTokensError(error, service.log);
           if (e.code === 'invalid_token') {
             (req as WithFailure)[FAILURE] = e;
             done(null, false, e.message);
@@ -116,6 +116,7 @@ export async function verifyRequestBearer(service: AppTokensService, req: Reques
 
 /** Write an RFC 6750 §3 error response. */
 export function sendBearerError(res: Response, error: AppTokensError, realm: string): void {
+  res.setHeader('X-Content-Type-Options', 'nosniff');
   const challenge = error.bearerChallenge(realm);
   if (challenge) res.setHeader('WWW-Authenticate', challenge);
   if (error.code === 'missing_token') {
@@ -171,14 +172,14 @@ export function bearer(service: AppTokensService) {
       next();
     };
     run.fail = (challenge?: string | number) => fail(req, res, challenge);
-    run.error = (error: unknown) => sendBearerError(res, toAppTokensError(error), realm);
+    run.error = (error: unknown) => sendBearerError(res, toAppTokensError(error, service.log), realm);
     const go = () => BearerStrategy.prototype.authenticate.call(run, req);
     if (queryToken(req)) {
       run.authenticate(req);
     } else if (service.isReady) {
       go();
     } else {
-      service.ready().then(go, (error: unknown) => sendBearerError(res, unavailable(error), realm));
+      service.ready().then(go, (error: unknown) => sendBearerError(res, unavailable(error, service), realm));
     }
   };
 
@@ -223,7 +224,7 @@ export function bearer(service: AppTokensService) {
   };
 }
 
-function unavailable(error: unknown): AppTokensError {
-  const e = toAppTokensError(error);
+function unavailable(error: unknown, service: AppTokensService): AppTokensError {
+  const e = toAppTokensError(error, service.log);
   return e.status >= 500 ? new AppTokensError('unavailable', 'authentication is temporarily unavailable', { cause: error }) : e;
 }

@@ -80,7 +80,7 @@ export function managementRouter(service: AppTokensService, management: AppManag
   const json = express.json({ limit: bodyLimit, strict: true });
 
   const fail = (res: Response, error: unknown, bearer: boolean) => {
-    const e = toAppTokensError(error);
+    const e = toAppTokensError(error, service.log);
     sendProblem(res, e, { challenge: bearer ? e.bearerChallenge(realm) : undefined });
   };
 

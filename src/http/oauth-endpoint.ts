@@ -138,14 +138,14 @@ export function oauthEndpoint(service: AppTokensService, endpoint: OAuthEndpoint
       noStore(res);
       await endpoint.handle({ req, res, params, client });
     } catch (error) {
-      sendOAuthError(res, toAppTokensError(error), realm, basicAttempted);
+      sendOAuthError(res, toAppTokensError(error, service.log), realm, basicAttempted);
     }
   };
 
   return [
     (req: Request, res: Response, next: NextFunction) => {
       readForm(req, res, (err?: unknown) => {
-        if (err) sendOAuthError(res, toAppTokensError(err), realm, false);
+        if (err) sendOAuthError(res, toAppTokensError(err, service.log), realm, false);
         else next();
       });
     },

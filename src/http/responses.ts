@@ -5,6 +5,7 @@
  */
 import type { Response } from 'express';
 import { AppTokensError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
 
 /** RFC 6749 §5.1 / RFC 7009 / RFC 7662: responses that carry tokens or secrets are never cached. */
 export function noStore(res: Response): void {
@@ -13,7 +14,7 @@ export function noStore(res: Response): void {
 }
 
 /** Map anything thrown to an AppTokensError whose message is safe to show. */
-export function toAppTokensError(error: unknown): AppTokensError {
+export function toAppTokensError(error: unknown, log?: Required<Logger>): AppTokensError {
   if (error instanceof AppTokensError) return error;
   // Express could not decode a path parameter (`/apps/%E0%A4%A`).
   if (error instanceof URIError) {
@@ -36,9 +37,8 @@ export function toAppTokensError(error: unknown): AppTokensError {
         return new AppTokensError('invalid_request', 'the request could not be read', { status: e.status });
     }
   }
-  // Never show the cause: it may hold internals. Log its name and message only (no stack, no request data).
-  const cause = error instanceof Error ? `${error.name}: ${error.message}` : typeof error;
-  console.error(`[express-app-tokens] unexpected error: ${cause}`);
+  // Never show the cause: it may hold internals. Log it, redacted, without the request.
+  log?.error({ err: error }, 'unexpected error');
   return new AppTokensError('server_error', 'internal error', { cause: error });
 }
 

@@ -26,7 +26,7 @@ export function createRouter(service: AppTokensService, management: AppManagemen
     service.ready().then(
       () => next(),
       (error: unknown) => {
-        toAppTokensError(error);
+        toAppTokensError(error, service.log);
         noStore(res);
         res.setHeader('Retry-After', '5');
         res.status(503).json({ error: 'temporarily_unavailable', error_description: 'the authorization server is starting or unavailable' });
@@ -44,7 +44,7 @@ export function createRouter(service: AppTokensService, management: AppManagemen
 
   // Anything that escaped a handler: never a stack trace.
   router.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    sendOAuthError(res, toAppTokensError(error), realm, false);
+    sendOAuthError(res, toAppTokensError(error, service.log), realm, false);
   });
   return router;
 }

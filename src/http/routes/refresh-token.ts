@@ -55,14 +55,14 @@ export function refreshToken(service: AppTokensService, management: AppManagemen
       const { id, name, creationDate, expirationDate } = issued.token;
       sendSecret(req, res, 200, { token: { id, name, creationDate, expirationDate }, value: issued.value }, issued, issued.appName, issuer);
     } catch (error) {
-      sendOAuthError(res, toAppTokensError(error), realm, false);
+      sendOAuthError(res, toAppTokensError(error, service.log), realm, false);
     }
   };
   const json = express.json({ limit, strict: true });
   const form = express.urlencoded({ extended: false, limit, parameterLimit: 50 });
   return [
-    (req, res, next) => json(req, res, (err?: unknown) => (err ? sendOAuthError(res, toAppTokensError(err), realm, false) : next())),
-    (req, res, next) => form(req, res, (err?: unknown) => (err ? sendOAuthError(res, toAppTokensError(err), realm, false) : next())),
+    (req, res, next) => json(req, res, (err?: unknown) => (err ? sendOAuthError(res, toAppTokensError(err, service.log), realm, false) : next())),
+    (req, res, next) => form(req, res, (err?: unknown) => (err ? sendOAuthError(res, toAppTokensError(err, service.log), realm, false) : next())),
     (req, res) => void handle(req, res),
   ];
 }
