@@ -183,15 +183,7 @@ export class AppManagement {
       const app = await this.#app(p, appId);
       const old = await this.#liveToken(app, tokenId);
       this.#assertMayGrant(p, old.scopes ?? app.scopes, 'scopes');
-      const { record, value } = this.#successor(old);
-      const swapped = await this.#s.options.store.replaceApiToken({
-        tenantId: app.tenantId,
-        oldId: old.id,
-        expectedHash: old.hash,
-        reason: 'regenerated',
-        replacement: record,
-        tombstone: this.#s.tombstone('api_token', old.id, app.tenantId),
-      });
+      const { record, value, swapped } = await this.#swap(old, 'regenerated');
       if (!swapped) throw notFound('token', tokenId);
       this.#event(p, 'token.regenerated', app.id, record.id, { previousTokenId: old.id });
       return { token: tokenView(record), value };
@@ -287,15 +279,7 @@ export class AppManagement {
       return refused(token.revokedReason ?? 'revoked', token);
     }
     if (token.expiresAt !== null && token.expiresAt <= now) return refused('expired', token);
-    const { record, value: newValue } = this.#successor(token);
-    const swapped = await store.replaceApiToken({
-      tenantId: token.tenantId,
-      oldId: token.id,
-      expectedHash: token.hash,
-      reason: 'refreshed',
-      replacement: record,
-      tombstone: this.#s.tombstone('api_token', token.id, token.tenantId),
-    });
+    const { record, value: newValue, swapped } = await this.#swap(token, 'refreshed');
     // Lost the compare-and-swap to a concurrent refresh of the same token.
     if (!swapped) return refused('raced', token);
     this.#s.events.emit({
@@ -410,13 +394,27 @@ export class AppManagement {
   }
 
   /**
-   * The replacement of a token (regenerate, refresh): same app, name, scopes and lifetime, a new id
-   * and value, and a fresh expiry — so a lifetime never shrinks across rotations.
+   * Replace a token (regenerate, refresh) in one compare-and-swap: the successor has the same app,
+   * name, scopes and lifetime, a new id and value, and a fresh expiry — so a lifetime never
+   * shrinks across rotations; the old token dies with its access tokens (its tombstone).
    */
-  #successor(old: ApiTokenRecord): { record: ApiTokenRecord; value: string } {
+  async #swap(
+    old: ApiTokenRecord,
+    reason: 'regenerated' | 'refreshed',
+  ): Promise<{ record: ApiTokenRecord; value: string; swapped: boolean }> {
     const now = this.#now();
     const lifetime = old.expiresAt === null ? null : old.expiresAt.getTime() - old.createdAt.getTime();
-    return this.#record(old.appId, old.tenantId, old.name, old.scopes, now, lifetime === null ? null : new Date(now.getTime() + lifetime));
+    const expiresAt = lifetime === null ? null : new Date(now.getTime() + lifetime);
+    const { record, value } = this.#record(old.appId, old.tenantId, old.name, old.scopes, now, expiresAt);
+    const swapped = await this.#s.options.store.replaceApiToken({
+      tenantId: old.tenantId,
+      oldId: old.id,
+      expectedHash: old.hash,
+      reason,
+      replacement: record,
+      tombstone: this.#s.tombstone('api_token', old.id, old.tenantId),
+    });
+    return { record, value, swapped };
   }
 
   #record(
