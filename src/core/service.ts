@@ -32,7 +32,8 @@ const API_TOKEN_CACHE_MS = 60_000;
 
 /** RFC 8693 §3 token type identifiers. */
 const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
-const SUBJECT_TOKEN_TYPES: ReadonlySet<string> = new Set([ACCESS_TOKEN_TYPE, 'urn:ietf:params:oauth:token-type:jwt']);
+const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
+const SUBJECT_TOKEN_TYPES: ReadonlySet<string> = new Set([ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE]);
 
 /** An RFC 8693 token-exchange request, after the protocol checks. */
 export interface ExchangeInput {
@@ -235,6 +236,10 @@ export class AppTokensService {
     // The subject passed verification with the clock leeway; a subject past its exp is not exchanged.
     if (subject.expiresAt !== null && subject.expiresAt <= this.options.advanced.now()) {
       throw new AppTokensError('invalid_request', 'subject_token: expired', { field: 'subject_token' });
+    }
+    // The declared type must be what the subject is: an API token is not a JWT.
+    if (input.subjectTokenType === JWT_TOKEN_TYPE && subject.kind !== 'access_token') {
+      throw new AppTokensError('invalid_request', 'subject_token: not a JWT, as subject_token_type says', { field: 'subject_token_type' });
     }
     const target = input.resource ?? input.audience;
     const subjectAudience = subject.audience;

@@ -37,6 +37,12 @@ function queryToken(req: Request): boolean {
   return q !== undefined && q !== null && q.access_token !== undefined;
 }
 
+/** RFC 6750 §2.2: a form-body `access_token` (from a body the host parsed) must be a string. */
+function badBodyToken(req: Request): boolean {
+  const body = req.body as Record<string, unknown> | undefined;
+  return typeof body === 'object' && body !== null && body.access_token !== undefined && typeof body.access_token !== 'string';
+}
+
 /**
  * passport-http-bearer, with two refusals it lacks: a token in the query string (RFC 6750 §2.3
  * allows it only where nothing else works; we never accept it) and a mismatch-proof error handoff.
@@ -69,6 +75,12 @@ class Strategy extends BearerStrategy {
         'access_token: tokens in the query string are refused; send Authorization: Bearer',
         { field: 'access_token' },
       );
+      return this.fail(400);
+    }
+    if (badBodyToken(req)) {
+      (req as WithFailure)[FAILURE] = new AppTokensError('invalid_request', 'access_token: must be a string', {
+        field: 'access_token',
+      });
       return this.fail(400);
     }
     // passport sets req.user; mirror it on req.auth for hosts that use passport directly.
@@ -174,7 +186,7 @@ export function bearer(service: AppTokensService) {
     run.fail = (challenge?: string | number) => fail(req, res, challenge);
     run.error = (error: unknown) => sendBearerError(res, toAppTokensError(error, service.log), realm);
     const go = () => BearerStrategy.prototype.authenticate.call(run, req);
-    if (queryToken(req)) {
+    if (queryToken(req) || badBodyToken(req)) {
       run.authenticate(req);
     } else if (service.isReady) {
       go();

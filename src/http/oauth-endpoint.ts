@@ -116,7 +116,8 @@ export function oauthEndpoint(service: AppTokensService, endpoint: OAuthEndpoint
       }
 
       const authHeader = req.headers.authorization;
-      basicAttempted = authHeader !== undefined && /^basic(\s|$)/i.test(authHeader);
+      // Any Authorization header counts as an attempt to authenticate with it (RFC 6749 §5.2).
+      basicAttempted = authHeader !== undefined;
       const basic = parseBasic(authHeader);
       // §2.3: a client MUST NOT use more than one authentication method in each request.
       if (basic && params.client_secret !== undefined) {

@@ -71,7 +71,10 @@ export function sendOAuthError(res: Response, error: AppTokensError, realm: stri
   }
   noStore(res);
   if (error.retryAfter !== undefined) res.setHeader('Retry-After', String(error.retryAfter));
-  // RFC 6749 §5.2: 401 with a challenge matching the scheme the client used.
+  // RFC 6749 §5.2: a client that tried the Authorization header gets 401 with a challenge (Basic,
+  // the only header scheme we take for client authentication).
   if (code === 'invalid_client' && basicAttempted) res.setHeader('WWW-Authenticate', `Basic realm="${realm}"`);
-  res.status(error.status).json({ error: code, error_description: error.message });
+  // RFC 6749 §5.2: error_description MUST NOT include characters outside %x20-21 / %x23-5B / %x5D-7E,
+  // and a message may echo client input.
+  res.status(error.status).json({ error: code, error_description: error.message.replace(/[^\x20\x21\x23-\x5b\x5d-\x7e]/g, '?') });
 }
