@@ -1,8 +1,9 @@
 import express from 'express';
 import passport from 'passport';
 import { SignJWT, base64url, generateKeyPair, type CryptoKey } from 'jose';
-import request from 'supertest';
+import request, { type Response } from 'supertest';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { AppTokensError } from '../src/core/errors.js';
 import {
   ISSUER,
   accessToken,
@@ -27,6 +28,29 @@ afterEach(async () => {
 });
 
 const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
+
+/**
+ * RFC 6750 §3 / RFC 9110 §11.2: the auth-params of a `Bearer` challenge, in order. Throws unless
+ * the whole value is `Bearer` followed by `name="value"` pairs separated by commas, so a value
+ * that broke out of its quotes cannot go unnoticed.
+ */
+function challengeParams(challenge: string): Array<[string, string]> {
+  expect(challenge).toMatch(/^Bearer /);
+  const params: Array<[string, string]> = [];
+  const pair = /([A-Za-z_][A-Za-z0-9_-]*)="([^"\\]*)"(?:, |$)/y;
+  pair.lastIndex = 'Bearer '.length;
+  while (pair.lastIndex < challenge.length) {
+    const start = pair.lastIndex;
+    const m = pair.exec(challenge);
+    if (!m) throw new Error(`unparsable challenge at ${start}: ${challenge}`);
+    params.push([m[1]!, m[2]!]);
+  }
+  return params;
+}
+
+/** RFC 6750 §3: what each attribute value may contain. */
+const ERROR_CHARS = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+const SCOPE_CHARS = /^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$/;
 
 /** Re-sign a token's claims with another header/key, to forge variants. */
 async function forge(header: Record<string, unknown>, payload: Record<string, unknown>, key?: CryptoKey | Uint8Array) {
@@ -76,6 +100,91 @@ describe('RFC 6750 challenges', () => {
       const res = await request(f.app).get('/stamps').set('Authorization', `${scheme} ${jwt}`);
       expect(res.status, scheme).toBe(200);
     }
+  });
+
+  it('RFC 6750 §3: every challenge is Bearer with realm exactly once and error, error_description and scope at most once, all within the allowed characters', async () => {
+    // Our own key, to forge an expired and a wrong-audience token that fail only on that claim.
+    const g = await f.restart();
+    f = g;
+    const { importJWK } = await import('jose');
+    const priv = (await importJWK(JSON.parse((await g.store.listSigningKeys())[0]!.privateJwk), 'RS256')) as CryptoKey;
+    const { header, payload } = decodeJwt(jwt);
+    const now = Math.floor(Date.now() / 1000);
+    const expired = await forge(header, { ...payload, exp: now - 600, iat: now - 4200 }, priv);
+    const otherAudience = await forge(header, { ...payload, aud: 'https://other-api.example' }, priv);
+    const readOnly = await accessToken(g.app, client.clientId, client.secret, 'notarization:read');
+
+    const cases: Array<[string, () => PromiseLike<Response>, string | null]> = [
+      ['no credentials', () => request(g.app).get('/stamps'), null],
+      ['a Basic header', () => request(g.app).get('/stamps').auth('user', 'pass'), null],
+      ['a garbage token', () => request(g.app).get('/stamps').set(bearer('"quoted"\\token')), 'invalid_token'],
+      ['Bearer <jwt> extra', () => request(g.app).get('/stamps').set('Authorization', `Bearer ${jwt} extra`), 'invalid_request'],
+      ['?access_token=', () => request(g.app).get(`/stamps?access_token=${jwt}`), 'invalid_request'],
+      ['insufficient scope', () => request(g.app).post('/stamps').set(bearer(readOnly)), 'insufficient_scope'],
+      ['an expired token', () => request(g.app).get('/stamps').set(bearer(expired)), 'invalid_token'],
+      ['a wrong-audience token', () => request(g.app).get('/stamps').set(bearer(otherAudience)), 'invalid_token'],
+    ];
+    for (const [name, send, code] of cases) {
+      const res = await send();
+      const challenge = res.headers['www-authenticate'] as string | undefined;
+      expect(challenge, name).toBeDefined();
+      const params = challengeParams(challenge!);
+      const count = (attr: string) => params.filter(([n]) => n === attr).length;
+      expect(count('realm'), name).toBe(1);
+      expect(params[0]![0], name).toBe('realm');
+      for (const attr of ['error', 'error_description', 'scope', 'error_uri']) expect(count(attr), `${name}: ${attr}`).toBeLessThanOrEqual(1);
+      const value = (attr: string) => params.find(([n]) => n === attr)?.[1];
+      if (code === null) {
+        expect(params.map(([n]) => n), name).toEqual(['realm']);
+      } else {
+        expect(value('error'), name).toBe(code);
+        expect(value('error_description'), name).toBeTruthy();
+      }
+      for (const attr of ['error', 'error_description']) {
+        const v = value(attr);
+        if (v !== undefined) expect(v, `${name}: ${attr}`).toMatch(ERROR_CHARS);
+      }
+      const scope = value('scope');
+      if (code === 'insufficient_scope') expect(scope, name).toBe('notarization:read notarization:write');
+      if (scope !== undefined) expect(scope, `${name}: scope`).toMatch(SCOPE_CHARS);
+    }
+
+    // The stripping itself, on a message carrying every kind of forbidden character.
+    const built = new AppTokensError('invalid_token', 'a "q" \\ \u00e9 \u0001 x').bearerChallenge('r')!;
+    expect(built).toMatch(/^[\x20-\x7e]*$/); // no non-ASCII, no control character
+    expect(built).not.toContain('\\');
+    const params = challengeParams(built);
+    expect(params.map(([n]) => n)).toEqual(['realm', 'error', 'error_description']);
+    const description = params.find(([n]) => n === 'error_description')![1];
+    expect(description).toMatch(ERROR_CHARS);
+    expect(description).not.toContain('"');
+    expect(description).toContain('a ');
+    expect(description).toContain(' x');
+  });
+
+  it('RFC 6750 §2.2 / §3: an access_token body member that is not a string (number, object, array) → 400 invalid_request with a Bearer challenge, never an exception', async () => {
+    const app = express();
+    app.post('/j', express.json(), f.auth.authenticate(), (req, res) => {
+      res.json({ clientId: req.auth!.clientId });
+    });
+    const thrown: unknown[] = [];
+    app.use((err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+      thrown.push(err);
+      res.status(500).json({ error: 'host_error' });
+    });
+    for (const body of ['{"access_token":123}', '{"access_token":{"a":1}}', '{"access_token":["a","b"]}']) {
+      const res = await request(app).post('/j').type('json').send(body);
+      expectBearerFailure(res, 400, 'invalid_request');
+      expect(res.body.error_description, body).toContain('access_token');
+      // Alongside a valid header too: the body member is still looked at, never trusted.
+      const withHeader = await request(app).post('/j').set(bearer(jwt)).type('json').send(body);
+      expectBearerFailure(withHeader, 400, 'invalid_request');
+    }
+    expect(thrown).toEqual([]);
+    // Control: the route itself works, so the refusals above are about the body member.
+    const ok = await request(app).post('/j').set(bearer(jwt)).type('json').send('{"other":1}');
+    expect(ok.status, JSON.stringify(ok.body)).toBe(200);
+    expect(ok.body.clientId).toBe(client.clientId);
   });
 
   it('RFC 6750 §3: error_description never breaks the header (no quotes or control characters)', async () => {
@@ -151,6 +260,22 @@ describe('JWT verification', () => {
     // Control: the same key and claims with typ at+jwt pass, so the refusals above are about typ.
     const ok = await forge(header, payload, priv as CryptoKey);
     expect((await request(g.app).get('/stamps').set(bearer(ok))).status).toBe(200);
+  });
+
+  it('RFC 9068 §4: typ application/at+jwt (and any letter case) signed by our key is accepted', async () => {
+    // Signed with our own key, so only the typ differs from a minted token.
+    const g = await f.restart();
+    f = g;
+    const keys = await g.store.listSigningKeys();
+    const { importJWK } = await import('jose');
+    const priv = (await importJWK(JSON.parse(keys[0]!.privateJwk), 'RS256')) as CryptoKey;
+    const { header, payload } = decodeJwt(jwt);
+    for (const typ of ['application/at+jwt', 'AT+JWT', 'Application/AT+JWT']) {
+      const t = await forge({ ...header, typ }, payload, priv);
+      expect(decodeJwt(t).header.typ).toBe(typ);
+      const res = await request(g.app).get('/stamps').set(bearer(t));
+      expect(res.status, `${typ}: ${JSON.stringify(res.body)}`).toBe(200);
+    }
   });
 
   it('RFC 9068 §4: wrong iss, wrong aud, expired and not-yet-valid tokens are refused', async () => {
@@ -313,5 +438,34 @@ describe('passport strategy', () => {
     expect(none.headers['www-authenticate']).toBe('Bearer realm="express-app-tokens"');
     const query = await request(app).get(`/p?access_token=${jwt}`);
     expect(query.status).toBe(400);
+  });
+
+  it('RFC 6750 §3 (deviation D15): under passport.authenticate, a token in the query string and a malformed header answer passport\'s bare 400 without a challenge; authenticate() answers them in full', async () => {
+    passport.use(f.auth.strategy as passport.Strategy);
+    const app = express();
+    app.use(passport.initialize());
+    app.get('/p', passport.authenticate('app-tokens', { session: false }), (_req, res) => {
+      res.json({ ok: true });
+    });
+    app.get('/a', f.auth.authenticate(), (_req, res) => {
+      res.json({ ok: true });
+    });
+    const requests: Array<[string, (path: string) => PromiseLike<Response>]> = [
+      ['a query-string token', (path) => request(app).get(`${path}?access_token=${jwt}`)],
+      ['Bearer <jwt> extra', (path) => request(app).get(path).set('Authorization', `Bearer ${jwt} extra`)],
+    ];
+    for (const [name, send] of requests) {
+      // passport's own failure handler (allFailed) sets WWW-Authenticate only on a 401, and the
+      // strategy's fail(400) carries no challenge: a bare 400 with passport's status text.
+      const viaPassport = await send('/p');
+      expect(viaPassport.status, name).toBe(400);
+      expect(viaPassport.headers['www-authenticate'], name).toBeUndefined();
+      expect(viaPassport.text, name).toBe('Bad Request');
+      expect(viaPassport.text).not.toMatch(/\bat .*\.(ts|js):\d+/);
+      // The library's own middleware gives the full RFC 6750 §3 answer for the same request.
+      const viaMiddleware = await send('/a');
+      expectBearerFailure(viaMiddleware, 400, 'invalid_request');
+      expect(viaMiddleware.headers['www-authenticate']).toMatch(/^Bearer realm="express-app-tokens", error="invalid_request"/);
+    }
   });
 });

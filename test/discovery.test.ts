@@ -3,6 +3,7 @@ import request from 'supertest';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createAppTokens } from '../src/index.js';
 import { createMemoryStore } from '../adapters/memory/index.js';
+import { wellKnownPath } from '../src/http/routes/well-known.js';
 import { CATALOGUE, ISSUER, accessToken, createClient, decodeJwt, setup, type Fixture } from './helpers.js';
 
 let f: Fixture;
@@ -53,6 +54,28 @@ describe('RFC 8414 authorization server metadata', () => {
     // The form without the path does not answer for this issuer at the root.
     expect((await request(host).get('/.well-known/oauth-authorization-server')).status).toBe(404);
     await auth.close();
+  });
+
+  it('RFC 8414 §3.1: an issuer with a path and a terminating slash is discovered at /.well-known/oauth-authorization-server/<path without the slash>, and names that issuer exactly', async () => {
+    const issuer = 'https://api.example.test/tenants/auth/';
+    const auth = createAppTokens({ store: createMemoryStore(), issuer, scopes: CATALOGUE });
+    try {
+      const host = express();
+      host.use(auth.wellKnown());
+      host.use('/tenants/auth', auth.routes());
+      const res = await request(host).get('/.well-known/oauth-authorization-server/tenants/auth');
+      expect(res.status).toBe(200);
+      expect(res.headers['content-type']).toMatch(/^application\/json/);
+      // §3.3: the issuer exactly as configured, terminating slash included.
+      expect(res.body.issuer).toBe(issuer);
+      expect(res.body.token_endpoint).toBe('https://api.example.test/tenants/auth/oauth/token');
+      expect(res.body.jwks_uri).toBe('https://api.example.test/tenants/auth/.well-known/jwks.json');
+      // The route itself is the path without the slash (Express would also answer a request that
+      // adds one, so this pins the inserted path directly).
+      expect(wellKnownPath(issuer)).toBe('/.well-known/oauth-authorization-server/tenants/auth');
+    } finally {
+      await auth.close();
+    }
   });
 
   it('RFC 8414 §2: no metadata value is an empty array', async () => {

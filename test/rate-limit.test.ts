@@ -3,7 +3,7 @@ import request from 'supertest';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createAppTokens, type AppTokens } from '../src/index.js';
 import { createPostgresStore } from '../adapters/sql/index.js';
-import { CATALOGUE, ISSUER, accessToken, createClient, expectOAuthError, setup, tokenRequest, type Fixture } from './helpers.js';
+import { CATALOGUE, ISSUER, accessToken, createClient, expectOAuthError, mistype, setup, tokenRequest, type Fixture } from './helpers.js';
 import { freshDatabase } from './postgres-server.js';
 
 const fixtures: Fixture[] = [];
@@ -119,6 +119,42 @@ describe('client lockout at the OAuth endpoints (RFC 6749 §2.3.1)', () => {
     // It ends after its duration.
     await new Promise((r) => setTimeout(r, 2100));
     expect((await tokenRequest(f.app, c.clientId, c.secret)).status).toBe(200);
+  });
+
+  it('RFC 6749 §2.3.1: the lockout also guards /oauth/introspect and /oauth/revoke', async () => {
+    const f = await setup({ clientLockout: { attempts: 2, window: 60, duration: 60 } });
+    fixtures.push(f);
+    const post = (path: string, clientId: string, secret: string, form: Record<string, string>) =>
+      request(f.app).post(path).auth(encodeURIComponent(clientId), encodeURIComponent(secret)).type('form').send(form);
+    const expectLocked = (res: Awaited<ReturnType<typeof post>>, where: string) => {
+      expectOAuthError(res, 429, 'temporarily_unavailable');
+      expect(Number(res.headers['retry-after']), where).toBeGreaterThan(0);
+    };
+
+    // Failures counted at /oauth/introspect lock the client id at the other endpoints.
+    const a = await createClient(f.auth);
+    const aToken = await accessToken(f.app, a.clientId, a.secret);
+    const wrongA = mistype(a.secret);
+    for (let i = 0; i < 2; i++) expectOAuthError(await post('/oauth/introspect', a.clientId, wrongA, { token: aToken }), 401, 'invalid_client');
+    expectLocked(await post('/oauth/revoke', a.clientId, a.secret, { token: aToken }), '/oauth/revoke');
+    expectLocked(await tokenRequest(f.app, a.clientId, a.secret), '/oauth/token');
+    expectLocked(await post('/oauth/introspect', a.clientId, a.secret, { token: aToken }), '/oauth/introspect');
+
+    // Failures counted at /oauth/revoke lock it too.
+    const b = await createClient(f.auth);
+    const bToken = await accessToken(f.app, b.clientId, b.secret);
+    const wrongB = mistype(b.secret);
+    for (let i = 0; i < 2; i++) expectOAuthError(await post('/oauth/revoke', b.clientId, wrongB, { token: bToken }), 401, 'invalid_client');
+    expectLocked(await post('/oauth/introspect', b.clientId, b.secret, { token: bToken }), '/oauth/introspect');
+    expectLocked(await tokenRequest(f.app, b.clientId, b.secret), '/oauth/token');
+    // The token a locked-out revocation named is untouched.
+    expect((await request(f.app).get('/stamps').set('Authorization', `Bearer ${bToken}`)).status).toBe(200);
+
+    // Control: a client without failures is served at all three.
+    const c = await createClient(f.auth);
+    const cToken = await accessToken(f.app, c.clientId, c.secret);
+    expect((await post('/oauth/introspect', c.clientId, c.secret, { token: cToken })).body.active).toBe(true);
+    expect((await post('/oauth/revoke', c.clientId, c.secret, { token: cToken })).status).toBe(200);
   });
 
   it('can be turned off', async () => {

@@ -39,6 +39,7 @@ type Client = Awaited<ReturnType<typeof createClient>>;
 
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
 const STORAGE = 'https://storage.example.test';
 const STREAMS = 'https://streams.example.test';
 const RESOURCES = [
@@ -326,6 +327,33 @@ describe.each(['memory', 'sqlite'] as const)('RFC 7662 introspection (%s store)'
     const body = await expectActive(f.app, peer, jwt);
     expect(body.client_id).toBe(owner.clientId);
     expect(body.scope).toBe('notarization:read notarization:write');
+  });
+
+  it('RFC 7662 §2.1: a token_type_hint naming the other type (refresh_token for a JWT, access_token for an API token) still finds and describes the token', async () => {
+    const f = await fixture({ store });
+    const owner = await createClient(f.auth, { tenant: 'acme' });
+    const asker = await createClient(f.auth, { tenant: 'acme' });
+    const jwt = await accessToken(f.app, owner.clientId, owner.secret);
+    const cases: Array<[string, string, string]> = [
+      ['a JWT hinted as refresh_token', jwt, 'refresh_token'],
+      ['an API token hinted as access_token', owner.secret, 'access_token'],
+    ];
+    for (const [name, token, hint] of cases) {
+      const res = await introspect(f.app, asker, token, { token_type_hint: hint });
+      expect(res.status, name).toBe(200);
+      expect(res.body, name).toMatchObject({ active: true, client_id: owner.clientId, sub: owner.clientId });
+    }
+  });
+
+  it('RFC 7662 §4: an expired API token → exactly {"active": false}', async () => {
+    const t = clock();
+    const f = await fixture({ store, advanced: { now: t.now } });
+    const c = await createClient(f.auth, { expiresIn: 120 });
+    const sibling = await createClient(f.auth);
+    const body = await expectActive(f.app, sibling, c.secret);
+    expect(body.client_id).toBe(c.clientId);
+    t.advance(121);
+    await expectInactive(f.app, sibling, c.secret);
   });
 });
 
@@ -669,6 +697,52 @@ describe.each(['memory', 'sqlite'] as const)('RFC 8693 token exchange (%s store)
       expectOAuthError(res, 400, 'invalid_request');
     }
   });
+
+  it('RFC 8693 §2.2.1 / RFC 6749 §5.1: the token-exchange response carries Cache-Control: no-store and Pragma: no-cache', async () => {
+    const { f, c } = await make();
+    const subject = await accessToken(f.app, c.clientId, c.secret, 'notarization:read notarization:write');
+    const res = await exchange(f.app, c, { subject_token: subject, scope: 'notarization:read' });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(typeof res.body.access_token).toBe('string');
+    expect(res.headers['cache-control']).toBe('no-store');
+    expect(res.headers.pragma).toBe('no-cache');
+  });
+
+  it('RFC 8693 §2.1: subject_token_type urn:ietf:params:oauth:token-type:jwt with a subject that is not a JWT (an API token) → 400 invalid_request', async () => {
+    const { f, c } = await make();
+    const res = await exchange(f.app, c, { subject_token: c.secret, subject_token_type: JWT_TOKEN_TYPE, scope: 'notarization:read' });
+    expectOAuthError(res, 400, 'invalid_request');
+    expect(res.body.error_description).toContain('subject_token');
+    expect(res.body.access_token).toBeUndefined();
+    // Controls: the same API token declared as an access token, and a JWT declared as a JWT, pass.
+    const asAccessToken = await exchange(f.app, c, { subject_token: c.secret, scope: 'notarization:read' });
+    expect(asAccessToken.status, JSON.stringify(asAccessToken.body)).toBe(200);
+    const jwt = await accessToken(f.app, c.clientId, c.secret);
+    const asJwt = await exchange(f.app, c, { subject_token: jwt, subject_token_type: JWT_TOKEN_TYPE, scope: 'notarization:read' });
+    expect(asJwt.status, JSON.stringify(asJwt.body)).toBe(200);
+  });
+
+  it('RFC 8693 §2.2.2: a subject_token past its exp beyond the clock tolerance → 400 invalid_request', async () => {
+    const t = clock();
+    const { f, c } = await make({ accessTokenTtl: 60, advanced: { now: t.now, clockTolerance: 5 } });
+    const subject = await accessToken(f.app, c.clientId, c.secret, 'notarization:read notarization:write');
+    // An API token of the same app with a short life, as a subject; client authentication uses c's.
+    const issued = await f.auth.apps.createToken(c.tenant, c.clientId, { name: 'short', expiresIn: 120 });
+    expect((await exchange(f.app, c, { subject_token: subject, scope: 'notarization:read' })).status).toBe(200);
+    expect((await exchange(f.app, c, { subject_token: issued.value, scope: 'notarization:read' })).status).toBe(200);
+
+    t.advance(60 + 5 + 1); // past exp and the clock tolerance
+    const expiredJwt = await exchange(f.app, c, { subject_token: subject, scope: 'notarization:read' });
+    expectOAuthError(expiredJwt, 400, 'invalid_request');
+    expect(expiredJwt.body.error_description).toContain('subject_token');
+
+    t.advance(120 - 66 + 1); // past the API token's expiry
+    const expiredApiToken = await exchange(f.app, c, { subject_token: issued.value, scope: 'notarization:read' });
+    expectOAuthError(expiredApiToken, 400, 'invalid_request');
+    expect(expiredApiToken.body.error_description).toContain('subject_token');
+    // The client itself still authenticates: the refusals are about the subjects.
+    expect((await exchange(f.app, c, { subject_token: c.secret, scope: 'notarization:read' })).status).toBe(200);
+  });
 });
 
 // ---- RFC 8707: resource indicators / audiences --------------------------------------------------
@@ -772,6 +846,18 @@ describe.each(['memory', 'sqlite'] as const)('RFC 8707 resource indicators (%s s
     expect((await request(app).get('/objects').set(bearer(storage))).status).toBe(200);
     expectBearerFailure(await request(app).get('/me').set(bearer(storage)), 401, 'invalid_token');
     expectBearerFailure(await request(app).get('/feeds').set(bearer(storage)), 401, 'invalid_token');
+  });
+
+  it('RFC 7662 §4 (deviation D11): a token bound to a declared resource is described as active to any client of its tenant, with aud naming that resource', async () => {
+    const { f, c, app } = await make();
+    const peer = await createClient(f.auth, { tenant: c.tenant, scopes: ['notarization:read'] });
+    const storage = (await grant(app, c, { resource: STORAGE })).access_token;
+    const body = await expectActive(app, peer, storage);
+    expect(body.aud).toBe(STORAGE);
+    expect(body.client_id).toBe(c.clientId);
+    // Another tenant still gets nothing.
+    const stranger = await createClient(f.auth, { tenant: 'globex', scopes: ['storage:read'] });
+    await expectInactive(app, stranger, storage);
   });
 });
 

@@ -110,6 +110,20 @@ describe('client authentication', () => {
     expect(res.headers['www-authenticate']).toBeUndefined();
   });
 
+  it('RFC 6749 §5.2: credentials in another Authorization scheme (Bearer, Digest) are 401 invalid_client with a WWW-Authenticate challenge', async () => {
+    for (const header of ['Bearer abc', 'Digest username="x"']) {
+      const res = await request(f.app)
+        .post('/oauth/token')
+        .set('Authorization', header)
+        .type('form')
+        .send({ grant_type: 'client_credentials' });
+      expectOAuthError(res, 401, 'invalid_client');
+      // The client used the Authorization header, so it is owed a challenge; Basic is the one
+      // header scheme we take for client authentication.
+      expect(res.headers['www-authenticate'], header).toBe('Basic realm="express-app-tokens"');
+    }
+  });
+
   it('RFC 6749 §5.2: no client authentication at all is 401 invalid_client', async () => {
     const res = await request(f.app).post('/oauth/token').type('form').send({ grant_type: 'client_credentials' });
     expectOAuthError(res, 401, 'invalid_client');
@@ -195,6 +209,31 @@ describe('request syntax', () => {
       .type('form')
       .send('grant_type=client_credentials');
     expect(ok.status).toBe(200);
+  });
+
+  it('RFC 6749 §5.2: error_description never carries characters outside %x20-21 / %x23-5B / %x5D-7E, even when it names client input', async () => {
+    const allowed = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+    const send = (body: string) =>
+      request(f.app)
+        .post('/oauth/token')
+        .auth(encodeURIComponent(client.clientId), encodeURIComponent(client.secret))
+        .type('form')
+        .send(body);
+    const cases: Array<[string, string, string]> = [
+      // The rejected grant_type is echoed: x"y\zé U+0001.
+      ['grant_type', 'grant_type=x%22y%5Cz%C3%A9%01', 'unsupported_grant_type'],
+      // The name of a repeated parameter is echoed: na"meé.
+      ['repeated', 'grant_type=client_credentials&na%22me%C3%A9=1&na%22me%C3%A9=2', 'invalid_request'],
+      // An undeclared resource is echoed: https://x.example/"\.
+      ['resource', `grant_type=client_credentials&resource=${encodeURIComponent('https://x.example/"\\')}`, 'invalid_target'],
+    ];
+    for (const [name, body, code] of cases) {
+      const res = await send(body);
+      expectOAuthError(res, 400, code);
+      const description = res.body.error_description as string;
+      expect(description.length, name).toBeGreaterThan(0);
+      expect(description, name).toMatch(allowed);
+    }
   });
 
   it('RFC 6749 §3.1: a parameter sent without a value is treated as omitted', async () => {
