@@ -819,6 +819,23 @@ describe.each(['memory', 'sqlite'] as const)('management API: apps (%s store)', 
       },
     });
 
+    it('with a host session, a POST that does not declare JSON (a cross-site form: CSRF) is refused with 415, even with an empty body', async () => {
+      const g = await fixture(alice(['apps:read', 'apps:write', 'notarization:*']));
+      const asAlice = (build: (r: ReturnType<typeof request>) => Test) => api(g.app).raw((r) => build(r).set('X-User', 'alice'));
+      const created = await asAlice((r) => r.post('/apps').send({ name: 'csrf-target', scopes: ['notarization:read'] }));
+      expect(created.status, created.text).toBe(201);
+      const path = `/apps/${created.body.app.id}/tokens/${created.body.token.id}/regenerate`;
+      const form = await asAlice((r) => r.post(path).type('form').send(''));
+      expectProblem(form, 415, 'unsupported_media_type');
+      const bare = await asAlice((r) => r.post(path));
+      expectProblem(bare, 415, 'unsupported_media_type');
+      // The old value still works: nothing was regenerated.
+      expect((await tokenRequest(g.app, created.body.app.id, created.body.value)).status).toBe(200);
+      // Declaring JSON, even without a body, is accepted.
+      const json = await asAlice((r) => r.post(path).set('Content-Type', 'application/json'));
+      expect(json.status, json.text).toBe(200);
+    });
+
     it('without the user → 401 problem; with it → creates notarization apps, not storage ones; events record actorId alice', async () => {
       const hostEvents: AuditEvent[] = [];
       const g = await fixture({ ...alice(['apps:read', 'apps:write', 'notarization:*']), onEvent: (e) => hostEvents.push(e) });

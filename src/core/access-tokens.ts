@@ -160,6 +160,9 @@ export class AccessTokens {
    * `exp`/`nbf` with leeway, and the claims we mint. Throws `invalid_token` with a reason.
    */
   async verify(jwt: string, audience: string | readonly string[]): Promise<InternalAuthInfo> {
+    // One spelling per token: base64url without padding or whitespace (RFC 7515 §2, §7.1), which
+    // jose's lenient decoding would otherwise accept in many variants.
+    if (!COMPACT_JWS.test(jwt)) throw invalidToken('the access token is not a compact JWS');
     let header;
     try {
       header = decodeProtectedHeader(jwt);
@@ -218,6 +221,8 @@ export class AccessTokens {
     });
   }
 }
+
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 function invalidToken(message: string): AppTokensError {
   return new AppTokensError('invalid_token', message);

@@ -17,21 +17,29 @@ export interface Logger {
 /** Field names whose values are never logged. */
 const SECRET_KEYS = /^(authorization|cookie|client_secret|secret|password|token|access_token|refresh_token|subject_token|actor_token|value|hash|private_?jwk|d|p|q|dp|dq|qi|key_?encryption_?secret)$/i;
 /** A JWS compact serialisation (header.payload.signature), e.g. an access token. */
-const JWT = /\beyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*/g;
+const JWT = /eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*/g;
 /** Long runs of base62/base64url: API-token values and their like (prefix_ + 49 chars). */
-const SECRET_VALUE = /\b[a-z][a-z0-9]{1,15}_[0-9A-Za-z]{40,}\b/g;
+const SECRET_VALUE = /[a-z][a-z0-9]{1,15}_[0-9A-Za-z]{40,}/g;
+/** Credentials of an HTTP authentication scheme written out in a message. */
+const SCHEME_CREDENTIALS = /\b(Basic|Bearer)(\s+|%20)[A-Za-z0-9._~+/=%-]+/gi;
 /** 64 hex characters: a SHA-256, such as a stored token hash. */
 const HEX_DIGEST = /\b[0-9a-f]{64}\b/g;
 
 /** A copy of `value` with every secret-looking member and substring replaced. */
 export function redact(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') {
-    return value.replace(JWT, '[redacted jwt]').replace(SECRET_VALUE, '[redacted secret]').replace(HEX_DIGEST, '[redacted hash]');
+    return value
+      .replace(SCHEME_CREDENTIALS, '$1 [redacted]')
+      .replace(JWT, '[redacted jwt]')
+      .replace(SECRET_VALUE, '[redacted secret]')
+      .replace(HEX_DIGEST, '[redacted hash]');
   }
   if (value instanceof Error) {
     return { name: value.name, message: redact(value.message, depth + 1), ...(value.cause !== undefined && depth < 4 ? { cause: redact(value.cause, depth + 1) } : {}) };
   }
-  if (typeof value !== 'object' || value === null || depth > 6) return value;
+  if (typeof value !== 'object' || value === null) return value;
+  // Never hand back an unvisited object: what is too deep to scrub is not logged.
+  if (depth > 6) return '[redacted: too deep]';
   if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) out[k] = SECRET_KEYS.test(k) ? '[redacted]' : redact(v, depth + 1);

@@ -83,6 +83,10 @@ class Strategy extends BearerStrategy {
       });
       return this.fail(400);
     }
+    if (req.headers.authorization !== undefined && repeatedAuthorization(req)) {
+      (req as WithFailure)[FAILURE] = twoCredentials();
+      return this.fail(400);
+    }
     // passport sets req.user; mirror it on req.auth for hosts that use passport directly.
     const success = this.success;
     this.success = (user: unknown, info?: unknown) => {
@@ -91,6 +95,24 @@ class Strategy extends BearerStrategy {
     };
     super.authenticate(req, options);
   }
+}
+
+/**
+ * Node keeps only the first `Authorization` line in `req.headers`: count the raw lines, so that a
+ * second credential cannot hide behind the first (RFC 6750 §2: one method, one credential).
+ */
+export function repeatedAuthorization(req: Request): boolean {
+  let seen = 0;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 13 && name.toLowerCase() === 'authorization' && ++seen > 1) return true;
+  }
+  return false;
+}
+
+function twoCredentials(): AppTokensError {
+  return new AppTokensError('invalid_request', 'Authorization: sent more than once', { field: 'Authorization' });
 }
 
 /** `Authorization: Bearer <token>` parsed as passport-http-bearer does (scheme case-insensitive). */
@@ -114,6 +136,7 @@ export async function verifyRequestBearer(service: AppTokensService, req: Reques
       field: 'access_token',
     });
   }
+  if (req.headers.authorization !== undefined && repeatedAuthorization(req)) throw twoCredentials();
   const token = headerToken(req);
   if (token === undefined) {
     const header = req.headers.authorization;
@@ -169,6 +192,9 @@ export function bearer(service: AppTokensService) {
   };
 
   const middlewareFor = (audience: string, strategy: Strategy): RequestHandler => (req, res, next) => {
+    if (req.headers.authorization !== undefined && repeatedAuthorization(req)) {
+      return sendBearerError(res, twoCredentials(), realm);
+    }
     // Fast path: a cached, unrevoked token in a well-formed header. No passport work, no I/O.
     const token = headerToken(req);
     if (token !== undefined && !queryToken(req) && (req.body === undefined || req.body?.access_token === undefined)) {

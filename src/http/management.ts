@@ -63,6 +63,11 @@ interface Caller {
   bearer: boolean;
 }
 
+/** The Content-Type header says JSON (whether or not a body follows). */
+function declaresJson(req: Request): boolean {
+  return /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(req.headers['content-type'] ?? '');
+}
+
 function isPrincipal(value: unknown): value is Principal {
   if (typeof value !== 'object' || value === null) return false;
   const p = value as Record<string, unknown>;
@@ -117,7 +122,10 @@ export function managementRouter(service: AppTokensService, management: AppManag
           }
           if (route.method === 'post' || route.method === 'patch') {
             const hasBody = req.headers['content-length'] !== '0' && (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0);
-            if (hasBody && !req.is('application/json')) {
+            // With a host session (cookies), a cross-site HTML form could POST with the user's
+            // credentials; it cannot send application/json without a CORS preflight. So then every
+            // POST and PATCH must declare JSON, even an empty one.
+            if ((hasBody || resolvePrincipal !== undefined) && !declaresJson(req)) {
               throw new AppTokensError('unsupported_media_type', 'body: must be application/json', { field: 'Content-Type' });
             }
             await new Promise<void>((resolve, reject) => json(req, res, (err?: unknown) => (err ? reject(err) : resolve())));

@@ -10,6 +10,7 @@ import express, { type NextFunction, type Request, type RequestHandler, type Res
 import { AppTokensError } from '../core/errors.js';
 import type { AppTokensService } from '../core/service.js';
 import type { ApiTokenRecord, AppRecord } from '../store.js';
+import { repeatedAuthorization } from './bearer.js';
 import { noStore, sendOAuthError, toAppTokensError } from './responses.js';
 
 const FORM = 'application/x-www-form-urlencoded';
@@ -116,6 +117,9 @@ export function oauthEndpoint(service: AppTokensService, endpoint: OAuthEndpoint
       }
 
       const authHeader = req.headers.authorization;
+      if (authHeader !== undefined && repeatedAuthorization(req)) {
+        throw new AppTokensError('invalid_request', 'Authorization: sent more than once', { field: 'Authorization' });
+      }
       // Any Authorization header counts as an attempt to authenticate with it (RFC 6749 §5.2).
       basicAttempted = authHeader !== undefined;
       const basic = parseBasic(authHeader);
