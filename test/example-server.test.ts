@@ -6,7 +6,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { freshDatabase } from './postgres-server.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const SERVER = join(ROOT, 'dist/examples/server.js');
@@ -123,6 +124,29 @@ describe('example server', () => {
       expect(run.status, JSON.stringify(env)).toBe(1);
       expect(run.stderr).toContain(message);
       expect(run.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    }
+  });
+
+  it('runs on DATABASE_URL=postgres://…, and the CLI bootstraps into the same database', async () => {
+    const databaseUrl = await freshDatabase(inject('postgresUrl'));
+    const server = await startServer({ PORT: '3920', DATABASE_URL: databaseUrl });
+    try {
+      const boot = cli(['bootstrap', '--tenant', 'pg-tenant'], { DATABASE_URL: databaseUrl });
+      expect(boot.status, boot.stderr).toBe(0);
+      const creds = JSON.parse(boot.stdout) as { client_id: string; client_secret: string };
+      const basic = Buffer.from(`${creds.client_id}:${creds.client_secret}`).toString('base64');
+      const grant = await fetch('http://localhost:3920/oauth/token', {
+        method: 'POST',
+        headers: { Authorization: `Basic ${basic}`, 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: 'grant_type=client_credentials&scope=storage:read',
+      });
+      expect(grant.status).toBe(200);
+      const { access_token } = (await grant.json()) as { access_token: string };
+      const objects = await fetch('http://localhost:3920/storage/objects', { headers: { Authorization: `Bearer ${access_token}` } });
+      expect(objects.status).toBe(200);
+      expect(((await objects.json()) as { tenant: string }).tenant).toBe('pg-tenant');
+    } finally {
+      await stop(server.child);
     }
   });
 
