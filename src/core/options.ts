@@ -114,6 +114,9 @@ export interface AppTokensOptions {
 
 const DAY = 86_400;
 
+/** The default clock; the service recognises it and reads `Date.now()` on the hot path instead. */
+export const DEFAULT_NOW = (): Date => new Date();
+
 function isStore(value: unknown): value is Store {
   if (typeof value !== 'object' || value === null) return false;
   const s = value as Record<string, unknown>;
@@ -248,9 +251,7 @@ const schema = z
         keyActivationDelay: z.number().min(0).max(3600, { error: 'must be between 0 and 3600 seconds' }).default(90),
         eventFlushInterval: z.number().int().min(0).default(1000),
         refreshRaceWindow: z.number().min(0).max(60, { error: 'must be between 0 and 60 seconds' }).default(2),
-        now: z.custom<() => Date>((v) => typeof v === 'function', { error: 'must be a function' }).default(
-          () => () => new Date(),
-        ),
+        now: z.custom<() => Date>((v) => typeof v === 'function', { error: 'must be a function' }).default(() => DEFAULT_NOW),
       })
       .strict()
       .default({
@@ -262,7 +263,7 @@ const schema = z
         keyActivationDelay: 90,
         eventFlushInterval: 1000,
         refreshRaceWindow: 2,
-        now: () => new Date(),
+        now: DEFAULT_NOW,
       }),
   })
   .strict()

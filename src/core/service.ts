@@ -14,7 +14,7 @@ import { KeyRing } from './keys.js';
 import { ClientLockout } from './limits.js';
 import { LastUsedBatcher } from './last-used.js';
 import { safeLogger, type Logger } from './logger.js';
-import { warnOnce, type ResolvedOptions } from './options.js';
+import { DEFAULT_NOW, warnOnce, type ResolvedOptions } from './options.js';
 import { RevocationView } from './revocation.js';
 import { GrantedScopes, ScopeCatalogue, printable } from './scopes.js';
 import { DUMMY_HASH, SecretCodec, hashSecret } from './secrets.js';
@@ -29,6 +29,12 @@ export interface TokenResponse {
 
 /** How long an API token verified as a bearer is trusted from cache before re-reading it. */
 const API_TOKEN_CACHE_MS = 60_000;
+
+/** A verified credential in the cache, and the epoch ms after which it must be verified again. */
+interface CacheEntry {
+  info: InternalAuthInfo;
+  until: number;
+}
 
 /** RFC 8693 §3 token type identifiers. */
 const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
@@ -66,10 +72,10 @@ export class AppTokensService {
   /** RFC 6749 §2.3.1 brute-force protection of client secrets; `undefined` when disabled. */
   readonly lockout: ClientLockout | undefined;
   #maintenance: NodeJS.Timeout | undefined;
+  /** The clock in epoch ms; `Date.now` itself unless a clock was injected (no Date per request). */
+  readonly #nowMs: () => number;
   /** Verified bearers: JWT string, or `sha256:<hash>` for an API token → AuthInfo. */
-  readonly #cache: LRUCache<string, InternalAuthInfo>;
-  /** Epoch ms after which a cached entry must be verified again. */
-  readonly #cacheUntil = new WeakMap<InternalAuthInfo, number>();
+  readonly #cache: LRUCache<string, CacheEntry>;
   #ready: Promise<void> | undefined;
   #isReady = false;
 
@@ -77,6 +83,8 @@ export class AppTokensService {
     this.options = options;
     const { store, advanced } = options;
     this.log = safeLogger(options.logger);
+    const clock = options.advanced.now;
+    this.#nowMs = clock === DEFAULT_NOW ? Date.now : () => clock().getTime();
     this.catalogue = new ScopeCatalogue(options.scopes);
     this.secrets = new SecretCodec(options.tokenPrefix);
     this.keys = new KeyRing(store, {
@@ -413,12 +421,13 @@ export class AppTokensService {
    */
   cachedBearer(value: string, audience: string = this.options.audience): InternalAuthInfo | undefined {
     const key = this.secrets.looksLikeOurs(value) ? `sha256:${hashSecret(value)}` : value;
-    const info = this.#cache.get(key);
-    if (info === undefined) return undefined;
-    if (this.options.advanced.now().getTime() >= (this.#cacheUntil.get(info) ?? 0)) {
+    const entry = this.#cache.get(key);
+    if (entry === undefined) return undefined;
+    if (this.#nowMs() >= entry.until) {
       this.#cache.delete(key);
       return undefined;
     }
+    const { info } = entry;
     if (info.audience !== null && !info.audience.includes(audience)) return undefined;
     if (this.revocation.isRevoked(info.appId, info.apiTokenId, info.claims.jti)) return undefined;
     if (info.kind === 'api_token') {
@@ -435,7 +444,7 @@ export class AppTokensService {
 
   async #verify(value: string, audience: string | readonly string[], allowApiTokens: boolean): Promise<InternalAuthInfo> {
     if (value.length > 8192) throw new AppTokensError('invalid_token', 'the access token is too large');
-    const nowMs = this.options.advanced.now().getTime();
+    const nowMs = this.#nowMs();
     let info: InternalAuthInfo;
     let key: string;
     let until: number;
@@ -455,8 +464,7 @@ export class AppTokensService {
     if (this.revocation.isRevoked(info.appId, info.apiTokenId, info.claims.jti)) {
       throw new AppTokensError('invalid_token', 'the access token has been revoked');
     }
-    this.#cacheUntil.set(info, until);
-    this.#cache.set(key, info);
+    this.#cache.set(key, { info, until });
     return info;
   }
 

@@ -33,6 +33,8 @@ const FAILURE = Symbol('express-app-tokens.failure');
 type WithFailure = Request & { [FAILURE]?: AppTokensError };
 
 function queryToken(req: Request): boolean {
+  // Express 5 parses the query string on every read of req.query: skip it when there is none.
+  if (!req.url.includes('?')) return false;
   const q = req.query as Record<string, unknown> | undefined;
   return q !== undefined && q !== null && q.access_token !== undefined;
 }
