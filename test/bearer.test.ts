@@ -430,6 +430,10 @@ describe('passport strategy', () => {
     const ok = await request(app).get('/p').set(bearer(jwt));
     expect(ok.status).toBe(200);
     expect(ok.body).toEqual({ user: client.clientId, auth: client.clientId });
+    // Again, now from the cache (the strategy's fast path), with req.user and req.auth set alike.
+    const again = await request(app).get('/p').set(bearer(jwt));
+    expect(again.status).toBe(200);
+    expect(again.body).toEqual({ user: client.clientId, auth: client.clientId });
     const bad = await request(app).get('/p').set(bearer('garbage'));
     expect(bad.status).toBe(401);
     expect(bad.headers['www-authenticate']).toContain('error="invalid_token"');
@@ -438,6 +442,11 @@ describe('passport strategy', () => {
     expect(none.headers['www-authenticate']).toBe('Bearer realm="express-app-tokens"');
     const query = await request(app).get(`/p?access_token=${jwt}`);
     expect(query.status).toBe(400);
+    // Revocation beats the strategy's cache too.
+    await f.auth.apps.delete(client.tenant, client.clientId);
+    const revoked = await request(app).get('/p').set(bearer(jwt));
+    expect(revoked.status).toBe(401);
+    expect(revoked.headers['www-authenticate']).toContain('error="invalid_token"');
   });
 
   it('RFC 6750 §3 (deviation D15): under passport.authenticate, a token in the query string and a malformed header answer passport\'s bare 400 without a challenge; authenticate() answers them in full', async () => {

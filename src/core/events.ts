@@ -7,19 +7,8 @@ import type { AuditEventRecord, AuditEventType, Store } from '../store.js';
 import { BatchWriter } from './batch.js';
 import { randomId } from './secrets.js';
 
-/** An audit event as the host's `onEvent` and `GET /apps/:id/events` see it. Never a secret. */
-export interface AuditEvent {
-  id: string;
-  type: AuditEventType;
-  outcome: 'success' | 'failure';
-  tenantId: string;
-  appId: string | null;
-  tokenId: string | null;
-  actorId: string | null;
-  /** ISO 8601. */
-  at: string;
-  data: Record<string, unknown>;
-}
+/** An audit event as the host's `onEvent` and `GET /apps/:id/events` see it: the record, `at` in ISO 8601. Never a secret. */
+export type AuditEvent = Omit<AuditEventRecord, 'at'> & { at: string };
 
 /** What a caller of {@link EventLog.emit} supplies; the log adds `id` and `at`. */
 export type EventInput = Omit<AuditEventRecord, 'id' | 'at' | 'appId' | 'tokenId' | 'actorId' | 'data' | 'outcome'> &

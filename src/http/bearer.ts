@@ -50,6 +50,11 @@ function badBodyToken(req: Request): boolean {
  * allows it only where nothing else works; we never accept it) and a mismatch-proof error handoff.
  */
 class Strategy extends BearerStrategy {
+  // Plain properties, not #private: passport runs each request on Object.create(strategy), which
+  // inherits properties but not private fields.
+  private readonly appTokens: AppTokensService;
+  private readonly audience: string;
+
   constructor(service: AppTokensService, audience: string) {
     super({ realm: service.options.realm, passReqToCallback: true }, (req, token, done) => {
       const cached = service.cachedBearer(token, audience);
@@ -68,6 +73,8 @@ class Strategy extends BearerStrategy {
       );
     });
     this.name = 'app-tokens';
+    this.appTokens = service;
+    this.audience = audience;
   }
 
   override authenticate(req: Request, options?: unknown): void {
@@ -88,6 +95,14 @@ class Strategy extends BearerStrategy {
     if (req.headers.authorization !== undefined && repeatedAuthorization(req)) {
       (req as WithFailure)[FAILURE] = twoCredentials();
       return this.fail(400);
+    }
+    // Hosts that run passport get the same cached fast path as authenticate(): no verify callback.
+    const token = headerToken(req);
+    const cached =
+      token === undefined || req.body?.access_token !== undefined ? undefined : this.appTokens.cachedBearer(token, this.audience);
+    if (cached) {
+      req.auth = cached;
+      return this.success(cached);
     }
     // passport sets req.user; mirror it on req.auth for hosts that use passport directly.
     const success = this.success;

@@ -98,8 +98,10 @@ export function oauthEndpoint(service: AppTokensService, endpoint: OAuthEndpoint
         res.setHeader('Allow', 'POST');
         throw new AppTokensError('invalid_request', 'this endpoint accepts POST only', { status: 405 });
       }
+      // Express 5 parses the query string on every read of req.query: read it once, if there is one.
+      const query = req.url.includes('?') ? (req.query as Record<string, unknown>) : {};
       for (const name of CREDENTIAL_PARAMS) {
-        if (req.query[name] !== undefined) {
+        if (query[name] !== undefined) {
           throw new AppTokensError('invalid_request', `${name}: credentials must be sent in the request body, never in the query string`, {
             field: name,
           });
