@@ -277,7 +277,7 @@ async function grant(kind, clientId, secret, scope) {
 
 /** The load's credentials: access tokens of a few long-lived apps, and their API tokens. */
 async function buildPool(admin) {
-  const pool = { jwts: [], apiTokens: [] };
+  const pool = { jwts: [], apiTokens: [], grants: [] };
   for (let i = 0; i < 5; i++) {
     const created = await expectCall('setup', 201, 'POST', '/apps', {
       headers: jsonHeaders(admin),
@@ -285,14 +285,26 @@ async function buildPool(admin) {
     });
     if (!created) throw new Error('could not create the load apps');
     const { app, value } = created.json;
-    for (let j = 0; j < 4; j++) {
-      const t = await grant('setup', app.id, value, j % 2 ? 'notarization:read' : undefined);
-      if (!t) throw new Error('could not get the load access tokens');
-      pool.jwts.push(t);
-    }
+    for (let j = 0; j < 4; j++) pool.grants.push({ clientId: app.id, secret: value, scope: j % 2 ? 'notarization:read' : undefined });
     pool.apiTokens.push(value);
   }
+  if (!(await renewPool(pool))) throw new Error('could not get the load access tokens');
   return pool;
+}
+
+/**
+ * (Re)mint the load's access tokens. They live one hour (the default), so a run longer than that
+ * renews them every ten minutes, as a real client would before expiry.
+ */
+async function renewPool(pool) {
+  const fresh = [];
+  for (const g of pool.grants) {
+    const t = await grant('setup', g.clientId, g.secret, g.scope);
+    if (!t) return false;
+    fresh.push(t);
+  }
+  pool.jwts = fresh;
+  return true;
 }
 
 async function loadWorker(pool, deadline) {
@@ -323,7 +335,7 @@ async function churnCycle(adminRef, i) {
     body: JSON.stringify({ name: `churn-${i}`, scopes: ['notarization:read'], token: { name: 'first', expiresIn: 3600 } }),
   });
   if (!created) return;
-  const { app, token, value } = created.json;
+  const { app, value } = created.json;
   const appPath = `/apps/${encodeURIComponent(app.id)}`;
   try {
     const jwt = await grant('churn: POST /oauth/token', app.id, value);
@@ -359,7 +371,6 @@ async function churnCycle(adminRef, i) {
     await expectCall('churn: DELETE /apps/:id', 204, 'DELETE', appPath, { headers: bearer(admin) });
     // Deleting the app killed everything it minted.
     if (jwt2) await expectCall('churn: deleted app token refused', 401, 'GET', '/notarizations/stamps', { headers: bearer(jwt2) });
-    void token;
   } finally {
     stats.churnCycles++;
   }
@@ -453,11 +464,12 @@ async function main() {
       );
     }
   }, SAMPLE_MS);
-  // Renew the admin's access token well before it expires (the default lifetime is 1 h).
+  // Renew the admin's and the load's access tokens well before they expire (the default lifetime is 1 h).
   const renew = setInterval(() => {
     void grant('setup', creds.client_id, creds.client_secret).then((t) => {
       if (t) adminRef.token = t;
     });
+    void renewPool(pool);
   }, 10 * 60_000);
   // Hard stop, whatever happens.
   const hardStop = setTimeout(() => {

@@ -5,6 +5,7 @@ import { createAppTokens, type AppTokens } from '../src/index.js';
 import { createPostgresStore } from '../adapters/sql/index.js';
 import { CATALOGUE, ISSUER, accessToken, createClient, expectOAuthError, mistype, setup, tokenRequest, type Fixture } from './helpers.js';
 import { freshDatabase } from './postgres-server.js';
+import { OPEN_MEMO_MS } from '../src/core/limits.js';
 
 const fixtures: Fixture[] = [];
 const instances: AppTokens[] = [];
@@ -155,6 +156,37 @@ describe('client lockout at the OAuth endpoints (RFC 6749 §2.3.1)', () => {
     const cToken = await accessToken(f.app, c.clientId, c.secret);
     expect((await post('/oauth/introspect', c.clientId, c.secret, { token: cToken })).body.active).toBe(true);
     expect((await post('/oauth/revoke', c.clientId, c.secret, { token: cToken })).status).toBe(200);
+  });
+
+  it('RFC 6749 §2.3.1: on PostgreSQL, failures counted by one instance lock the client on another within OPEN_MEMO_MS, even a client it has just served', async () => {
+    const connectionString = await freshDatabase(inject('postgresUrl'));
+    const hosts = [];
+    for (let i = 0; i < 2; i++) {
+      const auth = createAppTokens({
+        store: createPostgresStore({ connectionString }),
+        issuer: ISSUER,
+        scopes: CATALOGUE,
+        clientLockout: { attempts: 3, window: 60, duration: 60 },
+        advanced: { revocationSyncInterval: 0, lastUsedFlushInterval: 0 },
+      });
+      instances.push(auth);
+      await auth.ready();
+      hosts.push(limitedHost(auth, 1000));
+    }
+    const [a, b] = hosts as [express.Express, express.Express];
+    const c = await createClient(instances[0]!);
+    // B serves the client: it now remembers the client id as open and its credentials as verified.
+    expect((await tokenRequest(b, c.clientId, c.secret)).status).toBe(200);
+    const wrong = mistype(c.secret);
+    for (let i = 0; i < 3; i++) expectOAuthError(await tokenRequest(a, c.clientId, wrong), 401, 'invalid_client');
+    const lockedAt = performance.now();
+    let status = 0;
+    while (performance.now() - lockedAt < OPEN_MEMO_MS + 1000) {
+      status = (await tokenRequest(b, c.clientId, c.secret)).status;
+      if (status === 429) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(status).toBe(429);
   });
 
   it('can be turned off', async () => {

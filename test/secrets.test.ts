@@ -201,6 +201,31 @@ describe('randomId', () => {
     const ids = new Set(Array.from({ length: 2000 }, () => randomId('app')));
     expect(ids.size).toBe(2000);
   });
+
+  it('uses every character of the alphabet equally (no modulo bias: 256 % 62 would favour 0-7 by 25%)', () => {
+    const counts = new Map<string, number>();
+    const n = 20_000;
+    for (let i = 0; i < n; i++) for (const c of randomId()) counts.set(c, (counts.get(c) ?? 0) + 1);
+    expect(counts.size).toBe(62);
+    const expected = (n * 22) / 62; // ~7,097; one standard deviation is ~83
+    for (const [c, count] of counts) {
+      expect(Math.abs(count - expected) / expected, `character ${c}`).toBeLessThan(0.08);
+    }
+  });
+});
+
+describe('checksum compatibility', () => {
+  // Values issued by earlier versions must stay valid: these checksums were computed with the
+  // original BigInt base62 encoding of the first 32 bits of SHA-256("eat_" + body).
+  it.each([
+    ['A'.repeat(43), '0ZlxQ8'],
+    ['0'.repeat(43), '01gsQq'],
+    ['zZ9'.repeat(14) + 'q', '0LbekV'],
+  ])('eat_%s… carries the checksum %s', (body, sum) => {
+    const codec = new SecretCodec('eat');
+    expect(codec.isWellFormed(`eat_${body}${sum}`)).toBe(true);
+    expect(codec.isWellFormed(`eat_${body}${sum.slice(0, 5)}${sum[5] === 'a' ? 'b' : 'a'}`)).toBe(false);
+  });
 });
 
 describe('DUMMY_HASH', () => {

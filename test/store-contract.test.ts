@@ -5,6 +5,7 @@ import { Kysely, Migrator, SqliteDialect, sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createSqliteStore, migrations, MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from '../adapters/sql/index.js';
 import type { Database, SqlStore } from '../adapters/sql/index.js';
+import { withStatementCache } from '../adapters/sql/sqlite.js';
 import { adapters, makeTempDir } from './adapters.js';
 import { at, makeApp, makeEvent, makeKey, makeToken, makeTombstone, storeContract } from './store-contract.js';
 
@@ -143,5 +144,40 @@ describe('sqlite (file): persistence', () => {
       nextCursor: null,
     });
     await expect(second.appendEvents([events[0]!])).rejects.toMatchObject({ code: 'conflict' });
+  });
+});
+
+describe('sqlite: prepared statements are reused', () => {
+  it('prepares each SQL text once per connection, and a reused statement gives fresh results', () => {
+    const raw = new BetterSqlite(':memory:');
+    let prepared = 0;
+    const prepare = raw.prepare.bind(raw);
+    raw.prepare = ((text: string) => (prepared++, prepare(text))) as typeof raw.prepare;
+    const db = withStatementCache(raw);
+    db.prepare('create table t (x integer)').run([]);
+    const insert = 'insert into t (x) values (?)';
+    const count = 'select count(*) as n from t where x > ?';
+    for (let i = 0; i < 50; i++) db.prepare(insert).run([i]);
+    expect(db.prepare(count).all([10])).toEqual([{ n: 39 }]);
+    expect(db.prepare(count).all([40])).toEqual([{ n: 9 }]);
+    expect(db.prepare(insert)).toBe(db.prepare(insert));
+    expect(prepared).toBe(3);
+    db.close();
+  });
+
+  it('stays bounded: past the bound the oldest texts are prepared again, with the same results', () => {
+    const raw = new BetterSqlite(':memory:');
+    let prepared = 0;
+    const prepare = raw.prepare.bind(raw);
+    raw.prepare = ((text: string) => (prepared++, prepare(text))) as typeof raw.prepare;
+    const db = withStatementCache(raw);
+    const texts = Array.from({ length: 300 }, (_, i) => `select ${i} as v`);
+    for (const text of texts) db.prepare(text).all([]);
+    expect(prepared).toBe(300);
+    expect(db.prepare(texts[299]!).all([])).toEqual([{ v: 299 }]);
+    expect(prepared).toBe(300); // recent: still cached
+    expect(db.prepare(texts[0]!).all([])).toEqual([{ v: 0 }]);
+    expect(prepared).toBe(301); // evicted: prepared again
+    db.close();
   });
 });

@@ -106,6 +106,25 @@ describe('client authentication takes one path (RFC 6749 §2.3.1)', () => {
     expect(calls.hashComparisons).toEqual([[sha256(client.secret), sha256(client.secret)]]);
   });
 
+  it('with credentials cached (advanced.clientCacheTtl), any other secret, or the cached secret under another client id, still takes the full path', async () => {
+    // Both clients authenticated: their credentials are now in the client cache.
+    expect((await attempt(client.clientId, client.secret, 'basic')).res.status).toBe(200);
+    expect((await attempt(other.clientId, other.secret, 'basic')).res.status).toBe(200);
+    const hit = await attempt(client.clientId, client.secret, 'basic');
+    expect(hit.res.status).toBe(200);
+    expect(hit.calls.findApiTokenByHash).toEqual([]); // served from the cache: the cache is in play
+    const wrong = await attempt(client.clientId, unknownSecret, 'basic');
+    expect(wrong.res.status).toBe(401);
+    expect(wrong.calls.getAppByClientId).toEqual([client.clientId]);
+    expect(wrong.calls.findApiTokenByHash).toEqual([sha256(unknownSecret)]);
+    expect(wrong.calls.hashComparisons).toEqual([[DUMMY_HASH, sha256(unknownSecret)]]);
+    const foreign = await attempt(client.clientId, other.secret, 'basic');
+    expect(foreign.res.status).toBe(401);
+    expect(foreign.calls.getAppByClientId).toEqual([client.clientId]);
+    expect(foreign.calls.findApiTokenByHash).toEqual([sha256(other.secret)]);
+    expect(foreign.calls.hashComparisons).toEqual([[sha256(other.secret), sha256(other.secret)]]);
+  });
+
   for (const style of ['basic', 'post'] as const) {
     describe(`client_secret_${style}`, () => {
       it('an unknown client looks up the client AND the token once each, and compares against the dummy hash', async () => {

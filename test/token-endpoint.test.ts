@@ -172,6 +172,88 @@ describe('client authentication', () => {
   });
 });
 
+describe('client credential cache (advanced.clientCacheTtl)', () => {
+  /** Count the store reads client authentication makes. */
+  function countLookups(store: Fixture['store']) {
+    const counts = { app: 0, token: 0 };
+    const getApp = store.getAppByClientId.bind(store);
+    const findToken = store.findApiTokenByHash.bind(store);
+    store.getAppByClientId = (id) => (counts.app++, getApp(id));
+    store.findApiTokenByHash = (hash) => (counts.token++, findToken(hash));
+    return counts;
+  }
+
+  it('repeated grants of one client read the store once', async () => {
+    const counts = countLookups(f.store);
+    for (let i = 0; i < 5; i++) expect((await tokenRequest(f.app, client.clientId, client.secret)).status).toBe(200);
+    expect(counts).toEqual({ app: 1, token: 1 });
+  });
+
+  it('with clientCacheTtl 0 every grant reads the store', async () => {
+    f = await f.restart({ advanced: { clientCacheTtl: 0 } });
+    const counts = countLookups(f.store);
+    for (let i = 0; i < 3; i++) expect((await tokenRequest(f.app, client.clientId, client.secret)).status).toBe(200);
+    expect(counts).toEqual({ app: 3, token: 3 });
+  });
+
+  it('the cached entry lives clientCacheTtl seconds, then the store is read again', async () => {
+    let now = Date.now();
+    f = await f.restart({ advanced: { now: () => new Date(now), clientCacheTtl: 2 } });
+    const counts = countLookups(f.store);
+    expect((await tokenRequest(f.app, client.clientId, client.secret)).status).toBe(200);
+    now += 1900;
+    expect((await tokenRequest(f.app, client.clientId, client.secret)).status).toBe(200);
+    expect(counts.token).toBe(1);
+    now += 200;
+    expect((await tokenRequest(f.app, client.clientId, client.secret)).status).toBe(200);
+    expect(counts.token).toBe(2);
+  });
+
+  it('a cached client whose API token is then deleted is refused at once', async () => {
+    expect((await tokenRequest(f.app, client.clientId, client.secret)).status).toBe(200);
+    await f.auth.apps.deleteToken(client.tenant, client.clientId, client.tokenId);
+    expectOAuthError(await tokenRequest(f.app, client.clientId, client.secret), 401, 'invalid_client');
+  });
+
+  it('a cached client whose app is then deleted is refused at once', async () => {
+    expect((await tokenRequest(f.app, client.clientId, client.secret)).status).toBe(200);
+    await f.auth.apps.delete(client.tenant, client.clientId);
+    expectOAuthError(await tokenRequest(f.app, client.clientId, client.secret), 401, 'invalid_client');
+  });
+
+  it('a cached client whose API token is then regenerated is refused at once; the new value works', async () => {
+    expect((await tokenRequest(f.app, client.clientId, client.secret)).status).toBe(200);
+    const regenerated = await f.auth.apps.regenerateToken(client.tenant, client.clientId, client.tokenId);
+    expectOAuthError(await tokenRequest(f.app, client.clientId, client.secret), 401, 'invalid_client');
+    expect((await tokenRequest(f.app, client.clientId, regenerated.value)).status).toBe(200);
+  });
+
+  it('a cached secret presented with another client id is invalid_client (RFC 6749 §2.3.1)', async () => {
+    const other = await createClient(f.auth);
+    expect((await tokenRequest(f.app, client.clientId, client.secret)).status).toBe(200);
+    expectOAuthError(await tokenRequest(f.app, other.clientId, client.secret), 401, 'invalid_client');
+  });
+
+  it('a cached API token that expires is refused from the moment it expires', async () => {
+    let now = Date.now();
+    f = await f.restart({ advanced: { now: () => new Date(now), clientCacheTtl: 60 } });
+    const c = await createClient(f.auth, { expiresIn: 120 });
+    now += 100_000; // cached from here until +160 s, but the token expires at +120 s
+    expect((await tokenRequest(f.app, c.clientId, c.secret)).status).toBe(200);
+    now += 21_000;
+    expectOAuthError(await tokenRequest(f.app, c.clientId, c.secret), 401, 'invalid_client');
+  });
+
+  it("an edit of the app's claims reaches the next token of a cached client at once", async () => {
+    const before = decodeJwt(await accessToken(f.app, client.clientId, client.secret));
+    expect(before.payload.plan).toBe('pro');
+    await f.auth.apps.update(client.tenant, client.clientId, { customClaims: { plan: 'enterprise' }, name: 'renamed' });
+    const after = decodeJwt(await accessToken(f.app, client.clientId, client.secret));
+    expect(after.payload.plan).toBe('enterprise');
+    expect(after.payload.app_name).toBe('renamed');
+  });
+});
+
 describe('request syntax', () => {
   it('RFC 6749 §4.4.2: a missing grant_type is invalid_request', async () => {
     const res = await request(f.app)

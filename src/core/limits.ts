@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { LRUCache } from 'lru-cache';
 import { RateLimiterMemory, RateLimiterPostgres, type IRateLimiterOptions, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Store } from '../store.js';
 import { AppTokensError } from './errors.js';
@@ -22,6 +23,9 @@ export async function createLimiter(store: Store, options: IRateLimiterOptions &
   });
 }
 
+
+/** How long a client id found not locked out is taken to stay so without asking the shared counter, ms. */
+export const OPEN_MEMO_MS = 1000;
 
 /** Options of the client lockout at the OAuth endpoints. */
 export interface ClientLockoutOptions {
@@ -41,26 +45,38 @@ export interface ClientLockoutOptions {
 export class ClientLockout {
   readonly #limiter: Promise<RateLimiterAbstract>;
   readonly #options: ClientLockoutOptions;
+  /** Client ids found open recently → epoch ms until which that answer stands. */
+  readonly #open = new LRUCache<string, number>({ max: 10_000 });
 
   constructor(store: Store, options: ClientLockoutOptions) {
     this.#options = options;
     this.#limiter = createLimiter(store, { points: options.attempts, duration: options.window, keyPrefix: 'eat_lockout' });
   }
 
-  /** Throws `rate_limited` (429) while the client id is locked out. */
+  /**
+   * Throws `rate_limited` (429) while the client id is locked out. A client id found open is not
+   * looked up again for {@link OPEN_MEMO_MS}, so that a busy client's grants do not each read the
+   * shared counter (a PostgreSQL round trip); a failure in this process forgets that at once, and
+   * failures counted by other instances lock it here within {@link OPEN_MEMO_MS}.
+   */
   async assertOpen(clientId: string): Promise<void> {
-    const res = await (await this.#limiter).get(clientId).catch(() => null);
-    if (res && res.consumedPoints >= this.#options.attempts && res.msBeforeNext > 0) {
+    const openUntil = this.#open.get(clientId);
+    if (openUntil !== undefined && openUntil > Date.now()) return;
+    const res = await (await this.#limiter).get(clientId).catch(() => undefined);
+    if (res === undefined) return; // the counter is unreachable: fail open, and look again next time
+    if (res !== null && res.consumedPoints >= this.#options.attempts && res.msBeforeNext > 0) {
       const retryAfter = Math.ceil(res.msBeforeNext / 1000);
       throw new AppTokensError('rate_limited', `too many failed authentications for this client; retry in ${retryAfter} s`, {
         status: 429,
         retryAfter,
       });
     }
+    this.#open.set(clientId, Date.now() + OPEN_MEMO_MS);
   }
 
   /** Count a failed secret check; the one that reaches `attempts` locks the client id for `duration`. */
   async failed(clientId: string): Promise<void> {
+    this.#open.delete(clientId);
     const limiter = await this.#limiter;
     const res = await limiter.consume(clientId).catch((r: unknown) => r);
     if (typeof res === 'object' && res !== null && 'consumedPoints' in res && (res as { consumedPoints: number }).consumedPoints >= this.#options.attempts) {

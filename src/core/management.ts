@@ -142,6 +142,7 @@ export class AppManagement {
       if (Object.keys(patch).length === 0) throw invalid('body', 'give at least one of name, description, customClaims');
       const app = await this.#s.options.store.updateApp(tenantOf(p), appId, patch, this.#now());
       if (!app) throw notFound('app', appId);
+      this.#s.forgetClient(app.id);
       this.#event(p, 'app.updated', app.id, null, { fields: Object.keys(patch) });
       return appView(app);
     });

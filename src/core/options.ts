@@ -88,6 +88,13 @@ export interface AppTokensOptions {
     clockTolerance?: number;
     /** Verified tokens kept in the verification cache. Default: 10000. */
     cacheMax?: number;
+    /**
+     * Seconds a client authenticated at the OAuth endpoints is trusted from memory, so that repeated
+     * grants of one client do not read the store. Revocation still takes effect at once (the
+     * revocation view is checked on every hit); an edit of the app's name or claims on another
+     * instance reaches this one's new tokens within this time. 0–60; 0 disables. Default: 5.
+     */
+    clientCacheTtl?: number;
     /** How often revocations of other processes are read from the store, ms; 0 disables. Default: 5000. */
     revocationSyncInterval?: number;
     /** How often batched `lastUsedDate` updates are written, ms. Default: 10000. */
@@ -245,6 +252,7 @@ const schema = z
           .max(300, { error: 'must be between 0 and 300 seconds' })
           .default(5),
         cacheMax: z.number().int().min(1).max(10_000_000).default(10_000),
+        clientCacheTtl: z.number().min(0).max(60, { error: 'must be between 0 and 60 seconds' }).default(5),
         revocationSyncInterval: z.number().int().min(0).default(5000),
         lastUsedFlushInterval: z.number().int().min(0).default(10_000),
         keyReloadInterval: z.number().int().min(0).default(60_000),
@@ -257,6 +265,7 @@ const schema = z
       .default({
         clockTolerance: 5,
         cacheMax: 10_000,
+        clientCacheTtl: 5,
         revocationSyncInterval: 5000,
         lastUsedFlushInterval: 10_000,
         keyReloadInterval: 60_000,

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
 
 const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 const BODY_LENGTH = 43; // 62^43 > 2^256
@@ -26,9 +26,19 @@ function base62(bytes: Buffer, width: number): string {
   return out.padStart(width, '0');
 }
 
+/** {@link base62} of an unsigned 32-bit number, without BigInt (the same digits). */
+function base62Uint32(n: number, width: number): string {
+  let out = '';
+  while (n > 0) {
+    out = ALPHABET[n % 62]! + out;
+    n = Math.floor(n / 62);
+  }
+  return out.padStart(width, '0');
+}
+
 function checksum(prefix: string, body: string): string {
   const digest = createHash('sha256').update(`${prefix}_${body}`).digest();
-  return base62(digest.subarray(0, 4), CHECKSUM_LENGTH);
+  return base62Uint32(digest.readUInt32BE(0), CHECKSUM_LENGTH);
 }
 
 /** A valid prefix: 2–16 lowercase letters or digits, starting with a letter. */
@@ -105,8 +115,25 @@ export function constantTimeEqual(a: string, b: string): boolean {
  */
 export const DUMMY_HASH = hashSecret('express-app-tokens:dummy');
 
-/** Random identifiers: `app_…`, `tok_…`, JWT ids. 128 bits, base62, safe in URLs and Basic auth. */
+const ID_LENGTH = 22;
+/** Random bytes for {@link randomId}, drawn from the CSPRNG a pool at a time (as `crypto.randomUUID` does). */
+const idPool = Buffer.alloc(4096);
+let idPoolOffset = idPool.length;
+
+/**
+ * Random identifiers: `app_…`, `tok_…`, JWT ids and event ids. 22 base62 characters, uniform by
+ * rejection sampling (bytes 248–255 are skipped, so `byte % 62` favours no character): about 131
+ * bits, safe in URLs and Basic auth. Identifiers are not secrets; their pool is reused.
+ */
 export function randomId(prefix?: string): string {
-  const id = base62(randomBytes(16), 22);
+  let id = '';
+  while (id.length < ID_LENGTH) {
+    if (idPoolOffset === idPool.length) {
+      randomFillSync(idPool);
+      idPoolOffset = 0;
+    }
+    const byte = idPool[idPoolOffset++]!;
+    if (byte < 248) id += ALPHABET[byte % 62]!;
+  }
   return prefix ? `${prefix}_${id}` : id;
 }

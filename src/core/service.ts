@@ -30,6 +30,16 @@ export interface TokenResponse {
 /** How long an API token verified as a bearer is trusted from cache before re-reading it. */
 const API_TOKEN_CACHE_MS = 60_000;
 
+/** Client credentials kept verified at once (a bound, not a tuning knob: a few seconds' worth of busy clients). */
+const CLIENT_CACHE_MAX = 10_000;
+
+/** A client authenticated by the full path, trusted until `until` (epoch ms). */
+interface ClientEntry {
+  app: AppRecord;
+  token: ApiTokenRecord;
+  until: number;
+}
+
 /** A verified credential in the cache, and the epoch ms after which it must be verified again. */
 interface CacheEntry {
   info: InternalAuthInfo;
@@ -76,6 +86,8 @@ export class AppTokensService {
   readonly #nowMs: () => number;
   /** Verified bearers: JWT string, or `sha256:<hash>` for an API token → AuthInfo. */
   readonly #cache: LRUCache<string, CacheEntry>;
+  /** Verified client credentials (`advanced.clientCacheTtl`): SHA-256 of the secret → the records. */
+  readonly #clients: LRUCache<string, ClientEntry> | undefined;
   #ready: Promise<void> | undefined;
   #isReady = false;
 
@@ -107,6 +119,7 @@ export class AppTokensService {
     this.lastUsed = new LastUsedBatcher(store, advanced.lastUsedFlushInterval);
     this.events = new EventLog(store, { onEvent: options.onEvent, flushInterval: advanced.eventFlushInterval, now: advanced.now });
     this.#cache = new LRUCache({ max: advanced.cacheMax });
+    this.#clients = advanced.clientCacheTtl > 0 ? new LRUCache({ max: CLIENT_CACHE_MAX }) : undefined;
     this.resources = new Map(options.resources.map((r) => [r.id, new Set(r.scopes)]));
     this.audiences = [...new Set([options.audience, ...this.resources.keys()])];
     this.lockout = options.clientLockout === false ? undefined : new ClientLockout(store, options.clientLockout);
@@ -153,8 +166,11 @@ export class AppTokensService {
     const { store } = this.options;
     const lockoutKey = clientId.slice(0, 128);
     await this.lockout?.assertOpen(lockoutKey);
+    const presentedHex = hashSecret(secret);
+    const cached = this.#cachedClient(clientId, presentedHex);
+    if (cached !== undefined) return cached;
     const wellFormed = this.secrets.isWellFormed(secret);
-    const presented = Buffer.from(hashSecret(secret), 'hex');
+    const presented = Buffer.from(presentedHex, 'hex');
     // Both lookups always run, so that an unknown client and a wrong secret take the same path.
     const [app, token] = await Promise.all([
       clientId.length <= 128 ? store.getAppByClientId(clientId) : undefined,
@@ -186,7 +202,39 @@ export class AppTokensService {
       throw new AppTokensError('invalid_client', 'client authentication failed');
     }
     this.lastUsed.record(token.id, now);
+    this.#clients?.set(presentedHex, { app: app!, token, until: this.#nowMs() + this.options.advanced.clientCacheTtl * 1000 });
     return { app: app!, token };
+  }
+
+  /**
+   * A client authenticated with this very secret within `advanced.clientCacheTtl`, still unrevoked
+   * (the revocation view sees a deleted, refreshed or regenerated token and a deleted app at once
+   * in this process) and unexpired; `undefined` sends the caller down the full path. The key is the
+   * hash of the presented secret, so a hit implies the exact secret that was checked, and a wrong
+   * secret always misses: it takes the full, constant-time path.
+   */
+  #cachedClient(clientId: string, presentedHex: string): { app: AppRecord; token: ApiTokenRecord } | undefined {
+    const entry = this.#clients?.get(presentedHex);
+    if (entry === undefined) return undefined;
+    const { app, token } = entry;
+    const nowMs = this.#nowMs();
+    if (
+      nowMs >= entry.until ||
+      app.id !== clientId ||
+      (token.expiresAt !== null && token.expiresAt.getTime() <= nowMs) ||
+      this.revocation.isRevoked(app.id, token.id)
+    ) {
+      this.#clients!.delete(presentedHex);
+      return undefined;
+    }
+    this.lastUsed.record(token.id, new Date(nowMs));
+    return { app, token };
+  }
+
+  /** Forget cached client credentials of an app whose record changed (name, claims) in this process. */
+  forgetClient(appId: string): void {
+    if (this.#clients === undefined) return;
+    for (const [key, entry] of this.#clients.entries()) if (entry.app.id === appId) this.#clients.delete(key);
   }
 
   /**
