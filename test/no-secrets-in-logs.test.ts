@@ -132,8 +132,9 @@ describe('a full scenario leaks nothing into logs, events, the console or proces
     f = await setup({
       logger: cap.logger,
       onEvent: (e) => cap.events.push(e),
-      // Reuse detection without waiting for the race window.
-      advanced: { refreshRaceWindow: 0, eventFlushInterval: 0 },
+      // Reuse detection without waiting for the race window; every grant reaches the store (no
+      // client cache), so that the store failure injected below is met.
+      advanced: { refreshRaceWindow: 0, eventFlushInterval: 0, clientCacheTtl: 0 },
     });
   });
   afterEach(async () => {
