@@ -31,7 +31,7 @@ export interface TokenResponse {
 const API_TOKEN_CACHE_MS = 60_000;
 
 /** Client credentials kept verified at once (a bound, not a tuning knob: a few seconds' worth of busy clients). */
-const CLIENT_CACHE_MAX = 10_000;
+const CLIENT_CACHE_MAX = 2_000;
 
 /** A client authenticated by the full path, trusted until `until` (epoch ms). */
 interface ClientEntry {
