@@ -28,6 +28,25 @@ function limitedHost(auth: AppTokens, points: number, duration = 60) {
   return app;
 }
 
+/** `count` instances on one fresh PostgreSQL database, each behind {@link limitedHost}. */
+async function postgresHosts(count: number, points: number, options: Partial<Parameters<typeof createAppTokens>[0]> = {}): Promise<express.Express[]> {
+  const connectionString = await freshDatabase(inject('postgresUrl'));
+  const hosts = [];
+  for (let i = 0; i < count; i++) {
+    const auth = createAppTokens({
+      store: createPostgresStore({ connectionString }),
+      issuer: ISSUER,
+      scopes: CATALOGUE,
+      ...options,
+      advanced: { revocationSyncInterval: 0, lastUsedFlushInterval: 0 },
+    });
+    instances.push(auth);
+    await auth.ready();
+    hosts.push(limitedHost(auth, points));
+  }
+  return hosts;
+}
+
 describe('per app, per endpoint rate limits', () => {
   it('allows the quota with the remaining count, then 429 with Retry-After and the draft-10 RateLimit fields', async () => {
     const f = await setup();
@@ -74,19 +93,7 @@ describe('per app, per endpoint rate limits', () => {
   });
 
   it('on PostgreSQL, three instances together allow exactly the quota', async () => {
-    const connectionString = await freshDatabase(inject('postgresUrl'));
-    const hosts = [];
-    for (let i = 0; i < 3; i++) {
-      const auth = createAppTokens({
-        store: createPostgresStore({ connectionString }),
-        issuer: ISSUER,
-        scopes: CATALOGUE,
-        advanced: { revocationSyncInterval: 0, lastUsedFlushInterval: 0 },
-      });
-      instances.push(auth);
-      await auth.ready();
-      hosts.push(limitedHost(auth, 10));
-    }
+    const hosts = await postgresHosts(3, 10);
     const c = await createClient(instances[0]!);
     const jwt = await accessToken(hosts[0]!, c.clientId, c.secret);
     const statuses: number[] = [];
@@ -159,21 +166,7 @@ describe('client lockout at the OAuth endpoints (RFC 6749 §2.3.1)', () => {
   });
 
   it('RFC 6749 §2.3.1: on PostgreSQL, failures counted by one instance lock the client on another within OPEN_MEMO_MS, even a client it has just served', async () => {
-    const connectionString = await freshDatabase(inject('postgresUrl'));
-    const hosts = [];
-    for (let i = 0; i < 2; i++) {
-      const auth = createAppTokens({
-        store: createPostgresStore({ connectionString }),
-        issuer: ISSUER,
-        scopes: CATALOGUE,
-        clientLockout: { attempts: 3, window: 60, duration: 60 },
-        advanced: { revocationSyncInterval: 0, lastUsedFlushInterval: 0 },
-      });
-      instances.push(auth);
-      await auth.ready();
-      hosts.push(limitedHost(auth, 1000));
-    }
-    const [a, b] = hosts as [express.Express, express.Express];
+    const [a, b] = (await postgresHosts(2, 1000, { clientLockout: { attempts: 3, window: 60, duration: 60 } })) as [express.Express, express.Express];
     const c = await createClient(instances[0]!);
     // B serves the client: it now remembers the client id as open and its credentials as verified.
     expect((await tokenRequest(b, c.clientId, c.secret)).status).toBe(200);

@@ -148,12 +148,17 @@ describe('sqlite (file): persistence', () => {
 });
 
 describe('sqlite: prepared statements are reused', () => {
-  it('prepares each SQL text once per connection, and a reused statement gives fresh results', () => {
+  /** A database behind the statement cache, and how many statements SQLite itself prepared. */
+  function counted() {
     const raw = new BetterSqlite(':memory:');
-    let prepared = 0;
+    const counter = { prepared: 0 };
     const prepare = raw.prepare.bind(raw);
-    raw.prepare = ((text: string) => (prepared++, prepare(text))) as typeof raw.prepare;
-    const db = withStatementCache(raw);
+    raw.prepare = ((text: string) => (counter.prepared++, prepare(text))) as typeof raw.prepare;
+    return { db: withStatementCache(raw), counter };
+  }
+
+  it('prepares each SQL text once per connection, and a reused statement gives fresh results', () => {
+    const { db, counter } = counted();
     db.prepare('create table t (x integer)').run([]);
     const insert = 'insert into t (x) values (?)';
     const count = 'select count(*) as n from t where x > ?';
@@ -161,23 +166,19 @@ describe('sqlite: prepared statements are reused', () => {
     expect(db.prepare(count).all([10])).toEqual([{ n: 39 }]);
     expect(db.prepare(count).all([40])).toEqual([{ n: 9 }]);
     expect(db.prepare(insert)).toBe(db.prepare(insert));
-    expect(prepared).toBe(3);
+    expect(counter.prepared).toBe(3);
     db.close();
   });
 
   it('stays bounded: past the bound the oldest texts are prepared again, with the same results', () => {
-    const raw = new BetterSqlite(':memory:');
-    let prepared = 0;
-    const prepare = raw.prepare.bind(raw);
-    raw.prepare = ((text: string) => (prepared++, prepare(text))) as typeof raw.prepare;
-    const db = withStatementCache(raw);
+    const { db, counter } = counted();
     const texts = Array.from({ length: 300 }, (_, i) => `select ${i} as v`);
     for (const text of texts) db.prepare(text).all([]);
-    expect(prepared).toBe(300);
+    expect(counter.prepared).toBe(300);
     expect(db.prepare(texts[299]!).all([])).toEqual([{ v: 299 }]);
-    expect(prepared).toBe(300); // recent: still cached
+    expect(counter.prepared).toBe(300); // recent: still cached
     expect(db.prepare(texts[0]!).all([])).toEqual([{ v: 0 }]);
-    expect(prepared).toBe(301); // evicted: prepared again
+    expect(counter.prepared).toBe(301); // evicted: prepared again
     db.close();
   });
 });
