@@ -22,6 +22,9 @@
  *      latency, RSS over time, and whether RSS plateaued: the max over the last third of the run
  *      is within 15% of the max over the middle third.
  *
+ * `--heap` (or SOAK_HEAP=1) also loads bench/lib/heap-probe.mjs into the server: every minute a
+ * forced full GC and the heap used after it, reported next to RSS (live memory vs kept memory).
+ *
  * SOAK_NODE_OPTIONS is passed to the server only (e.g. `--max-old-space-size=96` to tell a leak,
  * which then crashes the server, from a lazily collected heap, which then stays flat).
  *
@@ -49,6 +52,7 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string' },
     'churn-interval': { type: 'string' },
     'sample-interval': { type: 'string' },
+    heap: { type: 'boolean' },
   },
 });
 const positiveInt = (name, text, fallback) => {
@@ -64,6 +68,8 @@ const CONCURRENCY = positiveInt('--concurrency', args.concurrency ?? process.env
 const CHURN_MS = positiveInt('--churn-interval', args['churn-interval'], 100);
 const SAMPLE_MS = positiveInt('--sample-interval', args['sample-interval'], 5000);
 const PLATEAU_TOLERANCE = 0.15;
+/** `--heap`: the server also reports its heap after a forced full GC every minute (bench/lib/heap-probe.mjs). */
+const HEAP = args.heap === true || process.env.SOAK_HEAP === '1';
 
 if (!existsSync(SERVER) || !existsSync(CLI)) {
   console.error(`soak: ${SERVER} or ${CLI} is missing; run \`npm run build\` first (npm run soak does).`);
@@ -237,6 +243,8 @@ function percentile(p) {
 
 /** @type {Array<{t: number, rssKb: number}>} */
 const rss = [];
+/** With `--heap`: the server's heap used after a full GC, and its RSS then. @type {Array<{t: number, heapUsedKb: number, rssKb: number}>} */
+const heap = [];
 let t0 = 0;
 
 function readRssKb(pid) {
@@ -406,6 +414,7 @@ const mb = (kb) => `${(kb / 1024).toFixed(1)} MB`;
 async function main() {
   PORT = await freePort();
   const nodeFlags = (process.env.SOAK_NODE_OPTIONS ?? '').split(/\s+/).filter(Boolean);
+  if (HEAP) nodeFlags.push('--expose-gc', '--import', new URL('./lib/heap-probe.mjs', import.meta.url).href);
   child = spawn(process.execPath, [...nodeFlags, SERVER], {
     cwd: workdir,
     env: {
@@ -421,7 +430,23 @@ async function main() {
   const keep = (c) => {
     childOutput = (childOutput + c.toString()).slice(-8000);
   };
-  child.stdout.on('data', keep);
+  let pendingLine = '';
+  child.stdout.on('data', (c) => {
+    keep(c);
+    if (!HEAP) return;
+    const lines = (pendingLine + c.toString()).split('\n');
+    pendingLine = lines.pop() ?? '';
+    for (const line of lines) {
+      if (!line.startsWith('SOAK_HEAP ') || t0 === 0) continue;
+      const m = JSON.parse(line.slice('SOAK_HEAP '.length));
+      const h = { t: (performance.now() - t0) / 1000, heapUsedKb: m.heapUsed / 1024, rssKb: m.rss / 1024 };
+      heap.push(h);
+      console.log(
+        `  t=${h.t.toFixed(0).padStart(4)} s  after a full GC: heap used ${mb(h.heapUsedKb)} of ${mb(m.heapTotal / 1024)}, ` +
+          `external ${mb(m.external / 1024)} (array buffers ${mb(m.arrayBuffers / 1024)}), RSS ${mb(h.rssKb)}`,
+      );
+    }
+  });
   child.stderr.on('data', keep);
   child.on('exit', (code, signal) => {
     childExited = true;
@@ -514,6 +539,18 @@ async function main() {
           `(${(p.growth * 100).toFixed(1)}%, limit ${PLATEAU_TOLERANCE * 100}%)`
       : 'plateau           not judged: too few samples (run longer)',
   );
+  let heapPlateau;
+  if (HEAP) {
+    heapPlateau = plateau(heap.map((h) => ({ t: h.t, rssKb: h.heapUsedKb })), elapsed);
+    console.log('heap used after a full GC (s: MB):');
+    console.log(`  ${heap.map((h) => `${h.t.toFixed(0)}: ${(h.heapUsedKb / 1024).toFixed(1)}`).join(', ')}`);
+    console.log(
+      heapPlateau.judged
+        ? `heap plateau      ${heapPlateau.ok ? 'yes' : 'NO'}: max over the last third ${mb(heapPlateau.lastMax)} vs the middle third ${mb(heapPlateau.middleMax)} ` +
+            `(${(heapPlateau.growth * 100).toFixed(1)}%, informational)`
+        : 'heap plateau      not judged: too few samples',
+    );
+  }
   if (stats.samples.length > 0) {
     console.log('first errors:');
     for (const s of stats.samples) console.log(`  ${s}`);
@@ -530,6 +567,7 @@ async function main() {
       rssMb: rss.map((s) => [Math.round(s.t), Number((s.rssKb / 1024).toFixed(1))]),
       plateau: p.ok,
       plateauGrowthPct: Number((p.growth * 100).toFixed(1)),
+      ...(HEAP ? { heapUsedMb: heap.map((h) => [Math.round(h.t), Number((h.heapUsedKb / 1024).toFixed(1))]) } : {}),
     })}`,
   );
   console.log(passed ? 'soak: PASS' : 'soak: FAIL');
