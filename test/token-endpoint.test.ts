@@ -1,5 +1,6 @@
 import express from 'express';
 import { createLocalJWKSet, jwtVerify } from 'jose';
+import { isOurPath } from '../src/http/router.js';
 import request from 'supertest';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -484,5 +485,28 @@ describe('the response and the access token', () => {
     expect(decodeJwt(jwt).header.alg).toBe(alg);
     const ok = await request(g.app).get('/stamps').set('Authorization', `Bearer ${jwt}`);
     expect(ok.status).toBe(200);
+  });
+});
+
+describe('routes() is one layer in front of the host (isOurPath)', () => {
+  it('claims exactly the contract prefixes, on whole segments and case-insensitively, as Express mount paths match', () => {
+    for (const path of ['/oauth/token', '/OAUTH/Token', '/oauth', '/apps', '/apps/', '/apps/app_1/tokens', '/tokens/refresh', '/.well-known/jwks.json', '/.well-known/oauth-authorization-server']) {
+      expect(isOurPath(path), path).toBe(true);
+    }
+    for (const path of ['/', '/appsx', '/oauthx/token', '/tokensx', '/stamps', '/me', '/.well-known/other', '/a', '/api/apps']) {
+      expect(isOurPath(path), path).toBe(false);
+    }
+  });
+
+  it('a host route beside ours is reached; our endpoint answers under another letter case', async () => {
+    const app = express();
+    app.use(f.auth.routes());
+    app.get('/appsx', (_req, res) => {
+      res.json({ host: true });
+    });
+    expect((await request(app).get('/appsx')).body).toEqual({ host: true });
+    const res = await request(app).post('/OAUTH/TOKEN').auth(client.clientId, client.secret).type('form').send({ grant_type: 'client_credentials' });
+    expect(res.status).toBe(200);
+    expect(res.body.token_type).toBe('Bearer');
   });
 });
