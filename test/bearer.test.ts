@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { AppTokensError } from '../src/core/errors.js';
 import {
   ISSUER,
+  ourSigningKey,
   accessToken,
   createClient,
   decodeJwt,
@@ -106,8 +107,7 @@ describe('RFC 6750 challenges', () => {
     // Our own key, to forge an expired and a wrong-audience token that fail only on that claim.
     const g = await f.restart();
     f = g;
-    const { importJWK } = await import('jose');
-    const priv = (await importJWK(JSON.parse((await g.store.listSigningKeys())[0]!.privateJwk), 'RS256')) as CryptoKey;
+    const priv = await ourSigningKey(g.store);
     const { header, payload } = decodeJwt(jwt);
     const now = Math.floor(Date.now() / 1000);
     const expired = await forge(header, { ...payload, exp: now - 600, iat: now - 4200 }, priv);
@@ -245,20 +245,18 @@ describe('JWT verification', () => {
     // Signed with our own key, so only the typ differs.
     const g = await f.restart();
     f = g;
-    const keys = await g.store.listSigningKeys();
-    const { importJWK } = await import('jose');
-    const priv = await importJWK(JSON.parse(keys[0]!.privateJwk), 'RS256');
+    const priv = await ourSigningKey(g.store);
     const { header, payload } = decodeJwt(jwt);
     for (const typ of ['JWT', undefined, 'id_token+jwt']) {
       const h: Record<string, unknown> = { ...header };
       if (typ === undefined) delete h.typ;
       else h.typ = typ;
-      const t = await forge(h, payload, priv as CryptoKey);
+      const t = await forge(h, payload, priv);
       const res = await request(g.app).get('/stamps').set(bearer(t));
       expectBearerFailure(res, 401, 'invalid_token');
     }
     // Control: the same key and claims with typ at+jwt pass, so the refusals above are about typ.
-    const ok = await forge(header, payload, priv as CryptoKey);
+    const ok = await forge(header, payload, priv);
     expect((await request(g.app).get('/stamps').set(bearer(ok))).status).toBe(200);
   });
 
@@ -266,9 +264,7 @@ describe('JWT verification', () => {
     // Signed with our own key, so only the typ differs from a minted token.
     const g = await f.restart();
     f = g;
-    const keys = await g.store.listSigningKeys();
-    const { importJWK } = await import('jose');
-    const priv = (await importJWK(JSON.parse(keys[0]!.privateJwk), 'RS256')) as CryptoKey;
+    const priv = await ourSigningKey(g.store);
     const { header, payload } = decodeJwt(jwt);
     for (const typ of ['application/at+jwt', 'AT+JWT', 'Application/AT+JWT']) {
       const t = await forge({ ...header, typ }, payload, priv);
@@ -281,9 +277,7 @@ describe('JWT verification', () => {
   it('RFC 9068 §4: wrong iss, wrong aud, expired and not-yet-valid tokens are refused', async () => {
     const g = await f.restart();
     f = g;
-    const keys = await g.store.listSigningKeys();
-    const { importJWK } = await import('jose');
-    const priv = (await importJWK(JSON.parse(keys[0]!.privateJwk), 'RS256')) as CryptoKey;
+    const priv = await ourSigningKey(g.store);
     const { header, payload } = decodeJwt(jwt);
     const now = Math.floor(Date.now() / 1000);
     const variants: Array<[string, Record<string, unknown>]> = [

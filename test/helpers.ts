@@ -2,11 +2,15 @@
  * Shared test fixtures: a real SQLite file, the real routers, real tokens.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import express, { type Express } from 'express';
 import request, { type Response } from 'supertest';
+import { importJWK, type CryptoKey } from 'jose';
 import { expect } from 'vitest';
+import { AppTokensError } from '../src/core/errors.js';
 import { createAppTokens, type AppTokens, type AppTokensOptions, type Store } from '../src/index.js';
 import { createSqliteStore } from '../adapters/sql/index.js';
 import { createMemoryStore } from '../adapters/memory/index.js';
@@ -150,4 +154,48 @@ export function decodeJwt(jwt: string): { header: Record<string, unknown>; paylo
 /** The value with its last character changed (never to itself: a fixed replacement could be a no-op). */
 export function mistype(value: string): string {
   return `${value.slice(0, -1)}${value.endsWith('x') ? 'y' : 'x'}`;
+}
+
+/** Run `fn`, expect it to throw an AppTokensError, and return that error. */
+export function thrown(fn: () => unknown): AppTokensError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(AppTokensError);
+    return e as AppTokensError;
+  }
+  throw new Error('expected the call to throw');
+}
+
+/** The store's first signing key, private, as jose's key: to forge tokens signed with our own key. */
+export async function ourSigningKey(store: Store, kid?: string): Promise<CryptoKey> {
+  const keys = await store.listSigningKeys();
+  const key = kid === undefined ? keys[0] : keys.find((k) => k.kid === kid);
+  return (await importJWK(JSON.parse(key!.privateJwk), 'RS256')) as CryptoKey;
+}
+
+/** An instance on loopback: `hostApp(auth)` behind a real listening server. */
+export interface Listening {
+  url: string;
+  /** Close the connections and the server, then the instance and its store (idempotent). */
+  close(): Promise<void>;
+}
+
+export async function listening(auth: AppTokens, store: Store): Promise<Listening> {
+  const server: Server = createServer(hostApp(auth));
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  let closed: Promise<void> | undefined;
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close() {
+      closed ??= (async () => {
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await auth.close().catch(() => undefined);
+        await store.close().catch(() => undefined);
+      })();
+      return closed;
+    },
+  };
 }

@@ -16,7 +16,7 @@ import type { AddressInfo } from 'node:net';
 import { CompactEncrypt, FlattenedSign, GeneralSign, exportJWK, generateKeyPair, importJWK } from 'jose';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { ISSUER, accessToken, createClient, decodeJwt, expectBearerFailure, setup, type Fixture } from './helpers.js';
+import { ISSUER, accessToken, createClient, decodeJwt, expectBearerFailure, ourSigningKey, setup, type Fixture } from './helpers.js';
 
 let f: Fixture;
 /** The introspecting client (tenant acme) and the bearer's own client (tenant acme). */
@@ -496,7 +496,7 @@ describe('size, serialization and encoding tricks', () => {
   });
 
   it('RFC 7515 §7.2: a JWS JSON serialization (flattened and general) is refused by both doors', async () => {
-    const key = await importJWK(JSON.parse((await f.store.listSigningKeys()).find((k) => k.kid === ourKid)!.privateJwk), 'RS256');
+    const key = await ourSigningKey(f.store, ourKid);
     const payload = new TextEncoder().encode(JSON.stringify(freshClaims()));
     const flattened = await new FlattenedSign(payload).setProtectedHeader({ alg: 'RS256', kid: ourKid, typ: 'at+jwt' }).sign(key);
     const general = await new GeneralSign(payload).addSignature(key).setProtectedHeader({ alg: 'RS256', kid: ourKid, typ: 'at+jwt' }).done().sign();

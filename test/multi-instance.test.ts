@@ -5,14 +5,12 @@
  * their periodic tombstone read (every 5 s here) could have told them; keys rotated on one are
  * used and accepted by the others; batched writes of one show in another's listings.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createAppTokens, type AppTokens, type AppTokensOptions } from '../src/index.js';
 import { createPostgresStore, type PostgresStore } from '../adapters/sql/index.js';
-import { CATALOGUE, ISSUER, createClient, decodeJwt, hostApp } from './helpers.js';
+import { CATALOGUE, ISSUER, createClient, decodeJwt, listening, type Listening } from './helpers.js';
 import { freshDatabase } from './postgres-server.js';
 
 /** The target of every cross-instance revocation: refused everywhere within this many ms. */
@@ -22,13 +20,11 @@ const GIVE_UP_MS = 2500;
 
 type Advanced = NonNullable<AppTokensOptions['advanced']>;
 
-interface Instance {
+interface Instance extends Listening {
   name: string;
   auth: AppTokens;
   store: PostgresStore;
   connectionString: string;
-  url: string;
-  close(): Promise<void>;
 }
 
 async function startInstance(name: string, connectionString: string, advanced: Advanced = {}): Promise<Instance> {
@@ -40,27 +36,7 @@ async function startInstance(name: string, connectionString: string, advanced: A
     advanced: { revocationSyncInterval: 5000, lastUsedFlushInterval: 0, ...advanced },
   });
   await auth.ready();
-  const server: Server = createServer(hostApp(auth));
-  server.keepAliveTimeout = 60_000;
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  let closed: Promise<void> | undefined;
-  return {
-    name,
-    auth,
-    store,
-    connectionString,
-    url,
-    close() {
-      closed ??= (async () => {
-        server.closeAllConnections();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
-        await auth.close().catch(() => undefined);
-        await store.close();
-      })();
-      return closed;
-    },
-  };
+  return { name, auth, store, connectionString, ...(await listening(auth, store)) };
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

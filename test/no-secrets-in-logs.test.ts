@@ -14,7 +14,7 @@ import request from 'supertest';
 import { afterEach, beforeEach, describe, expect, it, vi, type MockInstance } from 'vitest';
 import { redact, safeLogger, type Logger } from '../src/core/logger.js';
 import type { AuditEvent } from '../src/index.js';
-import { createClient, mistype, setup, type Fixture } from './helpers.js';
+import { createClient, mistype, setup, tokenRequest, type Fixture } from './helpers.js';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
@@ -334,11 +334,7 @@ describe('a full scenario leaks nothing into logs, events, the console or proces
       const c = await createClient(g.auth);
       const boom = new Error(`boom ${c.secret}`, { cause: { token: c.secret, nested: [`Bearer ${c.secret}`] } });
       vi.spyOn(g.store, 'getAppByClientId').mockRejectedValueOnce(boom);
-      const res = await request(g.app)
-        .post('/oauth/token')
-        .auth(encodeURIComponent(c.clientId), encodeURIComponent(c.secret))
-        .type('form')
-        .send({ grant_type: 'client_credentials' });
+      const res = await tokenRequest(g.app, c.clientId, c.secret);
       expect(res.status).toBe(500);
       const consoleLines = cap.lines.filter((l) => l.source === 'console.error');
       expect(consoleLines.length).toBeGreaterThanOrEqual(1);
@@ -366,11 +362,7 @@ describe('a full scenario leaks nothing into logs, events, the console or proces
     try {
       const c = await createClient(g.auth);
       vi.spyOn(g.store, 'findApiTokenByHash').mockRejectedValueOnce(new Error('boom'));
-      const res = await request(g.app)
-        .post('/oauth/token')
-        .auth(encodeURIComponent(c.clientId), encodeURIComponent(c.secret))
-        .type('form')
-        .send({ grant_type: 'client_credentials' });
+      const res = await tokenRequest(g.app, c.clientId, c.secret);
       expect(res.status).toBe(500);
       expect(res.body.error).toBe('server_error');
     } finally {

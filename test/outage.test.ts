@@ -7,24 +7,20 @@
  *
  * The tests of this file run in order: the describes stop and start the server.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAppTokens, type AppTokens, type IssuedApiToken } from '../src/index.js';
 import { createPostgresStore, type PostgresStore } from '../adapters/sql/index.js';
-import { CATALOGUE, ISSUER, createClient, hostApp } from './helpers.js';
+import { CATALOGUE, ISSUER, createClient, listening, type Listening } from './helpers.js';
 import { freshDatabase, startPostgres, type PostgresServer } from './postgres-server.js';
 
 /** Every answer during the outage must arrive within this long. */
 const ANSWER_WITHIN_MS = 5000;
 
-interface Instance {
+interface Instance extends Listening {
   auth: AppTokens;
   store: PostgresStore;
-  url: string;
-  close(): Promise<void>;
 }
 
 async function startInstance(connectionString: string): Promise<Instance> {
@@ -36,24 +32,7 @@ async function startInstance(connectionString: string): Promise<Instance> {
     advanced: { revocationSyncInterval: 5000, lastUsedFlushInterval: 0 },
   });
   await auth.ready();
-  const server: Server = createServer(hostApp(auth));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  let closed: Promise<void> | undefined;
-  return {
-    auth,
-    store,
-    url,
-    close() {
-      closed ??= (async () => {
-        server.closeAllConnections();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
-        await auth.close().catch(() => undefined);
-        await store.close().catch(() => undefined);
-      })();
-      return closed;
-    },
-  };
+  return { auth, store, ...(await listening(auth, store)) };
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

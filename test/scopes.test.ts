@@ -1,17 +1,7 @@
 import { describe, it, expect } from 'vitest';
-import { AppTokensError } from '../src/core/errors.js';
+import { thrown } from './helpers.js';
 import { GrantedScopes, ScopeCatalogue, compileRequirement, isWildcard, parseScopeString } from '../src/core/scopes.js';
 
-/** Run `fn`, expect it to throw an AppTokensError, and return that error. */
-function thrown(fn: () => unknown): AppTokensError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(AppTokensError);
-    return e as AppTokensError;
-  }
-  throw new Error('expected the call to throw');
-}
 
 describe('parseScopeString', () => {
   it('RFC 6749 §3.3: parses single-space separated scope-tokens in order', () => {

@@ -14,7 +14,6 @@ import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSqliteStore } from '../adapters/sql/index.js';
 import { createMemoryStore } from '../adapters/memory/index.js';
-import { AppTokensError } from '../src/core/errors.js';
 import { SecretCodec } from '../src/core/secrets.js';
 import { createAppTokens, type AppTokens, type Store } from '../src/index.js';
 import {
@@ -28,6 +27,7 @@ import {
   hostApp,
   mistype,
   setup,
+  thrown,
   tokenRequest,
   type Fixture,
   type FixtureOptions,
@@ -144,16 +144,6 @@ async function foreignSigned(jwt: string): Promise<string> {
   return new SignJWT(payload).setProtectedHeader(header as { alg: string }).sign(privateKey);
 }
 
-/** The thrown AppTokensError of a synchronous call. */
-function thrown(fn: () => unknown): AppTokensError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(AppTokensError);
-    return e as AppTokensError;
-  }
-  throw new Error('expected the call to throw');
-}
 
 const kidOf = (jwt: string) => decodeJwt(jwt).header.kid as string;
 const jwksKids = async (app: Express) => {

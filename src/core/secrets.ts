@@ -54,10 +54,13 @@ export interface GeneratedSecret {
 /** Secret generation and checks for one prefix. */
 export class SecretCodec {
   readonly prefix: string;
+  /** `<prefix>_`, built once: looksLikeOurs runs on every bearer request. */
+  readonly #head: string;
   readonly #length: number;
 
   constructor(prefix: string) {
     this.prefix = prefix;
+    this.#head = `${prefix}_`;
     this.#length = prefix.length + 1 + BODY_LENGTH + CHECKSUM_LENGTH;
   }
 
@@ -73,7 +76,7 @@ export class SecretCodec {
    * lookup-free: a mistyped, truncated or foreign value fails here.
    */
   isWellFormed(value: string): boolean {
-    if (value.length !== this.#length || !value.startsWith(`${this.prefix}_`)) return false;
+    if (value.length !== this.#length || !value.startsWith(this.#head)) return false;
     const rest = value.slice(this.prefix.length + 1);
     if (!BASE62.test(rest)) return false;
     const body = rest.slice(0, BODY_LENGTH);
@@ -83,7 +86,7 @@ export class SecretCodec {
 
   /** Could `value` be an API token rather than a JWT? Decides which verifier a bearer goes to. */
   looksLikeOurs(value: string): boolean {
-    return value.startsWith(`${this.prefix}_`);
+    return value.startsWith(this.#head);
   }
 }
 
