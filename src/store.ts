@@ -55,6 +55,14 @@ export interface ApiTokenRecord {
   revokedReason: ApiTokenRevocationReason | null;
   /** The token this one was refreshed or regenerated into. */
   replacedBy: string | null;
+  /**
+   * The id of the first token of its rotation chain: a token starts its own family, and every
+   * token it is refreshed or regenerated into joins it. The store sets it (on insert, when absent,
+   * to the token's own id; on {@link Store.replaceApiToken}, to the old token's family, whatever
+   * the replacement says), so that revoking a family is one write, whatever the chain's length.
+   * Adapters always return it.
+   */
+  familyId?: string;
 }
 
 /** A persisted signing key. `privateJwk` is a JSON JWK, or an `enc:v1:` envelope when encrypted at rest. */
@@ -148,6 +156,24 @@ export interface ReplaceApiTokenInput {
   tombstone: Tombstone;
 }
 
+/** Arguments of {@link Store.revokeApiTokenFamily}. */
+export interface RevokeFamilyInput {
+  tenantId: string;
+  /** The revoked token that was presented again. */
+  reusedId: string;
+  /** Dates of the tombstone written for each token revoked (kind `api_token`, its id, the tenant). */
+  tombstone: { createdAt: Date; expiresAt: Date };
+  now: Date;
+}
+
+/** What {@link Store.revokeApiTokenFamily} did. */
+export interface RevokedFamily {
+  /** `true` for exactly one caller: the one that flipped the reused token from `refreshed` to `reuse_detected`. */
+  detected: boolean;
+  /** Ids of the family's tokens this call revoked (they were active). */
+  revoked: string[];
+}
+
 /** Listener of committed revocations. */
 export type ChangeListener = (tombstones: readonly Tombstone[]) => void;
 
@@ -177,6 +203,12 @@ export interface Store {
    * app that existed for the whole walk is skipped.
    */
   listApps(tenantId: string, options: { limit: number; cursor?: string | undefined }): Promise<Page<AppRecord>>;
+  /**
+   * Optional: apps of every tenant in `id` order, `limit` at most, after the id `after`. Only for
+   * whole-store maintenance (the start-up report of apps holding scopes the catalogue no longer
+   * declares); never for serving a tenant.
+   */
+  scanApps?(options: { limit: number; after?: string | undefined }): Promise<AppRecord[]>;
   /** Apply the patch atomically; returns the updated app, or `undefined` if absent in that tenant. */
   updateApp(tenantId: string, id: string, patch: AppPatch, now: Date): Promise<AppRecord | undefined>;
   /**
@@ -214,6 +246,14 @@ export interface Store {
     tombstones: Tombstone[],
     now: Date,
   ): Promise<string[]>;
+  /**
+   * Refresh-token reuse (RFC 9700 §4.14.2): atomically, if the token `reusedId` of the tenant has
+   * `revokedReason` `refreshed`, set it to `reuse_detected` (`detected: true`; of concurrent callers
+   * exactly one sees it); and, in any case, revoke every active token of its family with reason
+   * `reuse_detected`, writing and emitting one tombstone each. One write whatever the chain's
+   * length. An absent token changes nothing.
+   */
+  revokeApiTokenFamily(input: RevokeFamilyInput): Promise<RevokedFamily>;
   /** Record last use, batched: sets `lastUsedAt` to the later of the stored and given dates. */
   touchApiTokens(uses: ReadonlyMap<string, Date>): Promise<void>;
 

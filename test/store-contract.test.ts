@@ -5,6 +5,7 @@ import { Kysely, Migrator, SqliteDialect, sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createSqliteStore, migrations, MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from '../adapters/sql/index.js';
 import type { Database, SqlStore } from '../adapters/sql/index.js';
+import type { ApiTokenRecord } from '../src/store.js';
 import { withStatementCache } from '../adapters/sql/sqlite.js';
 import { adapters, makeTempDir } from './adapters.js';
 import { at, makeApp, makeEvent, makeKey, makeToken, makeTombstone, storeContract } from './store-contract.js';
@@ -85,8 +86,8 @@ describe('sqlite (file): persistence', () => {
     const second = open(filename);
     await Promise.all([second.init(), second.init()]);
     await second.init();
-    const migrations = await sql<{ name: string }>`select name from app_tokens_migrations`.execute(second.db);
-    expect(migrations.rows.map((row) => row.name)).toEqual(['0001_initial', '0002_events']);
+    const applied = await sql<{ name: string }>`select name from app_tokens_migrations order by name`.execute(second.db);
+    expect(applied.rows.map((row) => row.name)).toEqual(Object.keys(migrations('sqlite')));
     expect((await second.listApps('tenant-a', { limit: 10 })).items).toHaveLength(1);
   });
 
@@ -137,7 +138,7 @@ describe('sqlite (file): persistence', () => {
     const second = open(filename);
     await Promise.all([second.init(), second.init()]);
     const applied = await sql<{ name: string }>`select name from app_tokens_migrations order by name`.execute(second.db);
-    expect(applied.rows.map((row) => row.name)).toEqual(['0001_initial', '0002_events']);
+    expect(applied.rows.map((row) => row.name)).toEqual(Object.keys(migrations('sqlite')));
     expect(await second.getApp(app.tenantId, app.id)).toEqual(app);
     expect(await second.listEvents(app.tenantId, app.id, { limit: 10 })).toEqual({
       items: [events[1], events[0]],
@@ -145,7 +146,55 @@ describe('sqlite (file): persistence', () => {
     });
     await expect(second.appendEvents([events[0]!])).rejects.toMatchObject({ code: 'conflict' });
   });
+
+  it('migration 0003 gives every existing token its family: a refreshed chain shares its root, a lone token is its own', async () => {
+    const filename = join(temp.dir, 'families.sqlite');
+    const app = makeApp();
+    const [a, b, c, lone] = [
+      makeToken(app, { createdAt: at(1), revokedAt: at(10), revokedReason: 'refreshed' }),
+      makeToken(app, { createdAt: at(2), revokedAt: at(20), revokedReason: 'refreshed' }),
+      makeToken(app, { createdAt: at(3) }),
+      makeToken(app, { createdAt: at(4) }),
+    ] as [ApiTokenRecord, ApiTokenRecord, ApiTokenRecord, ApiTokenRecord];
+    a.replacedBy = b.id;
+    b.replacedBy = c.id;
+    // A database as a release with 0001 and 0002 left it (no family_id column).
+    const old = new Kysely<Database>({ dialect: new SqliteDialect({ database: new BetterSqlite(filename) }) });
+    try {
+      const all = migrations('sqlite');
+      const migrator = new Migrator({
+        db: old,
+        provider: { getMigrations: async () => ({ '0001_initial': all['0001_initial']!, '0002_events': all['0002_events']! }) },
+        migrationTableName: MIGRATION_TABLE,
+        migrationLockTableName: MIGRATION_LOCK_TABLE,
+      });
+      expect((await migrator.migrateToLatest()).error).toBeUndefined();
+      await sql`insert into apps (id, tenant_id, name, description, scopes, custom_claims, created_at, updated_at)
+        values (${app.id}, ${app.tenantId}, ${app.name}, null, '[]', '{}', 0, 0)`.execute(old);
+      // Inserted newest first, so that the backfill cannot rely on row order.
+      for (const t of [c, lone, b, a]) {
+        await sql`insert into api_tokens (id, app_id, tenant_id, name, hash, hint, scopes, created_at, expires_at, last_used_at, revoked_at, revoked_reason, replaced_by)
+          values (${t.id}, ${t.appId}, ${t.tenantId}, ${t.name}, ${t.hash}, ${t.hint}, null, ${t.createdAt.getTime()}, null, null,
+            ${t.revokedAt?.getTime() ?? null}, ${t.revokedReason}, ${t.replacedBy})`.execute(old);
+      }
+    } finally {
+      await old.destroy();
+    }
+    const store = open(filename);
+    await store.init();
+    for (const t of [a, b, c]) expect((await store.getApiToken(app.tenantId, t.id))?.familyId).toBe(a.id);
+    expect((await store.getApiToken(app.tenantId, lone.id))?.familyId).toBe(lone.id);
+    const swept = await store.revokeApiTokenFamily({
+      tenantId: app.tenantId,
+      reusedId: a.id,
+      tombstone: { createdAt: at(HOUR_MS), expiresAt: at(2 * HOUR_MS) },
+      now: at(HOUR_MS),
+    });
+    expect(swept).toEqual({ detected: true, revoked: [c.id] });
+  });
 });
+
+const HOUR_MS = 3_600_000;
 
 describe('sqlite: prepared statements are reused', () => {
   /** A database behind the statement cache, and how many statements SQLite itself prepared. */

@@ -82,6 +82,8 @@ export function makeToken(app: AppRecord, overrides: Partial<ApiTokenRecord> = {
     revokedAt: null,
     revokedReason: null,
     replacedBy: null,
+    // What the store returns for a token that starts its own family.
+    familyId: id,
     ...overrides,
   };
 }
@@ -729,6 +731,116 @@ export function storeContract(name: string, makeStore: () => Promise<MadeStore>)
         expect((await store.getApiToken(app.tenantId, a.id))?.lastUsedAt).toEqual(at(10 * SECOND));
         expect((await store.getApiToken(app.tenantId, b.id))?.lastUsedAt).toEqual(at(30 * SECOND + 1));
         await store.touchApiTokens(new Map());
+      });
+    });
+
+    // ---- token families and whole-store scans (issue 11, findings 2 and 4) ----------------------
+
+    describe('token families (revokeApiTokenFamily)', () => {
+      /** A chain root → … of `links` refreshes; returns every token, oldest first. */
+      async function chain(links: number): Promise<{ app: AppRecord; tokens: ApiTokenRecord[] }> {
+        const { app, tokens } = await seedApp();
+        const all = [tokens[0]!];
+        for (let i = 0; i < links; i++) {
+          const old = all[all.length - 1]!;
+          const id = uid('tok');
+          // A replacement naming another family joins the old token's family all the same.
+          const replacement = makeToken(app, { id, hash: `chain-${id}`.padEnd(64, '0'), createdAt: at(HOUR + i), familyId: 'not-the-family' });
+          const ok = await store.replaceApiToken({
+            tenantId: app.tenantId,
+            oldId: old.id,
+            expectedHash: old.hash,
+            reason: 'refreshed',
+            replacement,
+            tombstone: makeTombstone('api_token', old.id, { createdAt: at(HOUR + i), expiresAt: at(3 * HOUR) }),
+          });
+          expect(ok).toBe(true);
+          all.push({ ...replacement, familyId: tokens[0]!.id });
+        }
+        return { app, tokens: all };
+      }
+
+      it('a token starts its own family and its replacements join it, whatever they say', async () => {
+        const { app, tokens } = await chain(3);
+        for (const t of tokens) expect((await store.getApiToken(app.tenantId, t.id))?.familyId).toBe(tokens[0]!.id);
+        const other = makeToken(app, { hash: 'other'.padEnd(64, '0') });
+        const { familyId: _, ...withoutFamily } = other;
+        await store.createApiToken(withoutFamily);
+        expect((await store.getApiToken(app.tenantId, other.id))?.familyId).toBe(other.id);
+      });
+
+      it('revokes every active member in one call and flips the reused token: detected once, tombstones written and emitted', async () => {
+        const { app, tokens } = await chain(4);
+        const live = tokens[tokens.length - 1]!;
+        const unrelated = makeToken(app, { hash: 'unrelated'.padEnd(64, '0') });
+        await store.createApiToken(unrelated);
+        const seen = listen();
+        const tombstone = { createdAt: at(2 * HOUR), expiresAt: at(4 * HOUR) };
+        const first = await store.revokeApiTokenFamily({ tenantId: app.tenantId, reusedId: tokens[1]!.id, tombstone, now: at(2 * HOUR) });
+        expect(first).toEqual({ detected: true, revoked: [live.id] });
+        expect(await store.getApiToken(app.tenantId, live.id)).toMatchObject({ revokedAt: at(2 * HOUR), revokedReason: 'reuse_detected' });
+        expect((await store.getApiToken(app.tenantId, tokens[1]!.id))?.revokedReason).toBe('reuse_detected');
+        // The other refreshed members keep their reason; the unrelated token lives.
+        expect((await store.getApiToken(app.tenantId, tokens[0]!.id))?.revokedReason).toBe('refreshed');
+        expect((await store.getApiToken(app.tenantId, unrelated.id))?.revokedAt).toBeNull();
+        const written = { kind: 'api_token', id: live.id, tenantId: app.tenantId, ...tombstone };
+        expect(seen).toEqual([[written]]);
+        expect((await store.listTombstones(at(2 * HOUR))).filter((t) => t.id === live.id)).toEqual([written]);
+        // Presented again: nothing left to revoke, and not detected a second time.
+        expect(await store.revokeApiTokenFamily({ tenantId: app.tenantId, reusedId: tokens[1]!.id, tombstone, now: at(2 * HOUR) })).toEqual({
+          detected: false,
+          revoked: [],
+        });
+      });
+
+      it('of concurrent callers exactly one detects', async () => {
+        const { app, tokens } = await chain(2);
+        const tombstone = { createdAt: at(2 * HOUR), expiresAt: at(4 * HOUR) };
+        const results = await Promise.all(
+          Array.from({ length: 8 }, () => store.revokeApiTokenFamily({ tenantId: app.tenantId, reusedId: tokens[0]!.id, tombstone, now: at(2 * HOUR) })),
+        );
+        expect(results.filter((r) => r.detected)).toHaveLength(1);
+        expect(results.flatMap((r) => r.revoked)).toEqual([tokens[2]!.id]);
+      });
+
+      it('is confined to the tenant and ignores absent tokens', async () => {
+        const { tokens } = await chain(1);
+        const tombstone = { createdAt: at(2 * HOUR), expiresAt: at(4 * HOUR) };
+        expect(await store.revokeApiTokenFamily({ tenantId: 'tenant-b', reusedId: tokens[0]!.id, tombstone, now: at(2 * HOUR) })).toEqual({
+          detected: false,
+          revoked: [],
+        });
+        expect(await store.revokeApiTokenFamily({ tenantId: 'tenant-a', reusedId: 'tok_absent', tombstone, now: at(2 * HOUR) })).toEqual({
+          detected: false,
+          revoked: [],
+        });
+        expect((await store.getApiToken('tenant-a', tokens[1]!.id))?.revokedAt).toBeNull();
+      });
+
+      it('a token that was not refreshed (deleted, regenerated) is never detected, and its family is still swept', async () => {
+        const { app, tokens } = await seedApp();
+        await store.revokeApiTokens(app.tenantId, [tokens[0]!.id], 'deleted', [], at(HOUR));
+        const r = await store.revokeApiTokenFamily({
+          tenantId: app.tenantId,
+          reusedId: tokens[0]!.id,
+          tombstone: { createdAt: at(2 * HOUR), expiresAt: at(4 * HOUR) },
+          now: at(2 * HOUR),
+        });
+        expect(r).toEqual({ detected: false, revoked: [] });
+        expect((await store.getApiToken(app.tenantId, tokens[0]!.id))?.revokedReason).toBe('deleted');
+      });
+    });
+
+    describe('scanApps', () => {
+      it('pages through the apps of every tenant in id order', async () => {
+        if (store.scanApps === undefined) return; // optional method
+        const apps = [makeApp({ tenantId: 'tenant-a' }), makeApp({ tenantId: 'tenant-b' }), makeApp({ tenantId: 'tenant-c' })];
+        for (const app of apps) await store.createApp(app, []);
+        const first = await store.scanApps({ limit: 2 });
+        const rest = await store.scanApps({ limit: 2, after: first[first.length - 1]!.id });
+        const byId = [...apps].sort((a, b) => (a.id < b.id ? -1 : 1));
+        expect([...first, ...rest]).toEqual(byId);
+        expect(first).toHaveLength(2);
       });
     });
 

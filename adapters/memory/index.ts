@@ -16,6 +16,8 @@ import type {
   ChangeListener,
   Page,
   ReplaceApiTokenInput,
+  RevokeFamilyInput,
+  RevokedFamily,
   SigningKeyRecord,
   Store,
   Tombstone,
@@ -31,6 +33,8 @@ export class MemoryStore implements Store {
   readonly #tokens = new Map<string, ApiTokenRecord>();
   /** hash → token id */
   readonly #tokenByHash = new Map<string, string>();
+  /** family id → ids of its tokens */
+  readonly #families = new Map<string, Set<string>>();
   readonly #keys = new Map<string, SigningKeyRecord>();
   /** `${kind}\u0000${id}` → tombstone */
   readonly #tombstones = new Map<string, Tombstone>();
@@ -110,6 +114,17 @@ export class MemoryStore implements Store {
   }
 
   /** @inheritDoc */
+  async scanApps(options: { limit: number; after?: string | undefined }): Promise<AppRecord[]> {
+    this.#assertOpen();
+    const { after } = options;
+    return [...this.#apps.values()]
+      .filter((app) => after === undefined || compareStrings(app.id, after) > 0)
+      .sort((a, b) => compareStrings(a.id, b.id))
+      .slice(0, options.limit)
+      .map((app) => structuredClone(app));
+  }
+
+  /** @inheritDoc */
   async updateApp(tenantId: string, id: string, patch: AppPatch, now: Date): Promise<AppRecord | undefined> {
     this.#assertOpen();
     const app = this.#apps.get(id);
@@ -132,6 +147,7 @@ export class MemoryStore implements Store {
       if (token.appId === id) {
         this.#tokens.delete(token.id);
         this.#tokenByHash.delete(token.hash);
+        this.#families.delete(token.familyId!);
       }
     }
     this.#apps.delete(id);
@@ -194,10 +210,33 @@ export class MemoryStore implements Store {
       revokedReason: reason,
       replacedBy: replacement.id,
     });
-    this.#putToken(replacement);
+    this.#putToken({ ...replacement, familyId: old.familyId! });
     this.#putTombstone(tombstone);
     this.#feed.emit([structuredClone(tombstone)]);
     return true;
+  }
+
+  /** @inheritDoc */
+  async revokeApiTokenFamily(input: RevokeFamilyInput): Promise<RevokedFamily> {
+    this.#assertOpen();
+    const { tenantId, reusedId, tombstone, now } = input;
+    const reused = this.#tokens.get(reusedId);
+    if (!reused || reused.tenantId !== tenantId) return { detected: false, revoked: [] };
+    const detected = reused.revokedReason === 'refreshed';
+    if (detected) this.#tokens.set(reusedId, { ...reused, revokedReason: 'reuse_detected' });
+    const revoked: string[] = [];
+    const written: Tombstone[] = [];
+    for (const id of this.#families.get(reused.familyId!) ?? []) {
+      const token = this.#tokens.get(id);
+      if (!token || token.revokedAt !== null) continue;
+      this.#tokens.set(id, { ...token, revokedAt: new Date(now.getTime()), revokedReason: 'reuse_detected' });
+      revoked.push(id);
+      const t: Tombstone = { kind: 'api_token', id, tenantId, createdAt: new Date(tombstone.createdAt.getTime()), expiresAt: new Date(tombstone.expiresAt.getTime()) };
+      this.#putTombstone(t);
+      written.push(t);
+    }
+    this.#feed.emit(written.map((t) => structuredClone(t)));
+    return { detected, revoked };
   }
 
   /** @inheritDoc Only the tombstones of the ids actually revoked are written and emitted. */
@@ -385,8 +424,12 @@ export class MemoryStore implements Store {
   }
 
   #putToken(token: ApiTokenRecord): void {
-    this.#tokens.set(token.id, structuredClone(token));
+    const familyId = token.familyId ?? token.id;
+    this.#tokens.set(token.id, { ...structuredClone(token), familyId });
     this.#tokenByHash.set(token.hash, token.id);
+    let family = this.#families.get(familyId);
+    if (!family) this.#families.set(familyId, (family = new Set()));
+    family.add(token.id);
   }
 
   /** Insert unless a tombstone of that kind and id exists (the first one wins). */

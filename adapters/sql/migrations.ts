@@ -127,6 +127,31 @@ export function migrations(dialect: SqlDialectName): Record<string, Migration> {
         await db.schema.dropTable('events').execute();
       },
     },
+
+    '0003_token_family': {
+      async up(db) {
+        // Reuse detection revokes a whole rotation chain in one statement: each token names the
+        // first token of its chain. Existing chains are linked by replaced_by; walk them forward
+        // from their roots (a token nobody was replaced into), a generation per statement.
+        await db.schema.alterTable('api_tokens').addColumn('family_id', 'text').execute();
+        await sql`update api_tokens set family_id = id
+          where not exists (select 1 from api_tokens p where p.replaced_by = api_tokens.id)`.execute(db);
+        for (;;) {
+          const result = await sql`update api_tokens set family_id =
+              (select p.family_id from api_tokens p where p.replaced_by = api_tokens.id and p.family_id is not null)
+            where family_id is null
+              and exists (select 1 from api_tokens p where p.replaced_by = api_tokens.id and p.family_id is not null)`.execute(db);
+          if (!result.numAffectedRows) break;
+        }
+        // A cycle cannot happen (ids are new on every rotation); anything left is its own family.
+        await sql`update api_tokens set family_id = id where family_id is null`.execute(db);
+        await db.schema.createIndex('api_tokens_family').on('api_tokens').columns(['family_id']).execute();
+      },
+      async down(db) {
+        await db.schema.dropIndex('api_tokens_family').execute();
+        await db.schema.alterTable('api_tokens').dropColumn('family_id').execute();
+      },
+    },
   };
 }
 

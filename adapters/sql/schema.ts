@@ -55,6 +55,8 @@ export interface ApiTokensTable {
   revoked_at: NullableEpochMsColumn;
   revoked_reason: ApiTokenRevocationReason | null;
   replaced_by: string | null;
+  /** The first token of its rotation chain (migration 0003). */
+  family_id: string;
 }
 
 /** Table `signing_keys`: at most one row per `alg` has `retired_at IS NULL`. */

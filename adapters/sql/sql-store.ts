@@ -19,6 +19,8 @@ import type {
   ChangeListener,
   Page,
   ReplaceApiTokenInput,
+  RevokeFamilyInput,
+  RevokedFamily,
   SigningKeyRecord,
   Store,
   Tombstone,
@@ -180,6 +182,14 @@ export class SqlStore implements Store {
   }
 
   /** @inheritDoc */
+  async scanApps(options: { limit: number; after?: string | undefined }): Promise<AppRecord[]> {
+    const db = await this.#ready();
+    let query = db.selectFrom('apps').selectAll().orderBy('id', 'asc').limit(options.limit);
+    if (options.after !== undefined) query = query.where('id', '>', options.after);
+    return (await query.execute()).map(rowToApp);
+  }
+
+  /** @inheritDoc */
   async updateApp(tenantId: string, id: string, patch: AppPatch, now: Date): Promise<AppRecord | undefined> {
     const db = await this.#ready();
     const set: Updateable<AppsTable> = { updated_at: now.getTime() };
@@ -292,10 +302,12 @@ export class SqlStore implements Store {
           .where('tenant_id', '=', tenantId)
           .where('hash', '=', expectedHash)
           .where('revoked_at', 'is', null)
+          .returning('family_id')
           .executeTakeFirst();
-        if (result.numUpdatedRows !== 1n) return false;
+        if (result === undefined) return false;
         await assertTokensAreNew(trx, [replacement]);
-        await trx.insertInto('api_tokens').values(tokenToRow(replacement)).execute();
+        // The replacement joins the old token's family, whatever the caller set.
+        await trx.insertInto('api_tokens').values({ ...tokenToRow(replacement), family_id: result.family_id }).execute();
         await insertTombstones(trx, [tombstone]);
         return true;
       });
@@ -336,6 +348,41 @@ export class SqlStore implements Store {
     });
     this.committed(written.map(copyTombstone));
     return revoked;
+  }
+
+  /** @inheritDoc */
+  async revokeApiTokenFamily(input: RevokeFamilyInput): Promise<RevokedFamily> {
+    const db = await this.#ready();
+    const { tenantId, reusedId, tombstone, now } = input;
+    const { detected, revoked, written } = await db.transaction().execute(async (trx) => {
+      // The flip is the compare-and-swap that makes exactly one caller the detector.
+      const flipped = await trx
+        .updateTable('api_tokens')
+        .set({ revoked_reason: 'reuse_detected' })
+        .where('id', '=', reusedId)
+        .where('tenant_id', '=', tenantId)
+        .where('revoked_reason', '=', 'refreshed')
+        .returning('family_id')
+        .executeTakeFirst();
+      const family =
+        flipped?.family_id ??
+        (await trx.selectFrom('api_tokens').select('family_id').where('id', '=', reusedId).where('tenant_id', '=', tenantId).executeTakeFirst())
+          ?.family_id;
+      if (family === undefined) return { detected: false, revoked: [] as string[], written: [] as Tombstone[] };
+      const rows = await trx
+        .updateTable('api_tokens')
+        .set({ revoked_at: now.getTime(), revoked_reason: 'reuse_detected' })
+        .where('tenant_id', '=', tenantId)
+        .where('family_id', '=', family)
+        .where('revoked_at', 'is', null)
+        .returning('id')
+        .execute();
+      const toWrite: Tombstone[] = rows.map((r) => ({ kind: 'api_token', id: r.id, tenantId, createdAt: tombstone.createdAt, expiresAt: tombstone.expiresAt }));
+      await insertTombstones(trx, toWrite);
+      return { detected: flipped !== undefined, revoked: rows.map((r) => r.id), written: toWrite };
+    });
+    this.committed(written.map(copyTombstone));
+    return { detected, revoked };
   }
 
   /** @inheritDoc Unknown ids are ignored. */
@@ -639,6 +686,7 @@ function tokenToRow(token: ApiTokenRecord): Insertable<ApiTokensTable> {
     revoked_at: token.revokedAt?.getTime() ?? null,
     revoked_reason: token.revokedReason,
     replaced_by: token.replacedBy,
+    family_id: token.familyId ?? token.id,
   };
 }
 
@@ -657,6 +705,7 @@ function rowToToken(row: ApiTokenRow): ApiTokenRecord {
     revokedAt: dateOrNull(row.revoked_at),
     revokedReason: row.revoked_reason,
     replacedBy: row.replaced_by,
+    familyId: row.family_id,
   };
 }
 

@@ -74,6 +74,15 @@ export class ClientLockout {
     this.#open.set(clientId, Date.now() + OPEN_MEMO_MS);
   }
 
+  /**
+   * Was the client id found open within the last {@link OPEN_MEMO_MS}? Synchronous, for cached
+   * paths: `false` sends the caller down a path that awaits {@link assertOpen}.
+   */
+  isKnownOpen(clientId: string): boolean {
+    const openUntil = this.#open.get(clientId);
+    return openUntil !== undefined && openUntil > Date.now();
+  }
+
   /** Count a failed secret check; the one that reaches `attempts` locks the client id for `duration`. */
   async failed(clientId: string): Promise<void> {
     this.#open.delete(clientId);

@@ -145,6 +145,16 @@ export class ScopeCatalogue {
     });
   }
 
+  /**
+   * The scopes of `scopes` that this catalogue declares (wildcards covering at least one of its
+   * scopes count): a stored app or token may hold a scope the host has since removed, which no
+   * token may carry. Returns `scopes` itself when nothing is dropped.
+   */
+  retain(scopes: readonly string[]): readonly string[] {
+    for (const s of scopes) if (!this.knows(s)) return scopes.filter((x) => this.knows(x));
+    return scopes;
+  }
+
   /** Expand a granted list (wildcards included) into the concrete catalogue scopes it grants. */
   expand(granted: GrantedScopes): string[] {
     return this.scopes.filter((s) => granted.grants(s));

@@ -15,6 +15,7 @@ import { ClientLockout } from './limits.js';
 import { LastUsedBatcher } from './last-used.js';
 import { safeLogger, type Logger } from './logger.js';
 import { DEFAULT_NOW, warnOnce, type ResolvedOptions } from './options.js';
+import { ReuseDetector, type ReuseDoor } from './reuse.js';
 import { RevocationView } from './revocation.js';
 import { GrantedScopes, ScopeCatalogue, printable } from './scopes.js';
 import { DUMMY_HASH, SecretCodec, hashSecret } from './secrets.js';
@@ -81,11 +82,19 @@ export class AppTokensService {
   readonly audiences: readonly string[];
   /** RFC 6749 §2.3.1 brute-force protection of client secrets; `undefined` when disabled. */
   readonly lockout: ClientLockout | undefined;
+  /** Refresh-token reuse detection, consulted by every door that checks an API token. */
+  readonly reuse: ReuseDetector;
   #maintenance: NodeJS.Timeout | undefined;
   /** The clock in epoch ms; `Date.now` itself unless a clock was injected (no Date per request). */
   readonly #nowMs: () => number;
-  /** Verified bearers: JWT string, or `sha256:<hash>` for an API token → AuthInfo. */
-  readonly #cache: LRUCache<string, CacheEntry>;
+  /**
+   * Verified bearers, in two caches so that no presented string can reach an entry it did not
+   * produce itself: JWTs are keyed by the JWT (a string that verified as one), API tokens by the
+   * SHA-256 of the value presented. A presented hash lands in the JWT cache under itself, where
+   * nothing was ever stored (issue 11, finding 1: the stored hash must never be a credential).
+   */
+  readonly #jwtCache: LRUCache<string, CacheEntry>;
+  readonly #apiTokenCache: LRUCache<string, CacheEntry>;
   /** Verified client credentials (`advanced.clientCacheTtl`): SHA-256 of the secret → the records. */
   readonly #clients: LRUCache<string, ClientEntry> | undefined;
   #ready: Promise<void> | undefined;
@@ -118,11 +127,20 @@ export class AppTokensService {
     this.revocation = new RevocationView(store, { syncInterval: advanced.revocationSyncInterval, now: advanced.now });
     this.lastUsed = new LastUsedBatcher(store, advanced.lastUsedFlushInterval);
     this.events = new EventLog(store, { onEvent: options.onEvent, flushInterval: advanced.eventFlushInterval, now: advanced.now });
-    this.#cache = new LRUCache({ max: advanced.cacheMax });
+    this.#jwtCache = new LRUCache({ max: advanced.cacheMax });
+    this.#apiTokenCache = new LRUCache({ max: advanced.cacheMax });
     this.#clients = advanced.clientCacheTtl > 0 ? new LRUCache({ max: CLIENT_CACHE_MAX }) : undefined;
     this.resources = new Map(options.resources.map((r) => [r.id, new Set(r.scopes)]));
     this.audiences = [...new Set([options.audience, ...this.resources.keys()])];
     this.lockout = options.clientLockout === false ? undefined : new ClientLockout(store, options.clientLockout);
+    this.reuse = new ReuseDetector({
+      store,
+      events: this.events,
+      log: this.log,
+      raceWindow: advanced.refreshRaceWindow,
+      now: advanced.now,
+      tombstoneExpiry: (now) => this.#tombstoneExpiry(now),
+    });
   }
 
   /** Initialise the store, load or create the signing key, load revocations. Memoised. */
@@ -133,6 +151,7 @@ export class AppTokensService {
       await this.revocation.start();
       this.#startKeyMaintenance();
       this.#isReady = true;
+      void this.#warnAboutRetiredScopes();
     })().catch((error: unknown) => {
       // The database may be down at start: the next request tries again.
       this.revocation.stop();
@@ -187,6 +206,10 @@ export class AppTokensService {
       token.revokedAt === null &&
       (token.expiresAt === null || token.expiresAt > now);
     if (!ok) {
+      // The exact value of a token that was refreshed: reuse, whatever door it comes through.
+      if (hashMatches && token.revokedAt !== null && app !== undefined && token.appId === app.id) {
+        await this.reuse.presented(token, 'client_authentication', app.id);
+      }
       // Audit the refusal in the tenant of the client it claimed to be, when that client exists.
       if (app) {
         this.events.emit({
@@ -248,7 +271,7 @@ export class AppTokensService {
     requested: string[] | undefined,
     resource?: string,
   ): Promise<TokenResponse> {
-    const grant = this.#grant(new GrantedScopes(token.scopes ?? app.scopes), requested, resource);
+    const grant = this.#grant(new GrantedScopes(this.catalogue.retain(token.scopes ?? app.scopes)), requested, resource);
     return this.#issue(app, token.id, token.expiresAt, grant, { grant: 'client_credentials' });
   }
 
@@ -276,7 +299,7 @@ export class AppTokensService {
     }
     let subject: InternalAuthInfo | undefined;
     try {
-      subject = await this.#verify(input.subjectToken, this.audiences, true);
+      subject = await this.#verify(input.subjectToken, this.audiences, true, 'introspection');
     } catch {
       subject = undefined;
     }
@@ -320,7 +343,7 @@ export class AppTokensService {
   async introspect(caller: AppRecord, token: string): Promise<Record<string, unknown>> {
     let info: InternalAuthInfo;
     try {
-      info = await this.#verify(token, this.audiences, true);
+      info = await this.#verify(token, this.audiences, true, 'introspection');
     } catch {
       return { active: false };
     }
@@ -352,6 +375,8 @@ export class AppTokensService {
     if (this.secrets.looksLikeOurs(token)) {
       if (!this.secrets.isWellFormed(token)) return;
       const record = await this.options.store.findApiTokenByHash(hashSecret(token));
+      // Whoever presents a refreshed token holds a copy of it: reuse, at this door too.
+      if (record && record.revokedAt !== null) await this.reuse.presented(record, 'revocation', caller.id);
       if (!record || record.appId !== caller.id || record.tenantId !== caller.tenantId || record.revokedAt !== null) return;
       const revoked = await this.options.store.revokeApiTokens(
         caller.tenantId,
@@ -468,18 +493,22 @@ export class AppTokensService {
    * (verify it with {@link verifyBearer}). No I/O.
    */
   cachedBearer(value: string, audience: string = this.options.audience): InternalAuthInfo | undefined {
-    const key = this.secrets.looksLikeOurs(value) ? `sha256:${hashSecret(value)}` : value;
-    const entry = this.#cache.get(key);
+    const apiToken = this.secrets.looksLikeOurs(value);
+    const cache = apiToken ? this.#apiTokenCache : this.#jwtCache;
+    const key = apiToken ? hashSecret(value) : value;
+    const entry = cache.get(key);
     if (entry === undefined) return undefined;
     if (this.#nowMs() >= entry.until) {
-      this.#cache.delete(key);
+      cache.delete(key);
       return undefined;
     }
     const { info } = entry;
     if (info.audience !== null && !info.audience.includes(audience)) return undefined;
     if (this.revocation.isRevoked(info.appId, info.apiTokenId, info.claims.jti)) return undefined;
-    if (info.kind === 'api_token') {
+    if (apiToken) {
       if (!this.options.acceptApiTokens) return undefined;
+      // An API token is the client's secret: while the client may be locked out, the full path decides.
+      if (this.lockout !== undefined && !this.lockout.isKnownOpen(info.appId)) return undefined;
       this.lastUsed.record(info.apiTokenId, this.options.advanced.now());
     }
     return info;
@@ -490,43 +519,60 @@ export class AppTokensService {
     return this.#verify(value, audience, this.options.acceptApiTokens);
   }
 
-  async #verify(value: string, audience: string | readonly string[], allowApiTokens: boolean): Promise<InternalAuthInfo> {
+  async #verify(
+    value: string,
+    audience: string | readonly string[],
+    allowApiTokens: boolean,
+    door: ReuseDoor = 'bearer',
+  ): Promise<InternalAuthInfo> {
     if (value.length > 8192) throw new AppTokensError('invalid_token', 'the access token is too large');
     const nowMs = this.#nowMs();
     let info: InternalAuthInfo;
-    let key: string;
-    let until: number;
     if (this.secrets.looksLikeOurs(value)) {
       if (!allowApiTokens) {
         throw new AppTokensError('invalid_token', 'API tokens are not accepted as bearer tokens here; use an access token');
       }
       const hash = hashSecret(value);
-      info = await this.#verifyApiToken(value, hash);
-      key = `sha256:${hash}`;
-      until = Math.min(nowMs + API_TOKEN_CACHE_MS, info.expiresAt?.getTime() ?? Infinity);
+      info = await this.#verifyApiToken(value, hash, door);
+      this.#assertLive(info);
+      this.#apiTokenCache.set(hash, { info, until: Math.min(nowMs + API_TOKEN_CACHE_MS, info.expiresAt?.getTime() ?? Infinity) });
     } else {
-      info = await this.accessTokens.verify(value, audience);
-      key = value;
-      until = info.expiresAt!.getTime() + this.options.advanced.clockTolerance * 1000;
+      info = this.#withinCatalogue(await this.accessTokens.verify(value, audience));
+      this.#assertLive(info);
+      this.#jwtCache.set(value, { info, until: info.expiresAt!.getTime() + this.options.advanced.clockTolerance * 1000 });
     }
-    if (this.revocation.isRevoked(info.appId, info.apiTokenId, info.claims.jti)) {
-      throw new AppTokensError('invalid_token', 'the access token has been revoked');
-    }
-    this.#cache.set(key, { info, until });
     return info;
   }
 
-  async #verifyApiToken(value: string, hash: string): Promise<InternalAuthInfo> {
+  #assertLive(info: InternalAuthInfo): void {
+    if (this.revocation.isRevoked(info.appId, info.apiTokenId, info.claims.jti)) {
+      throw new AppTokensError('invalid_token', 'the access token has been revoked');
+    }
+  }
+
+  /** A token minted before the host removed a scope from its catalogue grants only what is left. */
+  #withinCatalogue(info: InternalAuthInfo): InternalAuthInfo {
+    const scopes = this.catalogue.retain(info.scopes);
+    return scopes === info.scopes ? info : makeAuthInfo({ ...info, scopes });
+  }
+
+  async #verifyApiToken(value: string, hash: string, door: ReuseDoor): Promise<InternalAuthInfo> {
     if (!this.secrets.isWellFormed(value)) throw new AppTokensError('invalid_token', 'the API token is malformed');
     const { store, advanced } = this.options;
     const token = await store.findApiTokenByHash(hash);
     const now = advanced.now();
-    if (!token || token.revokedAt !== null) throw new AppTokensError('invalid_token', 'the API token is not valid');
+    if (!token) throw new AppTokensError('invalid_token', 'the API token is not valid');
+    if (token.revokedAt !== null) {
+      await this.reuse.presented(token, door, token.appId);
+      throw new AppTokensError('invalid_token', 'the API token is not valid');
+    }
     if (token.expiresAt && token.expiresAt <= now) throw new AppTokensError('invalid_token', 'the API token expired');
+    // The lockout guards the client's secrets at every door (RFC 6749 §2.3.1): its API token too.
+    await this.lockout?.assertOpen(token.appId.slice(0, 128));
     const app = await store.getApp(token.tenantId, token.appId);
     if (!app) throw new AppTokensError('invalid_token', 'the API token is not valid');
     this.lastUsed.record(token.id, now);
-    const scopes = token.scopes ?? app.scopes;
+    const scopes = [...this.catalogue.retain(token.scopes ?? app.scopes)];
     return makeAuthInfo({
       kind: 'api_token',
       tenantId: app.tenantId,
@@ -581,8 +627,47 @@ export class AppTokensService {
   /** A tombstone kept until the last access token it could kill has expired (plus leeway). */
   tombstone(kind: Tombstone['kind'], id: string, tenantId: string): Tombstone {
     const now = this.options.advanced.now();
+    return { kind, id, tenantId, createdAt: now, expiresAt: this.#tombstoneExpiry(now) };
+  }
+
+  #tombstoneExpiry(now: Date): Date {
     const keepMs = (this.options.accessTokenTtl + this.options.advanced.clockTolerance) * 1000 + API_TOKEN_CACHE_MS;
-    return { kind, id, tenantId, createdAt: now, expiresAt: new Date(now.getTime() + keepMs) };
+    return new Date(now.getTime() + keepMs);
+  }
+
+  /**
+   * Apps whose stored scopes left the catalogue (a catalogue edited between deploys, a bootstrap
+   * with other scopes) get no such scope in any token; say so once at start, with their count.
+   * Runs in the background, a page at a time; a store without `scanApps` is not scanned.
+   */
+  async #warnAboutRetiredScopes(): Promise<void> {
+    const { store } = this.options;
+    if (store.scanApps === undefined) return;
+    let apps = 0;
+    const scopes = new Set<string>();
+    try {
+      let after: string | undefined;
+      for (;;) {
+        const page = await store.scanApps({ limit: 500, after });
+        for (const app of page) {
+          const retired = app.scopes.filter((s) => !this.catalogue.knows(s));
+          if (retired.length > 0) {
+            apps++;
+            for (const s of retired) scopes.add(s);
+          }
+        }
+        if (page.length < 500) break;
+        after = page[page.length - 1]!.id;
+      }
+    } catch {
+      return; // the store went away (closed, or down at start): nothing to report this time
+    }
+    if (apps > 0) {
+      this.log.warn(
+        { apps, scopes: [...scopes].slice(0, 20) },
+        `${apps} app(s) hold scopes that are not in the "scopes" catalogue; no token carries them (the app view flags them)`,
+      );
+    }
   }
 }
 

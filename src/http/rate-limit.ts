@@ -64,7 +64,9 @@ export function rateLimitMiddleware(service: AppTokensService, options: RateLimi
       keyPrefix: `eat_rl_${o.policy}_${o.points}_${o.duration}`,
     });
     // The route pattern, not the URL: /stamps/1 and /stamps/2 are one endpoint.
-    const endpoint = `${req.method} ${req.baseUrl}${typeof req.route?.path === 'string' ? req.route.path : req.path}`;
+    // HEAD is GET without a body (RFC 9110 §9.3.2): one bucket for both, or HEAD doubles the quota.
+    const method = req.method === 'HEAD' ? 'GET' : req.method;
+    const endpoint = `${method} ${req.baseUrl}${typeof req.route?.path === 'string' ? req.route.path : req.path}`;
     limiter
       .then((l) => l.consume(`${auth.tenantId}:${auth.appId}:${endpoint}`))
       .then(
