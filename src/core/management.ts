@@ -233,8 +233,12 @@ export class AppManagement {
    * token it was refreshed into, onwards. Every failure is `invalid_grant`.
    */
   async refresh(clientId: string, value: string): Promise<IssuedApiToken & { appName: string }> {
-    const { store, advanced } = this.#s.options;
-    const refused = (reason: string, token?: ApiTokenRecord): never => {
+    const { store } = this.#s.options;
+    const actorId = clientId.slice(0, 128);
+    const { lockout } = this.#s;
+    // The refresh token is the client's secret: the lockout of its client id guards this door too.
+    await lockout?.assertOpen(actorId);
+    const refused = async (reason: string, token?: ApiTokenRecord): Promise<never> => {
       if (token) {
         this.#s.events.emit({
           type: 'token.refresh_refused',
@@ -242,10 +246,12 @@ export class AppManagement {
           tenantId: token.tenantId,
           appId: token.appId,
           tokenId: token.id,
-          actorId: clientId.slice(0, 128),
+          actorId,
           data: { reason },
         });
       }
+      // A lost race, or a retry within the race window, is the client's own, with the right secret.
+      if (reason !== 'raced' && reason !== 'refreshed') await lockout?.failed(actorId);
       throw new AppTokensError('invalid_grant', 'refresh_token: not a valid API token of this client', {
         field: 'refresh_token',
       });
@@ -255,22 +261,8 @@ export class AppManagement {
     if (!token || token.appId !== clientId) return refused('unknown');
     const now = this.#now();
     if (token.revokedAt !== null) {
-      const raced = now.getTime() - token.revokedAt.getTime() <= advanced.refreshRaceWindow * 1000;
-      if (token.revokedReason === 'refreshed' && !raced) {
-        const revoked = await this.#revokeFamily(token);
-        this.#s.log.warn(
-          { tenantId: token.tenantId, appId: token.appId, tokenId: token.id, revokedTokenIds: revoked },
-          'refresh-token reuse detected: the token family was revoked',
-        );
-        this.#s.events.emit({
-          type: 'token.reuse_detected',
-          outcome: 'failure',
-          tenantId: token.tenantId,
-          appId: token.appId,
-          tokenId: token.id,
-          actorId: clientId,
-          data: { revokedTokenIds: revoked },
-        });
+      if (await this.#s.reuse.presented(token, 'refresh', clientId)) {
+        await lockout?.failed(actorId);
         throw new AppTokensError(
           'invalid_grant',
           'refresh_token: this token was already refreshed; every token refreshed from it has been revoked',
@@ -445,29 +437,6 @@ export class AppManagement {
         replacedBy: null,
       },
     };
-  }
-
-  /** Revoke every live token a reused token was refreshed into, onwards. Returns their ids. */
-  async #revokeFamily(reused: ApiTokenRecord): Promise<string[]> {
-    const { store } = this.#s.options;
-    const revoked: string[] = [];
-    // A refresh racing with us may extend the chain after our walk: walk again until it is dead.
-    for (let round = 0; round < 10; round++) {
-      const live: string[] = [];
-      const seen = new Set<string>([reused.id]);
-      let next = reused.replacedBy;
-      while (next !== null && !seen.has(next)) {
-        seen.add(next);
-        const t = await store.getApiToken(reused.tenantId, next);
-        if (!t) break;
-        if (t.revokedAt === null) live.push(t.id);
-        next = t.replacedBy;
-      }
-      if (live.length === 0) break;
-      const tombstones = live.map((id) => this.#s.tombstone('api_token', id, reused.tenantId));
-      revoked.push(...(await store.revokeApiTokens(reused.tenantId, live, 'reuse_detected', tombstones, this.#now())));
-    }
-    return revoked;
   }
 }
 
