@@ -14,6 +14,7 @@
  * Reproduce a failure: the seed is fixed (20261122); fast-check prints the counterexample and its
  * path, and `{ seed, path }` replays it.
  */
+import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
@@ -722,6 +723,55 @@ describe('property: no input makes the server fail, talk, or leak', () => {
         },
       ),
       { numRuns: 800 },
+    );
+  }, 120_000);
+
+  it('issue 11 finding 1: no value derived from a live credential (hash, encoding, id, part) opens any door', async () => {
+    // The keepers were used already, so every verification cache holds them.
+    const digest = (v: string) => createHash('sha256').update(v).digest();
+    const derive = fc.constantFrom(
+      (v: string) => digest(v).toString('hex'),
+      (v: string) => `sha256:${digest(v).toString('hex')}`,
+      (v: string) => digest(v).toString('hex').toUpperCase(),
+      (v: string) => digest(v).toString('base64url'),
+      (v: string) => digest(v).toString('base64'),
+      (v: string) => `sha256:${digest(v).toString('base64url')}`,
+      (v: string) => `eat_${digest(v).toString('hex')}`,
+      (v: string) => v.slice(0, -1),
+      (v: string) => `${v} `,
+      (v: string) => v.toUpperCase(),
+      (v: string) => v.split('.').slice(0, 2).join('.'),
+      (v: string) => v.split('.')[2] ?? v.slice(4),
+      (v: string) => Buffer.from(v).toString('base64url'),
+    );
+    const credential = fc.constantFrom(() => admin.secret, () => admin.jwt, () => client.secret, () => client.jwt);
+    await fc.assert(
+      fc.asyncProperty(
+        credential,
+        derive,
+        fc.constantFrom('GET /stamps', 'GET /me', 'GET /apps', 'POST /apps', 'introspect', 'token'),
+        async (pick, transform, door) => {
+          const real = pick();
+          const forged = transform(real).trim();
+          if (forged === real || forged === '') return;
+          if (door === 'introspect') {
+            const body = Buffer.from(new URLSearchParams({ token: forged }).toString());
+            const basic = `Basic ${Buffer.from(`${admin.clientId}:${admin.secret}`).toString('base64')}`;
+            const res = await check(buildRequest('POST', '/oauth/introspect', basic, 'application/x-www-form-urlencoded', body, {}, false));
+            expect(JSON.parse(res.text), forged).toEqual({ active: false });
+          } else if (door === 'token') {
+            const body = Buffer.from(new URLSearchParams({ grant_type: 'client_credentials', client_id: admin.clientId, client_secret: forged }).toString());
+            const res = await check(buildRequest('POST', '/oauth/token', undefined, 'application/x-www-form-urlencoded', body, {}, false));
+            expect(res.status, forged).toBe(401);
+          } else {
+            const [m, path] = door.split(' ') as [string, string];
+            const body = m === 'POST' ? Buffer.from(JSON.stringify({ name: 'forged', scopes: ['notarization:read'] })) : undefined;
+            const res = await check(buildRequest(m, path, `Bearer ${forged}`, body ? 'application/json' : undefined, body, {}, false));
+            expect([400, 401], `${door} with ${forged}`).toContain(res.status);
+          }
+        },
+      ),
+      { numRuns: 300 },
     );
   }, 120_000);
 
