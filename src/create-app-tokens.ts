@@ -40,8 +40,8 @@ export interface AppsApi {
   delete(tenantId: string, appId: string): Promise<void>;
   /** Issue another API token for the app. */
   createToken(tenantId: string, appId: string, input?: CreateTokenInput): Promise<IssuedApiToken>;
-  /** Metadata of the app's live tokens. */
-  listTokens(tenantId: string, appId: string): Promise<{ items: ApiTokenView[] }>;
+  /** One page of the metadata of the app's live tokens (`limit` 1–100, default 20). */
+  listTokens(tenantId: string, appId: string, options?: { limit?: number; cursor?: string }): Promise<PageView<ApiTokenView>>;
   /** A new value for a token (new id; same name, scopes and lifetime; fresh expiry); the old value dies at once. */
   regenerateToken(tenantId: string, appId: string, tokenId: string): Promise<IssuedApiToken>;
   /** Delete one API token; it and the access tokens it minted die at once. */
@@ -99,7 +99,7 @@ export interface AppTokens {
  * ```ts
  * import express from 'express';
  * import { createAppTokens } from 'express-app-tokens';
- * import { createSqliteStore } from 'express-app-tokens/adapters/sql';
+ * import { createSqliteStore } from 'express-app-tokens/adapters/sqlite';
  *
  * const auth = createAppTokens({
  *   store: createSqliteStore({ filename: './data/app-tokens.db' }),
@@ -139,7 +139,7 @@ export function createAppTokens(options: AppTokensOptions): AppTokens {
       update: (tenantId, appId, patch) => run(() => management.updateApp(system(tenantId), appId, patch)),
       delete: (tenantId, appId) => run(() => management.deleteApp(system(tenantId), appId)),
       createToken: (tenantId, appId, input) => run(() => management.createToken(system(tenantId), appId, input)),
-      listTokens: (tenantId, appId) => run(() => management.listTokens(system(tenantId), appId)),
+      listTokens: (tenantId, appId, opts) => run(() => management.listTokens(system(tenantId), appId, opts)),
       regenerateToken: (tenantId, appId, tokenId) =>
         run(() => management.regenerateToken(system(tenantId), appId, tokenId)),
       deleteToken: (tenantId, appId, tokenId) => run(() => management.deleteToken(system(tenantId), appId, tokenId)),

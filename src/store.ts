@@ -156,6 +156,18 @@ export interface ReplaceApiTokenInput {
   tombstone: Tombstone;
 }
 
+/** Options of {@link Store.createApp}. */
+export interface CreateAppOptions {
+  /** Throw `limit_exceeded` (writing nothing) when the tenant already has this many apps; atomic. */
+  maxAppsPerTenant?: number;
+}
+
+/** Options of {@link Store.createApiToken}. */
+export interface CreateApiTokenOptions {
+  /** Throw `limit_exceeded` when the app already has this many active tokens; atomic. */
+  maxActive?: number;
+}
+
 /** Arguments of {@link Store.revokeApiTokenFamily}. */
 export interface RevokeFamilyInput {
   tenantId: string;
@@ -189,7 +201,7 @@ export interface Store {
    * Insert an app and, in the same atomic step, its first API tokens.
    * Throws if an app with that id or a token with that id or hash already exists.
    */
-  createApp(app: AppRecord, tokens: ApiTokenRecord[]): Promise<void>;
+  createApp(app: AppRecord, tokens: ApiTokenRecord[], options?: CreateAppOptions): Promise<void>;
   /** The app, if it exists in that tenant. */
   getApp(tenantId: string, id: string): Promise<AppRecord | undefined>;
   /**
@@ -219,8 +231,18 @@ export interface Store {
 
   // ---- API tokens ---------------------------------------------------------------------------
 
-  /** Insert a token of an existing app. Throws if the id or hash exists. */
-  createApiToken(token: ApiTokenRecord): Promise<void>;
+  /**
+   * Insert a token of an existing app. Throws if the id or hash exists. With `maxActive`, throws
+   * `limit_exceeded` (and inserts nothing) when the app already has that many active tokens: not
+   * revoked and not expired at `token.createdAt`. The count and the insert are atomic: concurrent
+   * callers never overshoot.
+   */
+  createApiToken(token: ApiTokenRecord, options?: CreateApiTokenOptions): Promise<void>;
+  /**
+   * One page of the app's tokens that are not revoked (expired ones included), oldest first, ties
+   * by id, with a cursor stable under concurrent inserts and revocations.
+   */
+  listActiveApiTokens(tenantId: string, appId: string, options: { limit: number; cursor?: string | undefined }): Promise<Page<ApiTokenRecord>>;
   /** The token, active or revoked, if it exists in that tenant. */
   getApiToken(tenantId: string, id: string): Promise<ApiTokenRecord | undefined>;
   /** The token (active or revoked) whose hash is `hash`, whatever its tenant. */
@@ -270,6 +292,12 @@ export interface Store {
     appId: string,
     options: { limit: number; cursor?: string | undefined },
   ): Promise<Page<AuditEventRecord>>;
+
+  /**
+   * Delete at most `limit` events (of any tenant) older than `before`, oldest first; returns how
+   * many it deleted. Retention (`events.retention`) calls it in batches until fewer come back.
+   */
+  pruneEvents(before: Date, limit: number): Promise<number>;
 
   // ---- signing keys -------------------------------------------------------------------------
 
@@ -354,6 +382,18 @@ export class ChangeFeed {
       }
     }
   }
+}
+
+/** For adapters: the error of {@link CreateAppOptions.maxAppsPerTenant}. */
+export function appsLimit(max: number): AppTokensError {
+  return new AppTokensError('limit_exceeded', `limits.appsPerTenant: the tenant already has ${max} apps`, { field: 'limits.appsPerTenant' });
+}
+
+/** For adapters: the error of {@link CreateApiTokenOptions.maxActive}. */
+export function tokensLimit(max: number): AppTokensError {
+  return new AppTokensError('limit_exceeded', `limits.tokensPerApp: the app already has ${max} active tokens; delete one first`, {
+    field: 'limits.tokensPerApp',
+  });
 }
 
 /** Encode a listing position as an opaque cursor. */

@@ -24,7 +24,7 @@ import {
 } from './helpers.js';
 
 const DAY_MS = 86_400_000;
-const TOKEN_VIEW_KEYS = ['appId', 'creationDate', 'expirationDate', 'hint', 'id', 'lastUsedDate', 'name', 'scopes'];
+const TOKEN_VIEW_KEYS = ['appId', 'creationDate', 'expirationDate', 'hint', 'id', 'lastUsedDate', 'name', 'scopes', 'status'];
 const ADMIN_SCOPES = ['apps:read', 'apps:write', 'notarization:read', 'notarization:write'];
 const TARGET_SCOPES = ['notarization:read', 'notarization:write'];
 
@@ -197,7 +197,7 @@ describe.each(['memory', 'sqlite'] as const)('API-token lifecycle (%s store)', (
       const second = await issueToken(ctx, target.appId, { name: 'second', scopes: ['notarization:read'] });
       const res = await request(ctx.app).get(`/apps/${target.appId}/tokens`).set(ctx.admin);
       expect(res.status).toBe(200);
-      expect(Object.keys(res.body)).toEqual(['items']);
+      expect(Object.keys(res.body)).toEqual(['items', 'nextCursor']);
       const items = res.body.items as Array<Record<string, unknown>>;
       expect(items.map((t) => t.id).sort()).toEqual([target.tokenId, second.tokenId].sort());
       for (const t of items) {

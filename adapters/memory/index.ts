@@ -6,7 +6,7 @@
  */
 
 import { AppTokensError } from '../../src/core/errors.js';
-import { ChangeFeed, encodeCursor, parseListOptions } from '../../src/store.js';
+import { ChangeFeed, appsLimit, encodeCursor, parseListOptions, tokensLimit } from '../../src/store.js';
 import type {
   ApiTokenRecord,
   ApiTokenRevocationReason,
@@ -14,6 +14,8 @@ import type {
   AuditEventRecord,
   AppRecord,
   ChangeListener,
+  CreateApiTokenOptions,
+  CreateAppOptions,
   Page,
   ReplaceApiTokenInput,
   RevokeFamilyInput,
@@ -65,8 +67,13 @@ export class MemoryStore implements Store {
   // ---- apps ---------------------------------------------------------------------------------
 
   /** @inheritDoc */
-  async createApp(app: AppRecord, tokens: ApiTokenRecord[]): Promise<void> {
+  async createApp(app: AppRecord, tokens: ApiTokenRecord[], options: CreateAppOptions = {}): Promise<void> {
     this.#assertOpen();
+    if (options.maxAppsPerTenant !== undefined) {
+      let count = 0;
+      for (const a of this.#apps.values()) if (a.tenantId === app.tenantId) count++;
+      if (count >= options.maxAppsPerTenant) throw appsLimit(options.maxAppsPerTenant);
+    }
     for (const token of tokens) {
       if (token.appId !== app.id || token.tenantId !== app.tenantId) {
         throw new AppTokensError('validation_failed', `Token ${token.id} does not belong to app ${app.id}.`);
@@ -162,14 +169,40 @@ export class MemoryStore implements Store {
    * @inheritDoc
    * @throws AppTokensError `conflict` if the id or hash exists; `not_found` if the app is absent in the token's tenant.
    */
-  async createApiToken(token: ApiTokenRecord): Promise<void> {
+  async createApiToken(token: ApiTokenRecord, options: CreateApiTokenOptions = {}): Promise<void> {
     this.#assertOpen();
     const app = this.#apps.get(token.appId);
     if (!app || app.tenantId !== token.tenantId) {
       throw new AppTokensError('not_found', `App ${token.appId} does not exist.`);
     }
+    if (options.maxActive !== undefined) {
+      const at = token.createdAt.getTime();
+      let active = 0;
+      for (const t of this.#tokens.values()) {
+        if (t.appId === token.appId && t.revokedAt === null && (t.expiresAt === null || t.expiresAt.getTime() > at)) active++;
+      }
+      if (active >= options.maxActive) throw tokensLimit(options.maxActive);
+    }
     this.#assertTokensAreNew([token]);
     this.#putToken(token);
+  }
+
+  /** @inheritDoc */
+  async listActiveApiTokens(tenantId: string, appId: string, options: { limit: number; cursor?: string | undefined }): Promise<Page<ApiTokenRecord>> {
+    this.#assertOpen();
+    const { limit, after } = parseListOptions(options);
+    const rows = [...this.#tokens.values()]
+      .filter((t) => t.appId === appId && t.tenantId === tenantId && t.revokedAt === null)
+      .filter((t) => {
+        if (!after) return true;
+        const c = t.createdAt.getTime();
+        return c > after.createdAt || (c === after.createdAt && compareStrings(t.id, after.id) > 0);
+      })
+      .sort(compareByCreatedAtThenId)
+      .slice(0, limit + 1);
+    const items = rows.slice(0, limit).map((t) => structuredClone(t));
+    const last = items[items.length - 1];
+    return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null };
   }
 
   /** @inheritDoc */
@@ -325,6 +358,29 @@ export class MemoryStore implements Store {
   }
 
   // ---- signing keys -------------------------------------------------------------------------
+
+  /** @inheritDoc */
+  async pruneEvents(before: Date, limit: number): Promise<number> {
+    this.#assertOpen();
+    const cutoff = before.getTime();
+    const old = [...this.#events.values()]
+      .filter((e) => e.at.getTime() < cutoff)
+      .sort((a, b) => a.at.getTime() - b.at.getTime() || compareStrings(a.id, b.id))
+      .slice(0, limit);
+    for (const e of old) {
+      this.#events.delete(e.id);
+      if (e.appId !== null) {
+        const key = eventKey(e.tenantId, e.appId);
+        const list = this.#eventsByApp.get(key);
+        if (list) {
+          const i = list.findIndex((x) => x.id === e.id);
+          if (i >= 0) list.splice(i, 1);
+          if (list.length === 0) this.#eventsByApp.delete(key);
+        }
+      }
+    }
+    return old.length;
+  }
 
   /** @inheritDoc */
   async listSigningKeys(): Promise<SigningKeyRecord[]> {

@@ -152,6 +152,19 @@ export function migrations(dialect: SqlDialectName): Record<string, Migration> {
         await db.schema.alterTable('api_tokens').dropColumn('family_id').execute();
       },
     },
+
+    '0004_listings_and_retention': {
+      async up(db) {
+        // Active tokens of an app in creation order (paged listings, the tokensPerApp count).
+        await db.schema.createIndex('api_tokens_app_created_id').on('api_tokens').columns(['app_id', 'created_at', 'id']).execute();
+        // Event retention deletes the oldest events of every tenant in batches.
+        await db.schema.createIndex('events_at_id').on('events').columns(['at', 'id']).execute();
+      },
+      async down(db) {
+        await db.schema.dropIndex('events_at_id').execute();
+        await db.schema.dropIndex('api_tokens_app_created_id').execute();
+      },
+    },
   };
 }
 

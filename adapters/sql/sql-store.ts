@@ -7,9 +7,9 @@
  * @module
  */
 
-import type { Insertable, Kysely, Updateable } from 'kysely';
+import { sql, type Insertable, type Kysely, type Updateable } from 'kysely';
 import { AppTokensError } from '../../src/core/errors.js';
-import { ChangeFeed, encodeCursor, parseListOptions } from '../../src/store.js';
+import { ChangeFeed, appsLimit, encodeCursor, parseListOptions, tokensLimit } from '../../src/store.js';
 import type {
   ApiTokenRecord,
   ApiTokenRevocationReason,
@@ -17,6 +17,8 @@ import type {
   AppRecord,
   AuditEventRecord,
   ChangeListener,
+  CreateApiTokenOptions,
+  CreateAppOptions,
   Page,
   ReplaceApiTokenInput,
   RevokeFamilyInput,
@@ -116,11 +118,22 @@ export class SqlStore implements Store {
   // ---- apps ---------------------------------------------------------------------------------
 
   /** @inheritDoc */
-  async createApp(app: AppRecord, tokens: ApiTokenRecord[]): Promise<void> {
+  async createApp(app: AppRecord, tokens: ApiTokenRecord[], options: CreateAppOptions = {}): Promise<void> {
     const db = await this.#ready();
     for (const token of tokens) checkTokenOfApp(token, app);
     try {
       await db.transaction().execute(async (trx) => {
+        if (options.maxAppsPerTenant !== undefined) {
+          // PostgreSQL: one creator per tenant at a time, so that the count and the insert are one
+          // step (SQLite transactions are IMMEDIATE: writers are serialised already).
+          if (this.dialect === 'postgres') await sql`select pg_advisory_xact_lock(hashtext(${`eat-apps:${app.tenantId}`}))`.execute(trx);
+          const { n } = await trx
+            .selectFrom('apps')
+            .select((eb) => eb.fn.countAll<number | string | bigint>().as('n'))
+            .where('tenant_id', '=', app.tenantId)
+            .executeTakeFirstOrThrow();
+          if (Number(n) >= options.maxAppsPerTenant) throw appsLimit(options.maxAppsPerTenant);
+        }
         const existing = await trx.selectFrom('apps').select('id').where('id', '=', app.id).executeTakeFirst();
         if (existing) throw new AppTokensError('conflict', `App ${app.id} already exists.`);
         await assertTokensAreNew(trx, tokens);
@@ -235,17 +248,30 @@ export class SqlStore implements Store {
    * @inheritDoc
    * @throws AppTokensError `conflict` if the id or hash exists; `not_found` if the app is absent in the token's tenant.
    */
-  async createApiToken(token: ApiTokenRecord): Promise<void> {
+  async createApiToken(token: ApiTokenRecord, options: CreateApiTokenOptions = {}): Promise<void> {
     const db = await this.#ready();
     try {
       await db.transaction().execute(async (trx) => {
+        // The app's row lock (PostgreSQL) makes concurrent issuers for one app count one at a time.
         const app = await trx
           .selectFrom('apps')
           .select('id')
           .where('id', '=', token.appId)
           .where('tenant_id', '=', token.tenantId)
+          .$if(this.dialect === 'postgres' && options.maxActive !== undefined, (qb) => qb.forUpdate())
           .executeTakeFirst();
         if (!app) throw new AppTokensError('not_found', `App ${token.appId} does not exist.`);
+        if (options.maxActive !== undefined) {
+          const at = token.createdAt.getTime();
+          const { n } = await trx
+            .selectFrom('api_tokens')
+            .select((eb) => eb.fn.countAll<number | string | bigint>().as('n'))
+            .where('app_id', '=', token.appId)
+            .where('revoked_at', 'is', null)
+            .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', at)]))
+            .executeTakeFirstOrThrow();
+          if (Number(n) >= options.maxActive) throw tokensLimit(options.maxActive);
+        }
         await assertTokensAreNew(trx, [token]);
         await trx.insertInto('api_tokens').values(tokenToRow(token)).execute();
       });
@@ -271,6 +297,33 @@ export class SqlStore implements Store {
     const db = await this.#ready();
     const row = await db.selectFrom('api_tokens').selectAll().where('hash', '=', hash).executeTakeFirst();
     return row && rowToToken(row);
+  }
+
+  /** @inheritDoc */
+  async listActiveApiTokens(tenantId: string, appId: string, options: { limit: number; cursor?: string | undefined }): Promise<Page<ApiTokenRecord>> {
+    const { limit, after } = parseListOptions(options);
+    const db = await this.#ready();
+    const rows = await db
+      .selectFrom('api_tokens')
+      .selectAll()
+      .where('app_id', '=', appId)
+      .where('tenant_id', '=', tenantId)
+      .where('revoked_at', 'is', null)
+      .$if(after !== undefined, (qb) =>
+        qb.where((eb) =>
+          eb.or([
+            eb('created_at', '>', after!.createdAt),
+            eb.and([eb('created_at', '=', after!.createdAt), eb('id', '>', after!.id)]),
+          ]),
+        ),
+      )
+      .orderBy('created_at', 'asc')
+      .orderBy('id', 'asc')
+      .limit(limit + 1)
+      .execute();
+    const items = rows.slice(0, limit).map(rowToToken);
+    const last = items[items.length - 1];
+    return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null };
   }
 
   /** @inheritDoc */
@@ -421,6 +474,15 @@ export class SqlStore implements Store {
     } catch (error) {
       throw mapWriteError(error);
     }
+  }
+
+  /** @inheritDoc */
+  async pruneEvents(before: Date, limit: number): Promise<number> {
+    const db = await this.#ready();
+    // Oldest first through the `at` index (migration 0004), a bounded batch per statement.
+    const doomed = db.selectFrom('events').select('id').where('at', '<', before.getTime()).orderBy('at', 'asc').orderBy('id', 'asc').limit(limit);
+    const result = await db.deleteFrom('events').where('id', 'in', doomed).executeTakeFirst();
+    return Number(result.numDeletedRows);
   }
 
   /**

@@ -30,6 +30,8 @@ export type ErrorCode =
   | 'forbidden'
   | 'not_found'
   | 'conflict'
+  /** A configured limit (`limits.tokensPerApp`, `limits.appsPerTenant`) would be exceeded: 409. */
+  | 'limit_exceeded'
   | 'payload_too_large'
   | 'method_not_allowed'
   | 'unsupported_media_type'
@@ -67,6 +69,7 @@ const DEFAULT_STATUS: Record<ErrorCode, number> = {
   forbidden: 403,
   not_found: 404,
   conflict: 409,
+  limit_exceeded: 409,
   payload_too_large: 413,
   method_not_allowed: 405,
   unsupported_media_type: 415,

@@ -22,7 +22,15 @@ export interface EventLogOptions {
   onEvent: ((event: AuditEvent) => void) | undefined;
   flushInterval: number;
   now: () => Date;
+  /** `events.retention`, seconds; `null` keeps events forever. */
+  retention?: number | null;
 }
+
+/** Events deleted per statement, and statements per pruning run (the rest waits for the next run). */
+const PRUNE_BATCH = 1000;
+const PRUNE_BATCHES_PER_RUN = 100;
+/** How often retention runs, ms. */
+export const PRUNE_INTERVAL_MS = 3_600_000;
 
 export class EventLog extends BatchWriter<AuditEventRecord[]> {
   readonly #store: Store;
@@ -33,6 +41,23 @@ export class EventLog extends BatchWriter<AuditEventRecord[]> {
     super(options.flushInterval);
     this.#store = store;
     this.#options = options;
+  }
+
+  /**
+   * Delete events older than the retention, in bounded batches (at most
+   * {@link PRUNE_BATCHES_PER_RUN} × {@link PRUNE_BATCH} per run). Returns how many went.
+   */
+  async prune(): Promise<number> {
+    const { retention } = this.#options;
+    if (retention === null || retention === undefined) return 0;
+    const before = new Date(this.#options.now().getTime() - retention * 1000);
+    let deleted = 0;
+    for (let i = 0; i < PRUNE_BATCHES_PER_RUN; i++) {
+      const n = await this.#store.pruneEvents(before, PRUNE_BATCH);
+      deleted += n;
+      if (n < PRUNE_BATCH) break;
+    }
+    return deleted;
   }
 
   /** Record an event: `onEvent` now (its failure is contained), the store on the next flush. */

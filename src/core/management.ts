@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { LRUCache } from 'lru-cache';
 import type { ApiTokenRecord, AppPatch, AppRecord } from '../store.js';
 import { RESERVED_CLAIMS } from './access-tokens.js';
 import { AppTokensError } from './errors.js';
@@ -55,8 +56,11 @@ export interface CreatedApp extends IssuedApiToken {
   app: AppView;
 }
 
-/** An app with its live API tokens' metadata. */
-export type AppDetails = AppView & { tokens: ApiTokenView[] };
+/**
+ * An app with the first page of its live API tokens' metadata; `tokensNextCursor` pages on through
+ * `GET /apps/:id/tokens?cursor=` (`null`: that was all of them).
+ */
+export type AppDetails = AppView & { tokens: ApiTokenView[]; tokensNextCursor: string | null };
 
 /** One page of a listing with an opaque cursor for the next. */
 export interface PageView<T> {
@@ -65,6 +69,19 @@ export interface PageView<T> {
 }
 
 const TENANT_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+/**
+ * Every id this library makes (`app_…`, `tok_…`: 22 base62 characters after the prefix) fits, and
+ * so do the ids of stores that make their own; a path id that does not is refused before any
+ * lookup or audit event (issue 11, finding 5: 15,000-character ids were stored verbatim).
+ */
+export const ID_SHAPE = /^[A-Za-z0-9_-]{1,64}$/;
+/** Refusal events recorded per caller per window; the rest are counted and reported with the next one. */
+const REFUSALS_PER_WINDOW = 20;
+const REFUSAL_WINDOW_MS = 60_000;
+/** Tokens shown with an app (the first page of `GET /apps/:id/tokens`). */
+const APP_VIEW_TOKENS = 50;
+/** Marks an error that must not become an audit event (its input cannot name anything of ours). */
+const UNRECORDED = Symbol('express-app-tokens.unrecorded');
 const MAX_NAME = 100;
 const MAX_DESCRIPTION = 1000;
 const MAX_CUSTOM_CLAIMS_BYTES = 4096;
@@ -79,8 +96,25 @@ function notFound(what: 'app' | 'token', id: string): AppTokensError {
   return new AppTokensError('not_found', `${what} ${printable(id)} not found`, { field: what === 'app' ? 'id' : 'tokenId' });
 }
 
+/** `not_found` for an id that cannot be one, without a lookup and without an audit event. */
+export function checkId(id: unknown, what: 'app' | 'token'): string {
+  if (typeof id === 'string' && ID_SHAPE.test(id)) return id;
+  const error = notFound(what, typeof id === 'string' ? id : String(id));
+  Object.defineProperty(error, UNRECORDED, { value: true });
+  throw error;
+}
+
+/** Per-caller window of recorded refusals. */
+interface RefusalWindow {
+  start: number;
+  recorded: number;
+  suppressed: number;
+}
+
 export class AppManagement {
   readonly #s: AppTokensService;
+  /** Refusal events per caller (tenant + actor), bounded. */
+  readonly #refusals = new LRUCache<string, RefusalWindow>({ max: 10_000 });
 
   constructor(service: AppTokensService) {
     this.#s = service;
@@ -94,21 +128,22 @@ export class AppManagement {
       const scopes = this.#scopeList(input.scopes, 'scopes');
       if (scopes.length === 0) throw invalid('scopes', 'must list at least one scope');
       this.#assertMayGrant(p, scopes, 'scopes');
+      const description = checkDescription(input.description);
       const app: AppRecord = {
         id: randomId('app'),
         tenantId,
         name: checkName(input.name, 'name'),
-        description: checkDescription(input.description),
+        description,
         scopes,
         customClaims: checkCustomClaims(input.customClaims),
         createdAt: now,
         updatedAt: now,
       };
       const { record, value } = this.#newToken(app, input.token ?? {}, 'token.', now);
-      await this.#s.options.store.createApp(app, [record]);
+      await this.#s.options.store.createApp(app, [record], { maxAppsPerTenant: this.#s.options.limits.appsPerTenant });
       this.#event(p, 'app.created', app.id, null, { name: app.name, scopes: app.scopes });
       this.#event(p, 'token.created', app.id, record.id, { name: record.name });
-      return { app: appView(app), token: tokenView(record), value };
+      return { app: this.#appView(app), token: tokenView(record, now), value };
     });
   }
 
@@ -119,7 +154,7 @@ export class AppManagement {
         limit: checkLimit(options.limit),
         cursor: options.cursor,
       });
-      return { items: page.items.map(appView), nextCursor: page.nextCursor };
+      return { items: page.items.map((a) => this.#appView(a)), nextCursor: page.nextCursor };
     });
   }
 
@@ -127,7 +162,8 @@ export class AppManagement {
   getApp(p: Principal, appId: string): Promise<AppDetails> {
     return this.#audited(p, 'get_app', appId, async () => {
       const app = await this.#app(p, appId);
-      return { ...appView(app), tokens: await this.#liveTokens(app) };
+      const page = await this.#liveTokens(app, { limit: APP_VIEW_TOKENS });
+      return { ...this.#appView(app), tokens: page.items, tokensNextCursor: page.nextCursor };
     });
   }
 
@@ -140,11 +176,12 @@ export class AppManagement {
       if (input.description !== undefined) patch.description = checkDescription(input.description);
       if (input.customClaims !== undefined) patch.customClaims = checkCustomClaims(input.customClaims);
       if (Object.keys(patch).length === 0) throw invalid('body', 'give at least one of name, description, customClaims');
+      this.#assertMayActOn(p, await this.#app(p, appId));
       const app = await this.#s.options.store.updateApp(tenantOf(p), appId, patch, this.#now());
       if (!app) throw notFound('app', appId);
       this.#s.forgetClient(app.id);
       this.#event(p, 'app.updated', app.id, null, { fields: Object.keys(patch) });
-      return appView(app);
+      return this.#appView(app);
     });
   }
 
@@ -152,26 +189,36 @@ export class AppManagement {
   deleteApp(p: Principal, appId: string): Promise<void> {
     return this.#audited(p, 'delete_app', appId, async () => {
       const tenantId = tenantOf(p);
+      this.#assertMayActOn(p, await this.#app(p, appId));
       const deleted = await this.#s.options.store.deleteApp(tenantId, appId, this.#s.tombstone('app', appId, tenantId));
       if (!deleted) throw notFound('app', appId);
       this.#event(p, 'app.deleted', appId, null, {});
     });
   }
 
-  /** Metadata of the app's live tokens; never a value. */
-  listTokens(p: Principal, appId: string): Promise<{ items: ApiTokenView[] }> {
-    return this.#audited(p, 'list_tokens', appId, async () => ({ items: await this.#liveTokens(await this.#app(p, appId)) }));
+  /** One page of the metadata of the app's live (unrevoked) tokens, oldest first; never a value. */
+  listTokens(
+    p: Principal,
+    appId: string,
+    options: { limit?: number | undefined; cursor?: string | undefined } = {},
+  ): Promise<PageView<ApiTokenView>> {
+    return this.#audited(p, 'list_tokens', appId, async () =>
+      this.#liveTokens(await this.#app(p, appId), { limit: checkLimit(options.limit), cursor: options.cursor }),
+    );
   }
 
   /** Issue another API token. The caller must hold every scope the token will carry. */
   createToken(p: Principal, appId: string, input: CreateTokenInput = {}): Promise<IssuedApiToken> {
     return this.#audited(p, 'create_token', appId, async () => {
       const app = await this.#app(p, appId);
-      const { record, value } = this.#newToken(app, input, '', this.#now());
+      // A token carries the app's identity: issuing one acts on the app, whatever its own scopes.
+      this.#assertMayActOn(p, app);
+      const now = this.#now();
+      const { record, value } = this.#newToken(app, input, '', now);
       this.#assertMayGrant(p, record.scopes ?? app.scopes, 'scopes');
-      await this.#s.options.store.createApiToken(record);
+      await this.#s.options.store.createApiToken(record, { maxActive: this.#s.options.limits.tokensPerApp });
       this.#event(p, 'token.created', app.id, record.id, { name: record.name });
-      return { token: tokenView(record), value };
+      return { token: tokenView(record, now), value };
     });
   }
 
@@ -182,12 +229,19 @@ export class AppManagement {
   regenerateToken(p: Principal, appId: string, tokenId: string): Promise<IssuedApiToken> {
     return this.#audited(p, 'regenerate_token', appId, async () => {
       const app = await this.#app(p, appId);
+      this.#assertMayActOn(p, app);
       const old = await this.#liveToken(app, tokenId);
+      // An expired token is dead everywhere (refresh refuses it too): a new value must not revive it.
+      if (old.expiresAt !== null && old.expiresAt <= this.#now()) {
+        throw new AppTokensError('conflict', `tokenId: token ${printable(tokenId)} expired at ${old.expiresAt.toISOString()}; issue a new token or delete it`, {
+          field: 'tokenId',
+        });
+      }
       this.#assertMayGrant(p, old.scopes ?? app.scopes, 'scopes');
       const { record, value, swapped } = await this.#swap(old, 'regenerated');
       if (!swapped) throw notFound('token', tokenId);
       this.#event(p, 'token.regenerated', app.id, record.id, { previousTokenId: old.id });
-      return { token: tokenView(record), value };
+      return { token: tokenView(record, this.#now()), value };
     });
   }
 
@@ -195,6 +249,7 @@ export class AppManagement {
   deleteToken(p: Principal, appId: string, tokenId: string): Promise<void> {
     return this.#audited(p, 'delete_token', appId, async () => {
       const app = await this.#app(p, appId);
+      this.#assertMayActOn(p, app);
       await this.#liveToken(app, tokenId);
       const revoked = await this.#s.options.store.revokeApiTokens(
         app.tenantId,
@@ -284,7 +339,7 @@ export class AppManagement {
       data: { previousTokenId: token.id },
     });
     const app = await store.getApp(token.tenantId, token.appId);
-    return { token: tokenView(record), value: newValue, appName: app?.name ?? record.name };
+    return { token: tokenView(record, now), value: newValue, appName: app?.name ?? record.name };
   }
 
   // ---- helpers ----------------------------------------------------------------------------------
@@ -295,16 +350,32 @@ export class AppManagement {
 
   /** Record a refused management call (a 4xx) as a `management.refused` event of the caller's tenant. */
   recordRefusal(p: Principal, action: string, appId: string | null, error: unknown): void {
-    if (error instanceof AppTokensError && error.status < 500 && TENANT_ID.test(p.tenantId)) {
-      this.#s.events.emit({
-        type: 'management.refused',
-        outcome: 'failure',
-        tenantId: p.tenantId,
-        appId,
-        actorId: p.actorId,
-        data: { action, code: error.code, ...(error.field ? { field: error.field } : {}) },
-      });
+    if (!(error instanceof AppTokensError) || error.status >= 500 || !TENANT_ID.test(p.tenantId)) return;
+    if ((error as { [UNRECORDED]?: boolean })[UNRECORDED]) return;
+    // Any bearer of the tenant can provoke refusals: a bounded number per caller per minute reach
+    // the audit log; the rest are counted and reported with the next one recorded.
+    const key = `${p.tenantId}\u0000${p.actorId ?? ''}`;
+    const nowMs = this.#now().getTime();
+    let w = this.#refusals.get(key);
+    if (w === undefined || nowMs - w.start >= REFUSAL_WINDOW_MS) {
+      w = { start: nowMs, recorded: 0, suppressed: w?.suppressed ?? 0 };
+      this.#refusals.set(key, w);
     }
+    if (w.recorded >= REFUSALS_PER_WINDOW) {
+      w.suppressed++;
+      return;
+    }
+    w.recorded++;
+    const suppressed = w.suppressed;
+    w.suppressed = 0;
+    this.#s.events.emit({
+      type: 'management.refused',
+      outcome: 'failure',
+      tenantId: p.tenantId,
+      appId: appId !== null && ID_SHAPE.test(appId) ? appId : null,
+      actorId: p.actorId,
+      data: { action, code: error.code, ...(error.field ? { field: error.field } : {}), ...(suppressed > 0 ? { suppressedBefore: suppressed } : {}) },
+    });
   }
 
   /** Run a management action; a refusal is recorded. */
@@ -321,27 +392,53 @@ export class AppManagement {
     this.#s.events.emit({ type, tenantId: p.tenantId, appId, tokenId, actorId: p.actorId, data });
   }
 
+  #appView(app: AppRecord): AppView {
+    return appView(app, (s) => this.#s.catalogue.knows(s));
+  }
+
   async #app(p: Principal, appId: string): Promise<AppRecord> {
+    checkId(appId, 'app');
     const app = await this.#s.options.store.getApp(tenantOf(p), appId);
     if (!app) throw notFound('app', appId);
     return app;
   }
 
   async #liveToken(app: AppRecord, tokenId: string): Promise<ApiTokenRecord> {
+    checkId(tokenId, 'token');
     const token = await this.#s.options.store.getApiToken(app.tenantId, tokenId);
     if (!token || token.appId !== app.id || token.revokedAt !== null) throw notFound('token', tokenId);
     return token;
   }
 
-  async #liveTokens(app: AppRecord): Promise<ApiTokenView[]> {
-    const tokens = await this.#s.options.store.listApiTokens(app.tenantId, app.id);
-    return tokens
-      .filter((t) => t.revokedAt === null)
-      .map((t) => {
+  async #liveTokens(app: AppRecord, options: { limit: number; cursor?: string | undefined }): Promise<PageView<ApiTokenView>> {
+    const page = await this.#s.options.store.listActiveApiTokens(app.tenantId, app.id, options);
+    const now = this.#now();
+    return {
+      items: page.items.map((t) => {
         // Uses not yet flushed count too: the batch is a write optimisation, not a delay users see.
         const pending = this.#s.lastUsed.pending(t.id);
-        return tokenView(pending && (!t.lastUsedAt || pending > t.lastUsedAt) ? { ...t, lastUsedAt: pending } : t);
-      });
+        return tokenView(pending && (!t.lastUsedAt || pending > t.lastUsedAt) ? { ...t, lastUsedAt: pending } : t, now);
+      }),
+      nextCursor: page.nextCursor,
+    };
+  }
+
+  /**
+   * Acting on an app (edit, delete, issue or regenerate a token, delete a token) requires holding
+   * every scope it holds, wildcards respected (issue 11, finding 3): otherwise a delegate with
+   * `apps:write` alone could rewrite an admin app's claims or mint a credential carrying its identity.
+   * Scopes the catalogue no longer declares do not count: no token can carry them.
+   */
+  #assertMayActOn(p: Principal, app: AppRecord): void {
+    if (p.scopes === null) return;
+    const missing = new GrantedScopes(p.scopes).missing(this.#s.catalogue.retain(app.scopes));
+    if (missing.length > 0) {
+      throw new AppTokensError(
+        'forbidden',
+        `scopes: you cannot act on app ${printable(app.id)}: it holds ${missing.map((s) => `'${printable(s)}'`).join(', ')}, which you do not hold`,
+        { field: 'scopes' },
+      );
+    }
   }
 
   /** Nobody grants a scope they do not hold (wildcards respected). */
@@ -455,19 +552,35 @@ function checkLimit(limit: number | undefined): number {
   return limit;
 }
 
+/**
+ * Text that reads one way and displays another (Trojan Source, CVE-2021-42574): the bidi embedding,
+ * override and isolate controls; the byte-order mark; and lone surrogates, which are not text.
+ */
+const BIDI_CONTROLS = /[\u202a-\u202e\u2066-\u2069\ufeff]/;
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+function checkText(value: string, field: string): void {
+  if (LONE_SURROGATE.test(value)) throw invalid(field, 'must be valid Unicode text (a lone surrogate was found)');
+  if (BIDI_CONTROLS.test(value)) throw invalid(field, 'must not contain bidirectional controls (U+202A–U+202E, U+2066–U+2069) or a BOM');
+}
+
+/** A name: trimmed, NFC-normalised (one spelling per name), printable, short. */
 function checkName(value: unknown, field: string): string {
   if (typeof value !== 'string') throw invalid(field, 'must be a string');
-  const name = value.trim();
+  checkText(value, field);
+  const name = value.normalize('NFC').trim();
   if (name.length === 0 || name.length > MAX_NAME) throw invalid(field, `must be 1–${MAX_NAME} characters`);
-  if (/[\x00-\x1f\x7f]/.test(name)) throw invalid(field, 'must not contain control characters');
+  if (/[\x00-\x1f\x7f-\x9f]/.test(name)) throw invalid(field, 'must not contain control characters');
   return name;
 }
 
 function checkDescription(value: unknown): string | null {
   if (value === undefined || value === null) return null;
   if (typeof value !== 'string') throw invalid('description', 'must be a string or null');
-  if (value.length > MAX_DESCRIPTION) throw invalid('description', `must be at most ${MAX_DESCRIPTION} characters`);
-  return value;
+  checkText(value, 'description');
+  const text = value.normalize('NFC');
+  if (text.length > MAX_DESCRIPTION) throw invalid('description', `must be at most ${MAX_DESCRIPTION} characters`);
+  return text;
 }
 
 /** Custom claims: a small JSON object that cannot override registered or library claims. */

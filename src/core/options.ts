@@ -82,6 +82,24 @@ export interface AppTokensOptions {
     /** Largest accepted JSON body, bytes. Default: 32768. Larger → 413. */
     bodyLimit?: number;
   };
+  /**
+   * Caps a demanding operator would set anyway; exceeding one answers 409 `limit_exceeded` naming
+   * it. Counted atomically in the store, so concurrent creators never overshoot.
+   */
+  limits?: {
+    /** Active (unrevoked, unexpired) API tokens per app, 1–10000. Default: 50. */
+    tokensPerApp?: number;
+    /** Apps per tenant, 1–1000000. Default: 1000. */
+    appsPerTenant?: number;
+  };
+  /** The audit log in the store. */
+  events?: {
+    /**
+     * Seconds an event is kept; older ones are deleted in batches in the background (hourly and at
+     * start). 3600 – 10 years. Default: 90 days. `null`: keep forever.
+     */
+    retention?: number | null;
+  };
   /** Escape hatches. */
   advanced?: {
     /** Leeway for `exp`, `nbf` and `iat`, seconds, 0–300. Default: 5. */
@@ -244,6 +262,25 @@ const schema = z
       })
       .strict()
       .default({ default: 90 * DAY, max: 2 * 365 * DAY }),
+    limits: z
+      .object({
+        tokensPerApp: z.number().int({ error: 'must be a whole number' }).min(1, { error: 'must be between 1 and 10000' }).max(10_000, { error: 'must be between 1 and 10000' }).default(50),
+        appsPerTenant: z.number().int({ error: 'must be a whole number' }).min(1, { error: 'must be between 1 and 1000000' }).max(1_000_000, { error: 'must be between 1 and 1000000' }).default(1000),
+      })
+      .strict()
+      .default({ tokensPerApp: 50, appsPerTenant: 1000 }),
+    events: z
+      .object({
+        retention: z
+          .number({ error: 'must be a number of seconds or null' })
+          .int({ error: 'must be a whole number of seconds' })
+          .min(3600, { error: 'must be between 3600 seconds and 10 years' })
+          .max(3650 * DAY, { error: 'must be between 3600 seconds and 10 years' })
+          .nullable()
+          .default(90 * DAY),
+      })
+      .strict()
+      .default({ retention: 90 * DAY }),
     advanced: z
       .object({
         clockTolerance: z

@@ -8,7 +8,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { ApiTokenRecord, AppRecord, Tombstone } from '../store.js';
 import { AccessTokens, GRANTED, makeAuthInfo, type InternalAuthInfo } from './access-tokens.js';
-import { EventLog } from './events.js';
+import { EventLog, PRUNE_INTERVAL_MS } from './events.js';
 import { AppTokensError } from './errors.js';
 import { KeyRing } from './keys.js';
 import { ClientLockout } from './limits.js';
@@ -85,6 +85,7 @@ export class AppTokensService {
   /** Refresh-token reuse detection, consulted by every door that checks an API token. */
   readonly reuse: ReuseDetector;
   #maintenance: NodeJS.Timeout | undefined;
+  #retention: NodeJS.Timeout | undefined;
   /** The clock in epoch ms; `Date.now` itself unless a clock was injected (no Date per request). */
   readonly #nowMs: () => number;
   /**
@@ -126,7 +127,12 @@ export class AppTokensService {
     });
     this.revocation = new RevocationView(store, { syncInterval: advanced.revocationSyncInterval, now: advanced.now });
     this.lastUsed = new LastUsedBatcher(store, advanced.lastUsedFlushInterval);
-    this.events = new EventLog(store, { onEvent: options.onEvent, flushInterval: advanced.eventFlushInterval, now: advanced.now });
+    this.events = new EventLog(store, {
+      onEvent: options.onEvent,
+      flushInterval: advanced.eventFlushInterval,
+      now: advanced.now,
+      retention: options.events.retention,
+    });
     this.#jwtCache = new LRUCache({ max: advanced.cacheMax });
     this.#apiTokenCache = new LRUCache({ max: advanced.cacheMax });
     this.#clients = advanced.clientCacheTtl > 0 ? new LRUCache({ max: CLIENT_CACHE_MAX }) : undefined;
@@ -150,6 +156,7 @@ export class AppTokensService {
       await this.keys.load();
       await this.revocation.start();
       this.#startKeyMaintenance();
+      this.#startRetention();
       this.#isReady = true;
       void this.#warnAboutRetiredScopes();
     })().catch((error: unknown) => {
@@ -170,6 +177,8 @@ export class AppTokensService {
     this.revocation.stop();
     if (this.#maintenance) clearInterval(this.#maintenance);
     this.#maintenance = undefined;
+    if (this.#retention) clearInterval(this.#retention);
+    this.#retention = undefined;
     const results = await Promise.allSettled([this.lastUsed.close(), this.events.close()]);
     for (const r of results) if (r.status === 'rejected') throw r.reason;
   }
@@ -599,6 +608,15 @@ export class AppTokensService {
 
 
   // ---- helpers ----------------------------------------------------------------------------------
+
+  /** Event retention: a run at start, then hourly; a failed run waits for the next. */
+  #startRetention(): void {
+    if (this.options.events.retention === null) return;
+    const run = () => void this.events.prune().catch(() => undefined);
+    run();
+    this.#retention = setInterval(run, PRUNE_INTERVAL_MS);
+    this.#retention.unref();
+  }
 
   /** Reload keys (another instance may have rotated) and rotate when the active key is due. */
   #startKeyMaintenance(): void {

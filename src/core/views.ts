@@ -15,6 +15,11 @@ export interface AppView {
   name: string;
   description: string | null;
   scopes: string[];
+  /**
+   * Stored scopes the current catalogue no longer declares (normally empty): no token carries
+   * them. Recreate the app, or declare the scope again.
+   */
+  unknownScopes: string[];
   customClaims: Record<string, unknown>;
   creationDate: string;
   updateDate: string;
@@ -32,6 +37,8 @@ export interface ApiTokenView {
   creationDate: string;
   expirationDate: string | null;
   lastUsedDate: string | null;
+  /** `expired`: past its expiration date, refused everywhere; delete it or issue another. */
+  status: 'active' | 'expired';
 }
 
 /** A secret value with the token it belongs to: shown once. */
@@ -40,7 +47,8 @@ export interface IssuedApiToken {
   value: string;
 }
 
-export function appView(app: AppRecord): AppView {
+/** `knows`: the current catalogue's test (a scope, or a wildcard covering one of its scopes). */
+export function appView(app: AppRecord, knows: (scope: string) => boolean): AppView {
   return {
     id: app.id,
     clientId: app.id,
@@ -48,13 +56,14 @@ export function appView(app: AppRecord): AppView {
     name: app.name,
     description: app.description,
     scopes: [...app.scopes],
+    unknownScopes: app.scopes.filter((s) => !knows(s)),
     customClaims: { ...app.customClaims },
     creationDate: app.createdAt.toISOString(),
     updateDate: app.updatedAt.toISOString(),
   };
 }
 
-export function tokenView(token: ApiTokenRecord): ApiTokenView {
+export function tokenView(token: ApiTokenRecord, now: Date): ApiTokenView {
   return {
     id: token.id,
     appId: token.appId,
@@ -64,5 +73,6 @@ export function tokenView(token: ApiTokenRecord): ApiTokenView {
     creationDate: token.createdAt.toISOString(),
     expirationDate: token.expiresAt?.toISOString() ?? null,
     lastUsedDate: token.lastUsedAt?.toISOString() ?? null,
+    status: token.expiresAt !== null && token.expiresAt <= now ? 'expired' : 'active',
   };
 }

@@ -7,7 +7,7 @@
  */
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { AppTokensError } from '../core/errors.js';
-import type { AppManagement, Principal } from '../core/management.js';
+import { checkId, type AppManagement, type Principal } from '../core/management.js';
 import { GrantedScopes } from '../core/scopes.js';
 import type { AppTokensService } from '../core/service.js';
 import { verifyRequestBearer } from './bearer.js';
@@ -113,6 +113,9 @@ export function managementRouter(service: AppTokensService, management: AppManag
         try {
           const who = await caller(req);
           bearer = who.bearer;
+          // A path id that cannot be ours: 404 before any lookup or audit event (issue 11, finding 5).
+          if (req.params.id !== undefined) checkId(String(req.params.id), 'app');
+          if (req.params.tokenId !== undefined) checkId(String(req.params.tokenId), 'token');
           if (who.principal.scopes !== null && !new GrantedScopes(who.principal.scopes).grants(route.scope)) {
             const error = new AppTokensError('insufficient_scope', `this request needs the scope ${route.scope}`, {
               scopes: [route.scope],
