@@ -142,6 +142,18 @@ export function expectOAuthError(res: Response, status: number, code: string): v
   expect(JSON.stringify(res.body)).not.toMatch(/\bat .*\.(ts|js):\d+/);
 }
 
+/** RFC 9457 §3: an `application/problem+json` body with status, code and (when given) the field. */
+export function expectProblem(res: Response, status: number, code: string, field?: string): Record<string, unknown> {
+  expect(res.status, res.text).toBe(status);
+  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+  const body = JSON.parse(res.text) as Record<string, unknown>;
+  expect(body).toMatchObject({ type: 'about:blank', status, code });
+  expect(typeof body.detail).toBe('string');
+  if (field !== undefined) expect(body.field).toBe(field);
+  expect(res.text).not.toMatch(/\bat .*\.(ts|js):\d+/);
+  return body;
+}
+
 /** Decode a JWT's header and payload without verifying. */
 export function decodeJwt(jwt: string): { header: Record<string, unknown>; payload: Record<string, unknown> } {
   const [h, p] = jwt.split('.');

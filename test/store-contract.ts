@@ -831,6 +831,57 @@ export function storeContract(name: string, makeStore: () => Promise<MadeStore>)
       });
     });
 
+    describe('limits, paged active tokens and event retention (issue 11, findings 5 and 9)', () => {
+      it('createApiToken with maxActive: of concurrent issuers the cap is never overshot; expired and revoked tokens do not count', async () => {
+        const { app, tokens } = await seedApp({}, 2);
+        await store.revokeApiTokens(app.tenantId, [tokens[0]!.id], 'deleted', [], at(HOUR));
+        // Expired at its own creation + 1 s, long before the new tokens' creation.
+        await store.createApiToken(makeToken(app, { hash: 'expired'.padEnd(64, '0'), createdAt: at(0), expiresAt: at(SECOND) }));
+        const attempts = Array.from({ length: 10 }, (_, i) =>
+          store.createApiToken(makeToken(app, { hash: `cap-${i}`.padEnd(64, '0'), createdAt: at(2 * HOUR) }), { maxActive: 4 }),
+        );
+        const results = await Promise.allSettled(attempts);
+        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(3);
+        for (const r of results) {
+          if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: 'limit_exceeded', field: 'limits.tokensPerApp' });
+        }
+      });
+
+      it('createApp with maxAppsPerTenant: concurrent creators never overshoot, and other tenants are not counted', async () => {
+        await store.createApp(makeApp({ tenantId: 'tenant-b' }), []);
+        const results = await Promise.allSettled(
+          Array.from({ length: 8 }, () => store.createApp(makeApp({ tenantId: 'tenant-a' }), [], { maxAppsPerTenant: 3 })),
+        );
+        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(3);
+        expect(results.find((r) => r.status === 'rejected')).toMatchObject({ reason: { code: 'limit_exceeded', field: 'limits.appsPerTenant' } });
+        expect((await store.listApps('tenant-a', { limit: 10 })).items).toHaveLength(3);
+      });
+
+      it('listActiveApiTokens pages the unrevoked tokens in creation order', async () => {
+        const { app, tokens } = await seedApp({}, 5);
+        await store.revokeApiTokens(app.tenantId, [tokens[1]!.id], 'deleted', [], at(HOUR));
+        const first = await store.listActiveApiTokens(app.tenantId, app.id, { limit: 2 });
+        expect(first.items.map((t) => t.id)).toEqual([tokens[0]!.id, tokens[2]!.id]);
+        const second = await store.listActiveApiTokens(app.tenantId, app.id, { limit: 2, cursor: first.nextCursor! });
+        expect(second).toEqual({ items: [tokens[3], tokens[4]], nextCursor: null });
+        expect((await store.listActiveApiTokens('tenant-b', app.id, { limit: 10 })).items).toEqual([]);
+      });
+
+      it('pruneEvents deletes at most `limit` events older than `before`, oldest first, in every tenant', async () => {
+        const app = makeApp();
+        await store.createApp(app, []);
+        const old = [1, 2, 3].map((i) => makeEvent({ appId: app.id, at: at(i) }));
+        const otherTenant = makeEvent({ tenantId: 'tenant-b', appId: null, at: at(4) });
+        const recent = makeEvent({ appId: app.id, at: at(HOUR) });
+        await store.appendEvents([...old, otherTenant, recent]);
+        expect(await store.pruneEvents(at(HOUR), 2)).toBe(2);
+        expect((await store.listEvents(app.tenantId, app.id, { limit: 10 })).items.map((e) => e.id)).toEqual([recent.id, old[2]!.id]);
+        expect(await store.pruneEvents(at(HOUR), 10)).toBe(2);
+        expect(await store.pruneEvents(at(HOUR), 10)).toBe(0);
+        expect((await store.listEvents(app.tenantId, app.id, { limit: 10 })).items).toEqual([recent]);
+      });
+    });
+
     describe('scanApps', () => {
       it('pages through the apps of every tenant in id order', async () => {
         if (store.scanApps === undefined) return; // optional method
