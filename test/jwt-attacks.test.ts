@@ -10,13 +10,14 @@
  * test/bearer.test.ts covers the basics for the middleware (alg none, HS256 with the JWK, jwk/jku/x5u,
  * typ, iss/aud/exp/nbf); this file extends them to more spellings and to introspection.
  */
-import { createHmac, createPrivateKey, createPublicKey, createSign, randomUUID, type KeyObject } from 'node:crypto';
+import { createHmac, createPrivateKey, createPublicKey, createSign, type KeyObject } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CompactEncrypt, FlattenedSign, GeneralSign, exportJWK, generateKeyPair, importJWK } from 'jose';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ISSUER, accessToken, createClient, decodeJwt, expectBearerFailure, ourSigningKey, setup, type Fixture } from './helpers.js';
+import { randomId } from '../src/core/secrets.js';
 
 let f: Fixture;
 /** The introspecting client (tenant acme) and the bearer's own client (tenant acme). */
@@ -58,7 +59,7 @@ const now = () => Math.floor(Date.now() / 1000);
 
 /** Fresh claims of our client: a new jti, valid for 10 minutes. */
 function freshClaims(extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { ...claims, jti: randomUUID(), iat: now(), exp: now() + 600, ...extra };
+  return { ...claims, jti: randomId(), iat: now(), exp: now() + 600, ...extra };
 }
 
 type Signer = { alg: 'RS256'; key: KeyObject } | { alg: 'HS256' | 'HS384' | 'HS512'; secret: string | Buffer } | { alg: 'none' };
@@ -167,10 +168,11 @@ describe('RFC 8725 §3.1 / §2.1: algorithm verification', () => {
     const h = `{"alg":"RS256","kid":${JSON.stringify(ourKid)},"typ":"at+jwt","alg":"none"}`;
     await expectRefused(sign(h, freshClaims(), { alg: 'none' }), 'RS256-then-none, unsigned');
     await expectRefused(sign(h, freshClaims(), { alg: 'RS256', key: ourPrivate }), 'RS256-then-none, signed by us');
-    // none-then-RS256 reads as RS256: unsigned it is refused; signed by our own key it is a real token.
+    // none-then-RS256 reads as RS256: unsigned it is refused, and (issue 11, finding 10) signed by
+    // our own key too: we never write a duplicate member, so such a header is not ours.
     const h2 = `{"alg":"none","kid":${JSON.stringify(ourKid)},"typ":"at+jwt","alg":"RS256"}`;
     await expectRefused(sign(h2, freshClaims(), { alg: 'none' }), 'none-then-RS256, unsigned');
-    expect((await bearerGet(sign(h2, freshClaims(), { alg: 'RS256', key: ourPrivate }))).status).toBe(200);
+    await expectRefused(sign(h2, freshClaims(), { alg: 'RS256', key: ourPrivate }), 'none-then-RS256, signed by us');
   });
 
   it('RFC 8725 §3.1: HMAC (HS256, HS384, HS512) keyed with our public key, as JWK JSON, JWKS JSON or PEM, is refused', async () => {
@@ -394,7 +396,7 @@ describe('RFC 8725 §2.7 / §3.8: substitution', () => {
     expect((await bearerGet(minted)).status).toBe(200);
     await f.auth.apps.delete('globex', globex.clientId);
     // Forged with our key after the deletion: a new jti and iat, the deleted app's identity.
-    const forged = ours({}, { ...decodeJwt(minted).payload, jti: randomUUID(), iat: now(), exp: now() + 600 });
+    const forged = ours({}, { ...decodeJwt(minted).payload, jti: randomId(), iat: now(), exp: now() + 600 });
     for (const [name, t] of [['minted before deletion', minted], ['forged after deletion', forged]] as const) {
       expectBearerFailure(await bearerGet(t), 401, 'invalid_token');
       // Inactive for the deleted app's own tenant…
@@ -578,5 +580,46 @@ describe('size, serialization and encoding tricks', () => {
     ] as const) {
       await expectRefused(t, name);
     }
+  });
+});
+
+describe('issue 11 finding 10: nothing signed with our key is accepted unless we could have minted it', () => {
+  it('exp − iat longer than the longest lifetime we issue (3600 s), up to exp: 1e300, is refused', async () => {
+    await expectRefused(ours({}, freshClaims({ exp: now() + 3601 })), 'one second too long');
+    await expectRefused(ours({}, freshClaims({ exp: 1e300 })), 'exp 1e300');
+    await expectRefused(ours({}, freshClaims({ exp: Number.MAX_SAFE_INTEGER })), 'exp MAX_SAFE_INTEGER');
+    await expectRefused(ours({}, freshClaims({ iat: now() - 10, exp: now() - 20 + 3600 * 2 })), 'long-lived, iat in the past');
+  });
+
+  it('RFC 7519 §4.1.6: iat in the future beyond the 5 s tolerance is refused; within it accepted', async () => {
+    await expectRefused(ours({}, freshClaims({ iat: now() + 60, exp: now() + 600 })), 'iat +60 s');
+    await expectAccepted(ours({}, freshClaims({ iat: now() + 2, exp: now() + 600 })), 'iat +2 s (tolerance)');
+    await expectRefused(ours({}, freshClaims({ iat: '1700000000' })), 'iat a string');
+  });
+
+  it('a jti that is not a string of our format is refused (numeric, UUID, empty, too long)', async () => {
+    for (const jti of [12345, 'a-b-c', '', 'x'.repeat(23), '0123456789abcdefghijk!']) {
+      await expectRefused(ours({}, freshClaims({ jti })), `jti ${JSON.stringify(jti)}`);
+    }
+  });
+
+  it('RFC 8725 §3.1: non-canonical JSON signed by us is refused: duplicate claims, a BOM, whitespace, odd number spellings', async () => {
+    const p = freshClaims();
+    const json = JSON.stringify(p);
+    const variants: Record<string, string> = {
+      'duplicate scope claim': `${json.slice(0, -1)},"scope":"apps:write"}`,
+      'byte-order mark': `\uFEFF${json}`,
+      'leading whitespace': ` ${json}`,
+      'pretty-printed': JSON.stringify(p, null, 2),
+      'exp as 1.0e3 spelling': json.replace(`"exp":${p.exp as number}`, `"exp":${p.exp as number}.0`),
+      'escaped ASCII': json.replace('"scope"', '"\\u0073cope"'),
+    };
+    for (const [name, payload] of Object.entries(variants)) {
+      expect(payload, name).not.toBe(json);
+      await expectRefused(sign(header, payload, { alg: 'RS256', key: ourPrivate }), name);
+    }
+    await expectRefused(sign(` ${JSON.stringify(header)}`, p, { alg: 'RS256', key: ourPrivate }), 'header with whitespace');
+    // The control: the same claims in JSON.stringify's spelling are ours.
+    await expectAccepted(sign(header, json, { alg: 'RS256', key: ourPrivate }), 'canonical');
   });
 });

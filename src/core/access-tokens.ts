@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { SignJWT, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import { SignJWT, errors as joseErrors, jwtVerify, type JWTPayload, type ProtectedHeaderParameters } from 'jose';
 import type { AppRecord } from '../store.js';
 import { AppTokensError } from './errors.js';
 import type { KeyRing } from './keys.js';
@@ -163,12 +163,12 @@ export class AccessTokens {
     // One spelling per token: base64url without padding or whitespace (RFC 7515 §2, §7.1), which
     // jose's lenient decoding would otherwise accept in many variants.
     if (!COMPACT_JWS.test(jwt)) throw invalidToken('the access token is not a compact JWS');
-    let header;
-    try {
-      header = decodeProtectedHeader(jwt);
-    } catch {
-      throw invalidToken('the access token is malformed');
-    }
+    // Defence in depth (issue 11, finding 10): we mint header and claims with JSON.stringify, so a
+    // segment of ours is exactly that; duplicate keys, a BOM, whitespace or odd number spellings
+    // (which parsers read differently) mean someone else wrote it.
+    const dot = jwt.indexOf('.');
+    const header = canonicalJson(jwt.slice(0, dot), 'header') as ProtectedHeaderParameters;
+    canonicalJson(jwt.slice(dot + 1, jwt.indexOf('.', dot + 1)), 'claims');
     // RFC 8725 §3.1/§3.10: never take a key from the token itself.
     if ('jwk' in header || 'jku' in header || 'x5u' in header || 'x5c' in header) {
       throw invalidToken('the access token header names its own key; refused');
@@ -198,7 +198,17 @@ export class AccessTokens {
     } catch (e) {
       throw invalidToken(describeJoseError(e));
     }
-    const { client_id: clientId, tenant_id: tenantId, api_token_id: apiTokenId, scope, sub } = payload;
+    const { client_id: clientId, tenant_id: tenantId, api_token_id: apiTokenId, scope, sub, iat, exp, jti } = payload;
+    // Nothing we would not have minted: our jti format, an iat that is not in the future, and no
+    // lifetime longer than the longest we issue (jose accepts exp: 1e300).
+    if (typeof jti !== 'string' || !JTI.test(jti)) throw invalidToken('the access token jti is not one of this issuer');
+    const nowSeconds = this.#options.now().getTime() / 1000;
+    if (typeof iat !== 'number' || !Number.isSafeInteger(iat) || iat > nowSeconds + this.#options.clockTolerance) {
+      throw invalidToken('the access token iat is in the future');
+    }
+    if (typeof exp !== 'number' || !Number.isSafeInteger(exp) || exp - iat > this.#options.ttl || exp <= iat) {
+      throw invalidToken('the access token lifetime is longer than this issuer grants');
+    }
     if (
       typeof clientId !== 'string' ||
       typeof tenantId !== 'string' ||
@@ -223,6 +233,24 @@ export class AccessTokens {
 }
 
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+/** {@link randomId} without a prefix: 22 base62 characters. */
+const JTI = /^[0-9A-Za-z]{22}$/;
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** A JOSE segment decoded as JSON, refused unless it is valid UTF-8 in JSON.stringify's own spelling. */
+function canonicalJson(segment: string, what: 'header' | 'claims'): Record<string, unknown> {
+  let text: string;
+  let value: unknown;
+  try {
+    text = UTF8.decode(Buffer.from(segment, 'base64url'));
+    value = JSON.parse(text);
+  } catch {
+    throw invalidToken(`the access token ${what} is not JSON`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalidToken(`the access token ${what} is not a JSON object`);
+  if (JSON.stringify(value) !== text) throw invalidToken(`the access token ${what} is not in the form this issuer writes`);
+  return value as Record<string, unknown>;
+}
 
 function invalidToken(message: string): AppTokensError {
   return new AppTokensError('invalid_token', message);
