@@ -4,6 +4,7 @@
  * lack", validation (RFC 9457 §3 problem details), updates, deletion, tenant isolation,
  * pagination, a host principal resolver, 405s and the audit events.
  */
+import dotenv from 'dotenv';
 import { STATUS_CODES } from 'node:http';
 import type { Express } from 'express';
 import request, { type Response, type Test } from 'supertest';
@@ -231,12 +232,9 @@ describe.each(['memory', 'sqlite'] as const)('management API: apps (%s store)', 
       expect(env.headers['cache-control']).toBe('no-store');
       expect(env.headers['content-type']).toMatch(/^text\/plain/);
       expect(env.headers['content-disposition']).toMatch(/^attachment; filename="billing-sync-tok_[^"]+\.env"$/);
-      const vars = Object.fromEntries(
-        env.text.trim().split('\n').map((line) => {
-          const i = line.indexOf('=');
-          return [line.slice(0, i), JSON.parse(line.slice(i + 1)) as string];
-        }),
-      );
+      // Single-quoted values (issue 11, finding 15), read by the real dotenv parser.
+      expect(env.text).toMatch(/^(?:[A-Z_]+='[^'\n]*'\n)+$/);
+      const vars = dotenv.parse(env.text);
       expect(Object.keys(vars).sort()).toEqual(['CLIENT_ID', 'CLIENT_SECRET', 'ISSUER', 'TOKEN_URL']);
       await mint(f.app, vars.CLIENT_ID!, vars.CLIENT_SECRET!);
 

@@ -178,8 +178,8 @@ describe('a full scenario leaks nothing into logs, events, the console or proces
       .set('Authorization', bearer(adminJwt))
       .send({ name: 'exporter', scopes: ['notarization:read'] });
     expect(envDownload.status).toBe(201);
-    const envSecret = s.value(/CLIENT_SECRET="([^"]+)"/.exec(envDownload.text)![1]);
-    const exporterId = /CLIENT_ID="([^"]+)"/.exec(envDownload.text)![1]!;
+    const envSecret = s.value(/CLIENT_SECRET='([^']+)'/.exec(envDownload.text)![1]);
+    const exporterId = /CLIENT_ID='([^']+)'/.exec(envDownload.text)![1]!;
 
     // -- token grants: Basic and client_secret_post; protected calls with the JWT and the API token
     const jwt1 = await grant(appId, firstValue, 'notarization:read');

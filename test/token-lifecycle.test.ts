@@ -3,6 +3,7 @@
  * regenerating, deleting, expiry, downloads (?format=env|postman), refresh (the M-Trust contract)
  * with its concurrency and reuse-detection rules, audit events and lastUsedDate.
  */
+import dotenv from 'dotenv';
 import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
@@ -158,16 +159,12 @@ function allKeys(value: unknown, out: string[] = []): string[] {
   return out;
 }
 
-/** `KEY="value"` lines of a .env body. */
+/** `KEY='value'` lines of a .env body (issue 11, finding 15), read by the real dotenv parser. */
 function parseEnv(text: string): Record<string, string> {
-  const vars: Record<string, string> = {};
   for (const line of text.split('\n')) {
-    if (line === '') continue;
-    const m = /^([A-Z_]+)="((?:[^"\\]|\\.)*)"$/.exec(line);
-    expect(m, `env line ${line}`).not.toBeNull();
-    vars[m![1]!] = m![2]!.replace(/\\(.)/g, '$1');
+    if (line !== '') expect(line, `env line ${line}`).toMatch(/^[A-Z_]+='[^']*'$/);
   }
-  return vars;
+  return dotenv.parse(text);
 }
 
 /** A `.env` download: attachment, no-store, the four variables; the secret works. */

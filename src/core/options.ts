@@ -158,6 +158,8 @@ function isIssuer(value: string): boolean {
     return false;
   }
   if (url.search || url.hash || value.includes('#') || value.includes('?')) return false;
+  // Written into .env downloads inside single quotes, which can carry anything else (finding 15).
+  if (/['\s\x00-\x1f\x7f]/.test(value)) return false;
   if (url.protocol === 'https:') return true;
   return url.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
 }
@@ -175,7 +177,7 @@ const schema = z
   .object({
     store: z.custom<Store>(isStore, { error: 'must be a Store (see src/store.ts)' }),
     issuer: z.string({ error: 'must be a URL string' }).refine(isIssuer, {
-      error: 'must be an https URL without query or fragment (http only for localhost)',
+      error: 'must be an https URL without query, fragment, quote or whitespace (http only for localhost)',
     }),
     scopes: z.array(z.string(), { error: 'must be an array of scope strings' }).min(1, { error: 'must list at least one scope' }),
     audience: z.string().min(1, { error: 'must not be empty' }).optional(),

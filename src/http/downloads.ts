@@ -7,6 +7,7 @@
 import type { Request, Response } from 'express';
 import { AppTokensError } from '../core/errors.js';
 import type { IssuedApiToken } from '../core/views.js';
+import { sendSecretBody, sendSecretJson } from './responses.js';
 import { endpointUrl } from './routes/well-known.js';
 
 const FORMATS = ['json', 'env', 'postman'] as const;
@@ -16,9 +17,18 @@ function slug(name: string): string {
   return name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40) || 'app';
 }
 
-/** `.env` values are double-quoted; the characters that matter to dotenv parsers are escaped. */
-function envValue(value: string): string {
-  return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;
+/**
+ * A `.env` value that POSIX `sh` (`. ./file`, `source`) and the dotenv package read identically and
+ * that nothing executes (issue 11, finding 15): single quotes, inside which `sh` expands nothing
+ * (`$`, backticks, backslashes, double quotes are literal) and dotenv unescapes nothing. A single
+ * quote or a line break cannot be carried that way by both; our values never hold one (ids and
+ * secrets are base62, and the `issuer` option refuses them), so meeting one is a bug, not input.
+ */
+function envValue(name: string, value: string): string {
+  if (/['\x00-\x1f\x7f]/.test(value)) {
+    throw new AppTokensError('server_error', `${name}: cannot be written to a .env file safely`);
+  }
+  return `'${value}'`;
 }
 
 /** Validate `?format` before any work is done, so a bad format never creates a secret. */
@@ -48,8 +58,6 @@ export function sendSecret(
   issuer: string,
 ): void {
   const format = requestedFormat(req);
-  res.setHeader('Cache-Control', 'no-store');
-  res.setHeader('Pragma', 'no-cache');
   const vars = {
     CLIENT_ID: issued.token.appId,
     CLIENT_SECRET: issued.value,
@@ -59,19 +67,16 @@ export function sendSecret(
   const file = `${slug(appName)}-${issued.token.id}`;
   if (format === 'env') {
     res.setHeader('Content-Disposition', `attachment; filename="${file}.env"`);
-    res
-      .status(status)
-      .type('text/plain; charset=utf-8')
-      .send(`${Object.entries(vars).map(([k, v]) => `${k}=${envValue(v)}`).join('\n')}\n`);
+    sendSecretBody(res, status, 'text/plain; charset=utf-8', `${Object.entries(vars).map(([k, v]) => `${k}=${envValue(k, v)}`).join('\n')}\n`);
     return;
   }
   if (format === 'postman') {
     res.setHeader('Content-Disposition', `attachment; filename="${file}.postman_environment.json"`);
-    res
-      .status(status)
-      .type('application/json')
-      .send(
-        JSON.stringify({
+    sendSecretBody(
+      res,
+      status,
+      'application/json; charset=utf-8',
+      JSON.stringify({
           id: issued.token.id,
           name: `${appName} (${issued.token.name})`,
           values: Object.entries(vars).map(([key, value]) => ({
@@ -80,10 +85,10 @@ export function sendSecret(
             type: key === 'CLIENT_SECRET' ? 'secret' : 'default',
             enabled: true,
           })),
-          _postman_variable_scope: 'environment',
-        }),
-      );
+        _postman_variable_scope: 'environment',
+      }),
+    );
     return;
   }
-  res.status(status).json(body);
+  sendSecretJson(res, status, body);
 }

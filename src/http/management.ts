@@ -11,6 +11,7 @@ import { checkId, type AppManagement, type Principal } from '../core/management.
 import { GrantedScopes } from '../core/scopes.js';
 import type { AppTokensService } from '../core/service.js';
 import { verifyRequestBearer } from './bearer.js';
+import { bodyEncodingError } from './body.js';
 import { sendProblem } from './problem.js';
 import { toAppTokensError } from './responses.js';
 import { createApp } from './routes/create-app.js';
@@ -131,6 +132,8 @@ export function managementRouter(service: AppTokensService, management: AppManag
             if ((hasBody || resolvePrincipal !== undefined) && !declaresJson(req)) {
               throw new AppTokensError('unsupported_media_type', 'body: must be application/json', { field: 'Content-Type' });
             }
+            const refused = bodyEncodingError(req, 'unsupported_media_type');
+            if (refused) throw refused;
             await new Promise<void>((resolve, reject) => json(req, res, (err?: unknown) => (err ? reject(err) : resolve())));
           }
           const params = { id: String(req.params.id ?? ''), tokenId: String(req.params.tokenId ?? '') };

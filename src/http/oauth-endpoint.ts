@@ -11,6 +11,7 @@ import { AppTokensError } from '../core/errors.js';
 import type { AppTokensService } from '../core/service.js';
 import type { ApiTokenRecord, AppRecord } from '../store.js';
 import { repeatedAuthorization } from './bearer.js';
+import { bodyEncodingError } from './body.js';
 import { noStore, sendOAuthError, toAppTokensError } from './responses.js';
 
 const FORM = 'application/x-www-form-urlencoded';
@@ -151,6 +152,9 @@ export function oauthEndpoint(service: AppTokensService, endpoint: OAuthEndpoint
 
   return [
     (req: Request, res: Response, next: NextFunction) => {
+      // Before the body is read: a foreign charset is never decoded, a compressed body never inflated.
+      const refused = req.method === 'POST' ? bodyEncodingError(req, 'invalid_request') : undefined;
+      if (refused) return sendOAuthError(res, refused, realm, false);
       readForm(req, res, (err?: unknown) => {
         if (err) sendOAuthError(res, toAppTokensError(err, service.log), realm, false);
         else next();

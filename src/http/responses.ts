@@ -1,5 +1,6 @@
 /**
- * Response helpers shared by the routers: OAuth error bodies (RFC 6749 §5.2), no-store headers.
+ * Response helpers shared by the routers: OAuth error bodies (RFC 6749 §5.2), no-store bodies
+ * without ETag for secrets and tokens.
  *
  * @module
  */
@@ -11,6 +12,25 @@ import type { Logger } from '../core/logger.js';
 export function noStore(res: Response): void {
   res.setHeader('Cache-Control', 'no-store');
   res.setHeader('Pragma', 'no-cache');
+}
+
+/**
+ * Send a body that carries a token or a secret: `no-store`, and written with `res.end` so that
+ * Express computes no `ETag` from it (a hash of a secret is a derived value, and with it an
+ * `If-None-Match` could be answered 304: issue 11, finding 13).
+ */
+export function sendSecretBody(res: Response, status: number, contentType: string, body: string): void {
+  noStore(res);
+  res.removeHeader('ETag');
+  res.status(status);
+  res.setHeader('Content-Type', contentType);
+  res.setHeader('Content-Length', Buffer.byteLength(body));
+  res.end(body);
+}
+
+/** {@link sendSecretBody} for a JSON value. */
+export function sendSecretJson(res: Response, status: number, value: unknown): void {
+  sendSecretBody(res, status, 'application/json; charset=utf-8', JSON.stringify(value));
 }
 
 /** Map anything thrown to an AppTokensError whose message is safe to show. */
@@ -29,9 +49,14 @@ export function toAppTokensError(error: unknown, log?: Required<Logger>): AppTok
       case 'entity.parse.failed':
         return new AppTokensError('invalid_request', 'body: not valid JSON', { status: 400, field: 'body' });
       case 'charset.unsupported':
-      case 'encoding.unsupported':
-        return new AppTokensError('unsupported_media_type', 'the request body encoding is not supported', {
+        return new AppTokensError('unsupported_media_type', 'Content-Type: the charset is not accepted; send UTF-8', {
           status: 415,
+          field: 'Content-Type',
+        });
+      case 'encoding.unsupported':
+        return new AppTokensError('unsupported_media_type', 'Content-Encoding: not accepted; send the body uncompressed', {
+          status: 415,
+          field: 'Content-Encoding',
         });
       default:
         return new AppTokensError('invalid_request', 'the request could not be read', { status: e.status });

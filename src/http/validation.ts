@@ -5,6 +5,7 @@
  */
 import type { z } from 'zod';
 import { AppTokensError, fieldPath } from '../core/errors.js';
+import { printable } from '../core/scopes.js';
 
 /** Parse `value` with `schema`; the first issue becomes a `validation_failed` naming its path. */
 export function parseInput<T extends z.ZodType>(schema: T, value: unknown, root = 'body'): z.infer<T> {
@@ -12,7 +13,8 @@ export function parseInput<T extends z.ZodType>(schema: T, value: unknown, root 
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
   if (issue.code === 'unrecognized_keys') {
-    const path = fieldPath([...issue.path, issue.keys[0]!]);
+    // The name is the caller's: echoed truncated and without control characters (finding 11).
+    const path = fieldPath([...issue.path, printable(issue.keys[0]!)]);
     throw new AppTokensError('validation_failed', `${path}: unknown field`, { field: path });
   }
   const field = issue.path.length ? fieldPath(issue.path) : root;

@@ -8,6 +8,7 @@ import type { RequestHandler } from 'express';
 import { AppTokensError } from '../../core/errors.js';
 import type { AppTokensService } from '../../core/service.js';
 import { oauthEndpoint } from '../oauth-endpoint.js';
+import { sendSecretJson } from '../responses.js';
 
 export function introspectionEndpoint(service: AppTokensService): RequestHandler[] {
   return oauthEndpoint(service, {
@@ -16,7 +17,7 @@ export function introspectionEndpoint(service: AppTokensService): RequestHandler
       if (params.token === undefined) throw new AppTokensError('invalid_request', 'token: required', { field: 'token' });
     },
     async handle({ res, params, client }) {
-      res.status(200).json(await service.introspect(client.app, params.token!));
+      sendSecretJson(res, 200, await service.introspect(client.app, params.token!));
     },
   });
 }

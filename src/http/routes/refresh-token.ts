@@ -9,6 +9,7 @@ import { AppTokensError } from '../../core/errors.js';
 import type { AppManagement } from '../../core/management.js';
 import type { AppTokensService } from '../../core/service.js';
 import { requestedFormat, sendSecret } from '../downloads.js';
+import { bodyEncodingError } from '../body.js';
 import { sendOAuthError, toAppTokensError } from '../responses.js';
 
 const field = (name: string) => z.string({ error: `${name}: required, a string` }).min(1, { error: `${name}: required` });
@@ -61,6 +62,10 @@ export function refreshToken(service: AppTokensService, management: AppManagemen
   const json = express.json({ limit, strict: true });
   const form = express.urlencoded({ extended: false, limit, parameterLimit: 50 });
   return [
+    (req, res, next) => {
+      const refused = req.method === 'POST' ? bodyEncodingError(req, 'invalid_request') : undefined;
+      return refused ? sendOAuthError(res, refused, realm, false) : next();
+    },
     (req, res, next) => json(req, res, (err?: unknown) => (err ? sendOAuthError(res, toAppTokensError(err, service.log), realm, false) : next())),
     (req, res, next) => form(req, res, (err?: unknown) => (err ? sendOAuthError(res, toAppTokensError(err, service.log), realm, false) : next())),
     (req, res) => void handle(req, res),

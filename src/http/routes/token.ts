@@ -9,6 +9,7 @@ import { AppTokensError } from '../../core/errors.js';
 import { parseScopeString } from '../../core/scopes.js';
 import type { AppTokensService } from '../../core/service.js';
 import { oauthEndpoint } from '../oauth-endpoint.js';
+import { sendSecretJson } from '../responses.js';
 
 export const CLIENT_CREDENTIALS = 'client_credentials';
 export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
@@ -31,10 +32,12 @@ export function tokenEndpoint(service: AppTokensService): RequestHandler[] {
     async handle({ res, params, client }) {
       const scopes = params.scope === undefined ? undefined : parseScopeString(params.scope);
       if (params.grant_type === CLIENT_CREDENTIALS) {
-        res.status(200).json(await service.issueClientCredentials(client.app, client.token, scopes, params.resource));
+        sendSecretJson(res, 200, await service.issueClientCredentials(client.app, client.token, scopes, params.resource));
         return;
       }
-      res.status(200).json(
+      sendSecretJson(
+        res,
+        200,
         await service.exchange(client.app, {
           subjectToken: params.subject_token!,
           subjectTokenType: params.subject_token_type,
