@@ -6,9 +6,12 @@
  *
  * Environment: PORT (3000), ISSUER (http://localhost:$PORT), DATABASE_URL
  * (sqlite:./data/app-tokens.db; also memory: and postgres://…), RATE_LIMIT (600/60: points per
- * seconds, per app per endpoint), KEY_ENCRYPTION_SECRET (optional: seals signing keys at rest).
+ * seconds, per app per endpoint), KEY_ENCRYPTION_SECRET (optional: seals signing keys at rest),
+ * SIGNING_ALGORITHM (RS256, ES256 or EdDSA; the CLI's rotate-keys reads it too, so both make keys
+ * of one type).
  */
 import { realpathSync } from 'node:fs';
+import { createServer, type ServerOptions } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import express, { type Express } from 'express';
 import { createAppTokens, type AppTokens } from '../src/index.js';
@@ -24,7 +27,14 @@ export interface ExampleConfig {
   databaseUrl: string;
   rateLimit: { points: number; duration: number };
   keyEncryptionSecret: string | undefined;
+  signingAlgorithm: SigningAlgorithm | undefined;
 }
+
+const SIGNING_ALGORITHMS = ['RS256', 'ES256', 'EdDSA'] as const;
+type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
+
+/** What to run after `npm start`: a new user's first credentials. */
+export const NEXT_STEP = 'npm run cli -- bootstrap --tenant acme';
 
 /** Read and validate the environment; throws naming the variable. */
 export function readConfig(env: NodeJS.ProcessEnv): ExampleConfig {
@@ -36,12 +46,17 @@ export function readConfig(env: NodeJS.ProcessEnv): ExampleConfig {
   if (!rate || Number(rate[1]) < 1 || Number(rate[2]) < 1) {
     throw new Error(`RATE_LIMIT: must be POINTS/SECONDS such as 600/60, got '${rateText}'`);
   }
+  const algorithm = env.SIGNING_ALGORITHM || undefined;
+  if (algorithm !== undefined && !(SIGNING_ALGORITHMS as readonly string[]).includes(algorithm)) {
+    throw new Error(`SIGNING_ALGORITHM: must be RS256, ES256 or EdDSA, got '${algorithm}'`);
+  }
   return {
     port,
     issuer: env.ISSUER || `http://localhost:${port}`,
     databaseUrl: env.DATABASE_URL || DEFAULT_DATABASE_URL,
     rateLimit: { points: Number(rate[1]), duration: Number(rate[2]) },
     keyEncryptionSecret: env.KEY_ENCRYPTION_SECRET || undefined,
+    signingAlgorithm: algorithm as SigningAlgorithm | undefined,
   };
 }
 
@@ -51,6 +66,17 @@ export function createExampleApp(auth: AppTokens, rateLimit: { points: number; d
   app.disable('x-powered-by');
   app.get('/health', (_req, res) => {
     res.json({ status: 'ok' });
+  });
+  // A landing for whoever opens the server in a browser or curls it first: where to go next.
+  app.get('/', (_req, res) => {
+    res.json({
+      name: 'express-app-tokens example server',
+      discovery: '/.well-known/oauth-authorization-server',
+      jwks: '/.well-known/jwks.json',
+      health: '/health',
+      readme: 'README.md (in the repository, or node_modules/express-app-tokens/README.md)',
+      next: NEXT_STEP,
+    });
   });
   app.use(auth.routes());
 
@@ -82,6 +108,18 @@ export function createExampleApp(auth: AppTokens, rateLimit: { points: number; d
   return app;
 }
 
+/**
+ * Slow clients are cut (issue 11, finding 14): a request must arrive whole within 30 s, its headers
+ * within 20 s; Node checks every second (its default check runs every 30 s, which would let a slow
+ * body live up to a minute). Hosts should set the same on their own server (README).
+ */
+export const SERVER_OPTIONS: ServerOptions = {
+  requestTimeout: 30_000,
+  headersTimeout: 20_000,
+  keepAliveTimeout: 5_000,
+  connectionsCheckingInterval: 1_000,
+};
+
 async function main(): Promise<void> {
   const config = readConfig(process.env);
   const store = await openStore(config.databaseUrl);
@@ -90,10 +128,25 @@ async function main(): Promise<void> {
     issuer: config.issuer,
     scopes: EXAMPLE_SCOPES,
     ...(config.keyEncryptionSecret ? { keyEncryptionSecret: config.keyEncryptionSecret } : {}),
+    ...(config.signingAlgorithm ? { signingAlgorithm: config.signingAlgorithm } : {}),
   });
   await auth.ready();
-  const server = createExampleApp(auth, config.rateLimit).listen(config.port, () => {
+  const server = createServer(SERVER_OPTIONS, createExampleApp(auth, config.rateLimit));
+  // A listen failure (a taken port) arrives as the server's 'error' event.
+  server.once('error', (error: NodeJS.ErrnoException) => {
+    console.error(
+      error.code === 'EADDRINUSE'
+        ? `port ${config.port} is already in use (set PORT)`
+        : `example server failed to start: cannot listen on port ${config.port}: ${error.message}`,
+    );
+    void auth
+      .close()
+      .then(() => store.close())
+      .finally(() => process.exit(1));
+  });
+  server.listen(config.port, () => {
     console.log(`express-app-tokens example listening on http://localhost:${config.port} (issuer ${config.issuer}, ${config.databaseUrl})`);
+    console.log(`next: ${NEXT_STEP}   (then the README walkthrough)`);
   });
   const stop = () => {
     server.close(() => {

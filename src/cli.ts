@@ -33,14 +33,15 @@ const USAGE = `Usage:
       Creates the tenant's admin app with every catalogue scope and prints its credentials once:
       {"tenant":"NAME","client_id":"app_…","client_secret":"eat_…"}
   express-app-tokens rotate-keys
-      Retires the active signing key and creates a new one; prints {"kid":"…","retired":["…"]}.
+      Retires the active signing key and creates a new one; prints {"kid":"…","retired":["…"],"activatesAt":"…"}
+      (the new key signs from activatesAt, 90 s later).
       Old tokens keep verifying until they expire; running servers pick the new key up within
       their key reload interval (60 s).
 
 Environment:
   DATABASE_URL           sqlite:<path> (default ${DEFAULT_DATABASE_URL}), memory: or postgres://…
   SCOPES                 the scope catalogue, space-separated (default: the example server's)
-  SIGNING_ALGORITHM      RS256 (default), ES256 or EdDSA (rotate-keys)
+  SIGNING_ALGORITHM      RS256 (default), ES256 or EdDSA (rotate-keys; set the same for the example server)
   KEY_ENCRYPTION_SECRET  seals the new private key at rest (rotate-keys)`;
 
 export interface CliIo {

@@ -30,11 +30,11 @@ export async function openStore(url: string): Promise<Store> {
         field: 'DATABASE_URL',
       });
     }
-    const { createSqliteStore } = await import('../adapters/sql/index.js');
+    const { createSqliteStore } = await import('../adapters/sqlite/index.js');
     return createSqliteStore({ filename });
   }
   if (/^postgres(ql)?:\/\//.test(url)) {
-    const { createPostgresStore } = await import('../adapters/sql/index.js');
+    const { createPostgresStore } = await import('../adapters/postgres/index.js');
     return createPostgresStore({ connectionString: url });
   }
   throw new AppTokensError(

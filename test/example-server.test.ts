@@ -5,6 +5,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freshDatabase } from './postgres-server.js';
@@ -73,8 +74,13 @@ describe('README walkthrough', () => {
       expect(Object.keys(creds)).toEqual(['tenant', 'client_id', 'client_secret']);
       expect(creds.tenant).toBe('acme');
       expect(creds.client_secret).toMatch(/^eat_[0-9A-Za-z]{49}$/);
-      expect(lines[1]).toBe('{"items":[]}');
-      expect(lines[2]).toMatch(/^HTTP\/1\.1 403 Forbidden/);
+      // The token response the README describes, shown by the walkthrough itself.
+      const grant = JSON.parse(lines[1]!) as Record<string, unknown>;
+      expect(Object.keys(grant).sort()).toEqual(['access_token', 'expires_in', 'scope', 'token_type']);
+      expect(grant).toMatchObject({ token_type: 'Bearer', expires_in: 3600, scope: 'notarization:read' });
+      expect(grant.access_token).toMatch(/^eyJ/);
+      expect(lines[2]).toBe('{"items":[]}');
+      expect(lines[3]).toMatch(/^HTTP\/1\.1 403 Forbidden/);
       // The secret never reaches the server's log.
       expect(server.output()).not.toContain(creds.client_secret);
     } finally {
@@ -119,6 +125,7 @@ describe('example server', () => {
       [{ PORT: '3918', RATE_LIMIT: 'lots' }, 'RATE_LIMIT'],
       [{ PORT: '3918', DATABASE_URL: 'mysql://x' }, 'DATABASE_URL'],
       [{ PORT: '3918', ISSUER: 'ftp://x' }, 'issuer'],
+      [{ PORT: '3918', SIGNING_ALGORITHM: 'HS256' }, 'SIGNING_ALGORITHM'],
     ] as const) {
       const run = spawnSync(process.execPath, [SERVER], { cwd: dir, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 20_000 });
       expect(run.status, JSON.stringify(env)).toBe(1);
@@ -154,6 +161,64 @@ describe('example server', () => {
     const server = await startServer({ PORT: '3919', DATABASE_URL: '' });
     await stop(server.child);
     expect(existsSync(join(dir, 'data', 'app-tokens.db'))).toBe(true);
+  });
+});
+
+/** A port this test holds, on every interface (as the example server listens). */
+function holdPort(): Promise<{ port: number; release: () => Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const holder = createServer();
+    holder.once('error', reject);
+    holder.listen(0, () => {
+      const { port } = holder.address() as AddressInfo;
+      resolve({ port, release: () => new Promise((done) => holder.close(() => done())) });
+    });
+  });
+}
+
+describe('npm start', () => {
+  it('exits non-zero saying the port is in use when it is, instead of claiming to listen', async () => {
+    const held = await holdPort();
+    try {
+      const run = spawnSync(process.execPath, [SERVER], {
+        cwd: dir,
+        env: { ...process.env, PORT: String(held.port), DATABASE_URL: 'memory:' },
+        encoding: 'utf8',
+        timeout: 20_000,
+      });
+      expect(run.status).toBe(1);
+      expect(run.stderr.trim()).toBe(`port ${held.port} is already in use (set PORT)`);
+      expect(run.stdout).not.toContain('listening on');
+    } finally {
+      await held.release();
+    }
+  });
+
+  it('prints its URL and the next command, and GET / names where to go', async () => {
+    const server = await startServer({ PORT: '3921', DATABASE_URL: 'memory:' });
+    try {
+      await expect.poll(() => server.output()).toContain('next: npm run cli -- bootstrap --tenant acme');
+      expect(server.output()).toContain('listening on http://localhost:3921');
+      const landing = await fetch('http://localhost:3921/');
+      expect(landing.status).toBe(200);
+      const body = (await landing.json()) as Record<string, string>;
+      expect(body).toMatchObject({ discovery: '/.well-known/oauth-authorization-server', jwks: '/.well-known/jwks.json', next: 'npm run cli -- bootstrap --tenant acme' });
+      expect(body.readme).toContain('README.md');
+      // The paths it names are served.
+      for (const path of [body.discovery, body.jwks]) expect((await fetch(`http://localhost:3921${path}`)).status, path).toBe(200);
+    } finally {
+      await stop(server.child);
+    }
+  });
+
+  it('signs with SIGNING_ALGORITHM, the variable rotate-keys reads', async () => {
+    const server = await startServer({ PORT: '3922', DATABASE_URL: 'memory:', SIGNING_ALGORITHM: 'ES256' });
+    try {
+      const { keys } = (await (await fetch('http://localhost:3922/.well-known/jwks.json')).json()) as { keys: Array<{ alg: string; kty: string }> };
+      expect(keys.map((k) => [k.kty, k.alg])).toEqual([['EC', 'ES256']]);
+    } finally {
+      await stop(server.child);
+    }
   });
 });
 

@@ -1,6 +1,11 @@
 /**
  * vitest global setup: one PostgreSQL server for the whole run, shared by the adapter contract
  * suite and the multi-instance tests (each takes a fresh database on it).
+ *
+ * `TEST_DATABASE_URL=postgres://user:password@host:5432/db` uses a server you bring instead of the
+ * embedded one: the user must be allowed to `CREATE DATABASE` (each test file makes its own, named
+ * `t_<random>`, connecting through `db`, default `postgres`). The outage test still starts an
+ * embedded server of its own, because it stops and restarts it.
  */
 import { createRequire } from 'node:module';
 import type { TestProject } from 'vitest/node';
@@ -9,6 +14,12 @@ import { startPostgres, type PostgresServer } from './postgres-server.js';
 let server: PostgresServer | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
+  const external = process.env.TEST_DATABASE_URL;
+  if (external) {
+    if (!/^postgres(ql)?:\/\//.test(external)) throw new Error(`TEST_DATABASE_URL: must be postgres://user:password@host:port/db, got '${external}'`);
+    project.provide('postgresUrl', external);
+    return;
+  }
   server = await startPostgres();
   project.provide('postgresUrl', server.url);
 }

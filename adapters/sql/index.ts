@@ -1,6 +1,8 @@
 /**
- * SQL storage for express-app-tokens, on Kysely: SQLite (better-sqlite3) today, PostgreSQL (pg)
- * on the same code.
+ * SQL storage for express-app-tokens, on Kysely: SQLite (better-sqlite3) and PostgreSQL (pg) on
+ * the same code. Kept for compatibility: its types name both drivers, so a TypeScript consumer
+ * without `skipLibCheck` needs `@types/pg` too. Prefer `express-app-tokens/adapters/sqlite` or
+ * `express-app-tokens/adapters/postgres`, which each need only their own driver.
  *
  * @module
  */

@@ -265,7 +265,7 @@ export class PostgresStore extends SqlStore {
  *
  * @example
  * ```ts
- * import { createPostgresStore } from 'express-app-tokens/adapters/sql';
+ * import { createPostgresStore } from 'express-app-tokens/adapters/postgres';
  * const store = createPostgresStore({ connectionString: process.env.DATABASE_URL! });
  * ```
  */

@@ -110,8 +110,10 @@ const STATEMENT_CACHE_MAX = 256;
  * in SQLite: about 7% of a token grant. better-sqlite3 statements are reusable, and the one
  * connection is used by one query at a time (Kysely's driver serialises it), so this hands Kysely
  * a database whose `prepare` returns the statement prepared earlier for the same text.
+ * (Typed structurally, not as better-sqlite3's `Database`, so the published types of the SQLite
+ * entry point need no `@types/better-sqlite3`.)
  */
-export function withStatementCache(db: import('better-sqlite3').Database): SqliteDatabase {
+export function withStatementCache(db: SqliteDatabase): SqliteDatabase {
   const statements = new LRUCache<string, SqliteStatement>({ max: STATEMENT_CACHE_MAX });
   return {
     close: () => db.close(),
@@ -153,7 +155,7 @@ async function openSqlite(filename: string): Promise<SqliteDatabase> {
  *
  * @example
  * ```ts
- * import { createSqliteStore } from 'express-app-tokens/adapters/sql';
+ * import { createSqliteStore } from 'express-app-tokens/adapters/sqlite';
  * const store = createSqliteStore({ filename: './data/app-tokens.sqlite' });
  * await store.init();
  * ```
