@@ -44,6 +44,8 @@ let client: Credentials;
 const sacrificial: Credentials[] = [];
 /** Every secret created in setup: no generated request's response may contain one. */
 const secrets: string[] = [];
+/** Every audit event, as `onEvent` saw it. */
+const events: Array<{ type: string }> = [];
 /** What the properties reached, to check that they got deep. */
 const seen = new Map<string, number>();
 
@@ -56,7 +58,7 @@ async function credentials(options: Parameters<typeof createClient>[1]): Promise
 
 beforeAll(async () => {
   // No lockout: random failed authentications must not lock out the keepers.
-  f = await setup({ clientLockout: false, advanced: { refreshRaceWindow: 0 } });
+  f = await setup({ clientLockout: false, advanced: { refreshRaceWindow: 0 }, onEvent: (e) => events.push(e) });
   admin = await credentials({ scopes: [...CATALOGUE] });
   client = await credentials({ scopes: ['notarization:read', 'notarization:write'] });
   server = f.app.listen(0, '127.0.0.1');
@@ -772,6 +774,39 @@ describe('property: no input makes the server fail, talk, or leak', () => {
         },
       ),
       { numRuns: 300 },
+    );
+  }, 120_000);
+
+  it('issue 11 finding 5: a path id that cannot be ours answers 404 on every route, and writes no audit event', async () => {
+    const foreignId = fc.oneof(
+      fc.string({ minLength: 65, maxLength: 3000 }).map((s) => `app_${s}`),
+      fc.string({ minLength: 1, maxLength: 40 }).filter((s) => !/^[A-Za-z0-9_-]{1,64}$/.test(s)),
+      fc.constantFrom('a'.repeat(15_000), 'app_x<script>', 'app_ü', 'tok_\u202e', '..', 'app_x y', "app_'", 'app_%00'),
+    );
+    type Route = readonly [string, (id: string) => string];
+    const route = fc.constantFrom<Route>(
+      ['GET', (id: string) => `/apps/${id}`],
+      ['PATCH', (id: string) => `/apps/${id}`],
+      ['DELETE', (id: string) => `/apps/${id}`],
+      ['GET', (id: string) => `/apps/${id}/tokens`],
+      ['POST', (id: string) => `/apps/${id}/tokens`],
+      ['GET', (id: string) => `/apps/${id}/events`],
+      ['POST', (id: string) => `/apps/${admin.clientId}/tokens/${id}/regenerate`],
+      ['DELETE', (id: string) => `/apps/${admin.clientId}/tokens/${id}`],
+      ['DELETE', (id: string) => `/apps/${id}/tokens/${admin.tokenId}`],
+    );
+    const refusals = () => events.filter((e) => e.type === 'management.refused').length;
+    await fc.assert(
+      fc.asyncProperty(route, foreignId, fc.constantFrom(() => admin.jwt, () => client.jwt), async ([m, path], id, who) => {
+        const before = refusals();
+        const body = m === 'GET' || m === 'DELETE' ? undefined : Buffer.from('{"name":"x"}');
+        const res = await check(buildRequest(m, path(encodeURIComponent(id)), `Bearer ${who()}`, body ? 'application/json' : undefined, body, {}, false));
+        expect([400, 404], `${m} ${id.slice(0, 40)}`).toContain(res.status);
+        expect(res.text.length).toBeLessThan(1000);
+        await f.auth.apps.events('acme', admin.clientId); // flush
+        expect(refusals()).toBe(before);
+      }),
+      { numRuns: 200 },
     );
   }, 120_000);
 
