@@ -177,21 +177,12 @@ export class SqlStore implements Store {
       .selectFrom('apps')
       .selectAll()
       .where('tenant_id', '=', tenantId)
-      .$if(after !== undefined, (qb) =>
-        qb.where((eb) =>
-          eb.or([
-            eb('created_at', '>', after!.createdAt),
-            eb.and([eb('created_at', '=', after!.createdAt), eb('id', '>', after!.id)]),
-          ]),
-        ),
-      )
+      .$if(after !== undefined, (qb) => qb.where(sql<boolean>`(created_at > ${after!.createdAt} or (created_at = ${after!.createdAt} and id > ${after!.id}))`))
       .orderBy('created_at', 'asc')
       .orderBy('id', 'asc')
       .limit(limit + 1)
       .execute();
-    const items = rows.slice(0, limit).map(rowToApp);
-    const last = items[items.length - 1];
-    return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null };
+    return keysetPage(rows, limit, rowToApp);
   }
 
   /** @inheritDoc */
@@ -309,21 +300,12 @@ export class SqlStore implements Store {
       .where('app_id', '=', appId)
       .where('tenant_id', '=', tenantId)
       .where('revoked_at', 'is', null)
-      .$if(after !== undefined, (qb) =>
-        qb.where((eb) =>
-          eb.or([
-            eb('created_at', '>', after!.createdAt),
-            eb.and([eb('created_at', '=', after!.createdAt), eb('id', '>', after!.id)]),
-          ]),
-        ),
-      )
+      .$if(after !== undefined, (qb) => qb.where(sql<boolean>`(created_at > ${after!.createdAt} or (created_at = ${after!.createdAt} and id > ${after!.id}))`))
       .orderBy('created_at', 'asc')
       .orderBy('id', 'asc')
       .limit(limit + 1)
       .execute();
-    const items = rows.slice(0, limit).map(rowToToken);
-    const last = items[items.length - 1];
-    return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null };
+    return keysetPage(rows, limit, rowToToken);
   }
 
   /** @inheritDoc */
@@ -622,6 +604,13 @@ export class SqlStore implements Store {
 }
 
 // ---- helpers ----------------------------------------------------------------------------------
+
+/** A keyset page from `limit + 1` rows ordered by (`created_at`, `id`): the extra row says there is more. */
+function keysetPage<R, T extends { createdAt: Date; id: string }>(rows: R[], limit: number, map: (row: R) => T): Page<T> {
+  const items = rows.slice(0, limit).map(map);
+  const last = items[items.length - 1];
+  return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null };
+}
 
 function closedError(): AppTokensError {
   return new AppTokensError('unavailable', 'The token store is closed.');
