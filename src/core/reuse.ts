@@ -12,7 +12,7 @@ import type { EventLog } from './events.js';
 import type { Logger } from './logger.js';
 
 /** Where a revoked token was presented, recorded in `token.reuse_detected`. */
-export type ReuseDoor = 'client_authentication' | 'bearer' | 'introspection' | 'revocation' | 'refresh';
+export type ReuseDoor = 'client_authentication' | 'bearer' | 'introspection' | 'token_exchange' | 'revocation' | 'refresh';
 
 /** A refresh racing the family revocation may commit a successor the first write could not see. */
 const MAX_ROUNDS = 5;

@@ -308,7 +308,7 @@ export class AppTokensService {
     }
     let subject: InternalAuthInfo | undefined;
     try {
-      subject = await this.#verify(input.subjectToken, this.audiences, true, 'introspection');
+      subject = await this.#verify(input.subjectToken, this.audiences, true, 'token_exchange');
     } catch {
       subject = undefined;
     }
