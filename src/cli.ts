@@ -15,6 +15,7 @@ import { realpathSync } from 'node:fs';
 import { createAppTokens } from './create-app-tokens.js';
 import { DEFAULT_DATABASE_URL, openStore } from './database-url.js';
 import { AppTokensError } from './core/errors.js';
+import { rootScopes } from './core/scopes.js';
 
 /** The example server's scope catalogue; the CLI's default when neither --scopes nor SCOPES is set. */
 export const EXAMPLE_SCOPES = [
@@ -30,7 +31,8 @@ export const EXAMPLE_SCOPES = [
 
 const USAGE = `Usage:
   express-app-tokens bootstrap --tenant NAME [--scopes "a:read b:write"] [--name admin]
-      Creates the tenant's admin app with every catalogue scope and prints its credentials once:
+      Creates the tenant's admin app, the tenant's root (the wildcard of every resource of the
+      catalogue: notarization:*, storage:*, …), and prints its credentials once:
       {"tenant":"NAME","client_id":"app_…","client_secret":"eat_…"}
   express-app-tokens rotate-keys
       Retires the active signing key and creates a new one; prints {"kid":"…","retired":["…"],"activatesAt":"…"}
@@ -94,7 +96,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       tenantId: values.tenant,
       name: values.name ?? 'admin',
       description: 'created by express-app-tokens bootstrap',
-      scopes,
+      // The tenant's root: it may grant any scope or wildcard of the catalogue.
+      scopes: rootScopes(scopes),
       token: { name: 'bootstrap' },
     });
     io.stdout(JSON.stringify({ tenant: values.tenant, client_id: created.app.id, client_secret: created.value }));

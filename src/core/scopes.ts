@@ -21,6 +21,18 @@ function resourceOf(scope: string): string | undefined {
   return i > 0 ? scope.slice(0, i) : undefined;
 }
 
+/**
+ * The root of a catalogue: the wildcard of each resource (`storage:read storage:write` →
+ * `storage:*`), and each scope without a resource as it is. What a tenant's bootstrap admin holds,
+ * so that it may grant any wildcard of the catalogue (issue 13).
+ */
+export function rootScopes(catalogue: readonly string[]): string[] {
+  return [...new Set(catalogue.map((s) => {
+    const resource = resourceOf(s);
+    return resource === undefined ? s : `${resource}:*`;
+  }))];
+}
+
 /** `true` when `scope` is a wildcard such as `storage:*`. */
 export function isWildcard(scope: string): boolean {
   return scope.endsWith(':*') && scope.length > 2;
