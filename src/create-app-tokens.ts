@@ -21,6 +21,7 @@ import { AppTokensService } from './core/service.js';
 import type { ApiTokenView, AppView, IssuedApiToken } from './core/views.js';
 import { bearer, type AppTokensStrategy, type AuthenticateOptions } from './http/bearer.js';
 import { rateLimitMiddleware, type RateLimitOptions } from './http/rate-limit.js';
+import { openApiDocument, type OpenApiDocument } from './http/openapi.js';
 import { createRouter, wellKnownRouter } from './http/router.js';
 
 /**
@@ -59,6 +60,18 @@ export interface AppTokens {
    * host's root to serve `/.well-known/oauth-authorization-server/auth`.
    */
   wellKnown(): Router;
+  /**
+   * The OpenAPI 3.1 document of {@link AppTokens.routes}, as `GET /openapi.json` serves it: every
+   * route, generated from the zod schemas that validate the requests; `servers` is the `issuer`.
+   * A fresh copy each call, for hosts that publish or merge it elsewhere.
+   *
+   * @example
+   * ```ts
+   * import { writeFileSync } from 'node:fs';
+   * writeFileSync('openapi.json', JSON.stringify(auth.openapi(), null, 2));
+   * ```
+   */
+  openapi(): OpenApiDocument;
   /**
    * Bearer middleware (RFC 6750): sets `req.auth` or answers 400/401. With `{ audience }`, only
    * tokens for that resource server (RFC 8707) pass.
@@ -127,6 +140,7 @@ export function createAppTokens(options: AppTokensOptions): AppTokens {
   return {
     routes: () => createRouter(service, management),
     wellKnown: () => wellKnownRouter(service),
+    openapi: () => openApiDocument(service),
     authenticate: guards.authenticate,
     rateLimit: (opts) => rateLimitMiddleware(service, opts),
     requireScopes: guards.requireScopes,

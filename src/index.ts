@@ -21,6 +21,7 @@ export type { AuditEvent } from './core/events.js';
 export type { AppView, ApiTokenView, IssuedApiToken } from './core/views.js';
 export type { AppTokensStrategy, AuthenticateOptions } from './http/bearer.js';
 export type { RateLimitOptions } from './http/rate-limit.js';
+export type { OpenApiDocument } from './http/openapi.js';
 export type { SigningAlgorithm } from './core/keys.js';
 export type {
   Store,

@@ -5,12 +5,21 @@
  * @module
  */
 import type { Request, Response } from 'express';
+import { z } from 'zod';
 import { AppTokensError } from '../core/errors.js';
 import type { IssuedApiToken } from '../core/views.js';
 import { sendSecretBody, sendSecretJson } from './responses.js';
 import { endpointUrl } from './routes/well-known.js';
 
 const FORMATS = ['json', 'env', 'postman'] as const;
+
+/** `?format`, for the OpenAPI document ({@link requestedFormat} checks it, before any work is done). */
+export const formatQuery = z.object({
+  format: z
+    .enum(FORMATS)
+    .optional()
+    .meta({ description: 'json (default); env: a .env file; postman: a Postman environment. env and postman are attachments' }),
+});
 
 /** A file-name-safe slug of the app or token name. */
 function slug(name: string): string {

@@ -7,6 +7,7 @@
  * @module
  */
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import { z } from 'zod';
 import { AppTokensError } from '../core/errors.js';
 import type { AppTokensService } from '../core/service.js';
 import type { ApiTokenRecord, AppRecord } from '../store.js';
@@ -165,3 +166,13 @@ export function oauthEndpoint(service: AppTokensService, endpoint: OAuthEndpoint
     },
   ];
 }
+
+/**
+ * client_secret_post (RFC 6749 §2.3.1): the client's credentials as form parameters, instead of
+ * HTTP Basic (never both). Describes the form for the OpenAPI document and is extended by each
+ * endpoint's form; the parameters are read by hand above, so validation does not go through it.
+ */
+export const clientSecretPostForm = z.object({
+  client_id: z.string().min(1).optional().meta({ description: 'client_secret_post: the app id; with HTTP Basic, omit it or repeat the Basic one' }),
+  client_secret: z.string().min(1).optional().meta({ description: 'client_secret_post: an API token of the app; never together with HTTP Basic' }),
+});

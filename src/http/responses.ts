@@ -68,7 +68,7 @@ export function toAppTokensError(error: unknown, log?: Required<Logger>): AppTok
 }
 
 /** OAuth error codes a token-endpoint response may carry (RFC 6749 §5.2, RFC 8693 §2.2.2). */
-const OAUTH_CODES = new Set([
+export const OAUTH_CODES: ReadonlySet<string> = new Set([
   'invalid_request',
   'invalid_client',
   'invalid_grant',

@@ -8,6 +8,7 @@ import type { AppManagement } from '../core/management.js';
 import type { AppTokensService } from '../core/service.js';
 import { managementRouter } from './management.js';
 import { refreshToken } from './routes/refresh-token.js';
+import { openApiRoute } from './openapi.js';
 import { noStore, sendOAuthError, toAppTokensError } from './responses.js';
 import { introspectionEndpoint } from './routes/introspect.js';
 import { revocationEndpoint } from './routes/revoke.js';
@@ -15,7 +16,7 @@ import { tokenEndpoint } from './routes/token.js';
 import { jwksRoute, metadataRoute, wellKnownPath } from './routes/well-known.js';
 
 /** The path prefixes of the HTTP contract: everything `routes()` serves is under one of them. */
-const OUR_PREFIXES = ['/.well-known/oauth-authorization-server', '/.well-known/jwks.json', '/oauth', '/apps', '/tokens'];
+const OUR_PREFIXES = ['/.well-known/oauth-authorization-server', '/.well-known/jwks.json', '/openapi.json', '/oauth', '/apps', '/tokens'];
 /** Their second characters, lower case: a cheap first test that turns most host paths away. */
 const OUR_SECOND_CHARS = new Set(OUR_PREFIXES.map((p) => p[1]!));
 
@@ -68,6 +69,7 @@ function innerRouter(service: AppTokensService, management: AppManagement): Rout
 
   router.get('/.well-known/oauth-authorization-server', metadataRoute(service));
   router.get('/.well-known/jwks.json', jwksRoute(service));
+  router.get('/openapi.json', openApiRoute(service));
   router.all('/oauth/token', ...tokenEndpoint(service));
   router.all('/oauth/introspect', ...introspectionEndpoint(service));
   router.all('/oauth/revoke', ...revocationEndpoint(service));

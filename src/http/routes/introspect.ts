@@ -5,9 +5,10 @@
  * @module
  */
 import type { RequestHandler } from 'express';
+import { z } from 'zod';
 import { AppTokensError } from '../../core/errors.js';
 import type { AppTokensService } from '../../core/service.js';
-import { oauthEndpoint } from '../oauth-endpoint.js';
+import { clientSecretPostForm, oauthEndpoint } from '../oauth-endpoint.js';
 import { sendSecretJson } from '../responses.js';
 
 export function introspectionEndpoint(service: AppTokensService): RequestHandler[] {
@@ -21,3 +22,10 @@ export function introspectionEndpoint(service: AppTokensService): RequestHandler
     },
   });
 }
+
+/** RFC 7662 §2.1, for the OpenAPI document (the precheck above validates it by hand). */
+export const introspectionForm = clientSecretPostForm
+  .extend({
+    token: z.string().min(1).meta({ description: 'an access token or API token' }),
+    token_type_hint: z.string().optional().meta({ description: 'ignored (RFC 7662 §2.1 allows it)' }),
+  });

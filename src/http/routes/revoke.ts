@@ -5,9 +5,10 @@
  * @module
  */
 import type { RequestHandler } from 'express';
+import { z } from 'zod';
 import { AppTokensError } from '../../core/errors.js';
 import type { AppTokensService } from '../../core/service.js';
-import { oauthEndpoint } from '../oauth-endpoint.js';
+import { clientSecretPostForm, oauthEndpoint } from '../oauth-endpoint.js';
 
 export function revocationEndpoint(service: AppTokensService): RequestHandler[] {
   return oauthEndpoint(service, {
@@ -21,3 +22,10 @@ export function revocationEndpoint(service: AppTokensService): RequestHandler[] 
     },
   });
 }
+
+/** RFC 7009 §2.1, for the OpenAPI document (the precheck above validates it by hand). */
+export const revocationForm = clientSecretPostForm
+  .extend({
+    token: z.string().min(1).meta({ description: 'an access token or API token of the calling client' }),
+    token_type_hint: z.string().optional().meta({ description: 'only a hint; the token is searched for anyway' }),
+  });

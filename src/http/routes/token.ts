@@ -5,10 +5,11 @@
  * @module
  */
 import type { RequestHandler } from 'express';
+import { z } from 'zod';
 import { AppTokensError } from '../../core/errors.js';
 import { parseScopeString } from '../../core/scopes.js';
 import type { AppTokensService } from '../../core/service.js';
-import { oauthEndpoint } from '../oauth-endpoint.js';
+import { clientSecretPostForm, oauthEndpoint } from '../oauth-endpoint.js';
 import { sendSecretJson } from '../responses.js';
 
 export const CLIENT_CREDENTIALS = 'client_credentials';
@@ -51,3 +52,26 @@ export function tokenEndpoint(service: AppTokensService): RequestHandler[] {
     },
   });
 }
+
+const scopeParam = z.string().optional().meta({ description: 'space-separated scopes, a subset of what the client holds (default: all of them)' });
+const resourceParam = z.string().optional().meta({ description: 'RFC 8707: the resource server the token is for' });
+
+/**
+ * The two forms of this endpoint, for the OpenAPI document (the precheck above validates them by
+ * hand, answering RFC 6749 §5.2; unknown parameters are ignored, §3.2).
+ */
+export const clientCredentialsForm = clientSecretPostForm
+  .extend({ grant_type: z.literal(CLIENT_CREDENTIALS), scope: scopeParam, resource: resourceParam })
+  .meta({ description: 'RFC 6749 §4.4.2: the client_credentials grant.' });
+
+export const tokenExchangeForm = clientSecretPostForm
+  .extend({
+    grant_type: z.literal(TOKEN_EXCHANGE),
+    subject_token: z.string().min(1).meta({ description: 'an access token or API token of the calling client' }),
+    subject_token_type: z.enum(['urn:ietf:params:oauth:token-type:access_token', 'urn:ietf:params:oauth:token-type:jwt']),
+    requested_token_type: z.literal('urn:ietf:params:oauth:token-type:access_token').optional(),
+    scope: scopeParam,
+    resource: resourceParam,
+    audience: z.string().optional().meta({ description: 'as resource; when both are sent they must be equal' }),
+  })
+  .meta({ description: 'RFC 8693 §2.1: narrow a token of this client to fewer scopes or one audience (actor_token is refused).' });

@@ -1,0 +1,253 @@
+/**
+ * zod schemas of what the routers answer: the views of `core/views.ts`, the OAuth bodies, RFC 9457
+ * problem details and the download formats. They validate nothing at run time; the OpenAPI
+ * document is generated from them (`openapi.ts`), and the compile-time checks at the end of this
+ * file fail `tsc` when a view and its schema part ways.
+ *
+ * Objects are strict (`additionalProperties: false`) where we write every member ourselves, so a
+ * member added to a view without its schema fails the document tests.
+ *
+ * @module
+ */
+import { z } from 'zod';
+import type { AuditEvent } from '../core/events.js';
+import type { ErrorCode } from '../core/errors.js';
+import type { AppDetails, CreatedApp, PageView } from '../core/management.js';
+import type { TokenResponse } from '../core/service.js';
+import type { ApiTokenView, AppView, IssuedApiToken } from '../core/views.js';
+import type { AuditEventType } from '../store.js';
+import { OAUTH_CODES } from './responses.js';
+
+const isoDate = z.iso.datetime({ precision: 3 }).meta({ description: 'ISO 8601, UTC, milliseconds' });
+const id = (description: string) => z.string().meta({ description });
+
+export const appViewSchema = z
+  .strictObject({
+    id: id('the app id'),
+    clientId: id('same as id: the OAuth 2.0 client_id'),
+    tenantId: z.string(),
+    name: z.string(),
+    description: z.string().nullable(),
+    scopes: z.array(z.string()).meta({ description: 'fixed at creation' }),
+    unknownScopes: z
+      .array(z.string())
+      .meta({ description: 'stored scopes the current catalogue no longer declares (normally empty): no token carries them' }),
+    customClaims: z.record(z.string(), z.unknown()),
+    creationDate: isoDate,
+    updateDate: isoDate,
+  })
+  .meta({ description: 'An app (an OAuth 2.0 client of one tenant) as shown to its managers.' });
+
+export const apiTokenViewSchema = z
+  .strictObject({
+    id: id('the token id'),
+    appId: z.string(),
+    name: z.string(),
+    hint: z.string().meta({ description: 'a short non-secret hint such as eat_…x9Qz' }),
+    scopes: z.array(z.string()).nullable().meta({ description: "null: all of the app's scopes" }),
+    creationDate: isoDate,
+    expirationDate: isoDate.nullable(),
+    lastUsedDate: isoDate.nullable(),
+    status: z.enum(['active', 'expired']).meta({ description: 'expired: past its expiration date, refused everywhere' }),
+  })
+  .meta({ description: 'API-token metadata; never the value.' });
+
+const secretValue = z.string().meta({ description: 'the API token value (the client_secret): shown once, never again' });
+
+export const issuedApiTokenSchema = z
+  .strictObject({ token: apiTokenViewSchema, value: secretValue })
+  .meta({ description: 'A new API token and its value (shown once).' });
+
+export const createdAppSchema = z
+  .strictObject({ app: appViewSchema, token: apiTokenViewSchema, value: secretValue })
+  .meta({ description: 'The app, its first API token, and that token’s value (shown once).' });
+
+export const appDetailsSchema = appViewSchema
+  .extend({
+    tokens: z.array(apiTokenViewSchema).meta({ description: "the first page of the app's live tokens" }),
+    tokensNextCursor: z.string().nullable().meta({ description: 'pages on through GET /apps/{id}/tokens?cursor= (null: that was all)' }),
+  })
+  .meta({ description: "An app with the first page of its live tokens' metadata." });
+
+const nextCursor = z.string().nullable().meta({ description: 'opaque; pass as ?cursor= for the next page; null on the last page' });
+
+export const appPageSchema = z.strictObject({ items: z.array(appViewSchema), nextCursor });
+export const tokenPageSchema = z.strictObject({ items: z.array(apiTokenViewSchema), nextCursor });
+
+const EVENT_TYPES = [
+  'app.created',
+  'app.updated',
+  'app.deleted',
+  'token.created',
+  'token.regenerated',
+  'token.refreshed',
+  'token.deleted',
+  'token.reuse_detected',
+  'token.refresh_refused',
+  'access_token.issued',
+  'access_token.refused',
+  'access_token.revoked',
+  'management.refused',
+] as const satisfies readonly AuditEventType[];
+
+export const auditEventSchema = z
+  .strictObject({
+    id: z.string(),
+    type: z.enum(EVENT_TYPES),
+    outcome: z.enum(['success', 'failure']),
+    tenantId: z.string(),
+    appId: z.string().nullable(),
+    tokenId: z.string().nullable(),
+    actorId: z.string().nullable().meta({ description: 'who acted: a client id, a host user id, cli, or null' }),
+    at: isoDate,
+    data: z.record(z.string(), z.unknown()).meta({ description: 'small, secret-free details' }),
+  })
+  .meta({ description: 'An audit record; never a secret.' });
+
+export const eventPageSchema = z.strictObject({ items: z.array(auditEventSchema), nextCursor });
+
+export const refreshedTokenSchema = z
+  .strictObject({
+    token: z.strictObject({ id: z.string(), name: z.string(), creationDate: isoDate, expirationDate: isoDate.nullable() }),
+    value: secretValue,
+  })
+  .meta({ description: 'The new API token; the one presented is dead.' });
+
+export const tokenResponseSchema = z
+  .strictObject({
+    access_token: z.string().meta({ description: 'an RFC 9068 JWT (typ at+jwt)' }),
+    token_type: z.literal('Bearer'),
+    expires_in: z.number().int(),
+    scope: z.string().meta({ description: 'the granted scopes, space-separated' }),
+  })
+  .meta({ description: 'RFC 6749 §5.1: a client_credentials grant.' });
+
+export const exchangeResponseSchema = tokenResponseSchema
+  .extend({ issued_token_type: z.literal('urn:ietf:params:oauth:token-type:access_token') })
+  .meta({ description: 'RFC 8693 §2.2.1: a token exchange.' });
+
+export const introspectionResponseSchema = z
+  .union([
+    z.strictObject({
+      active: z.literal(true),
+      scope: z.string(),
+      client_id: z.string(),
+      sub: z.string(),
+      iss: z.string(),
+      aud: z.union([z.string(), z.array(z.string())]).optional(),
+      exp: z.number().int().optional(),
+      iat: z.number().int().optional(),
+      jti: z.string().optional(),
+      token_type: z.literal('Bearer'),
+      tenant_id: z.string(),
+      api_token_id: z.string(),
+    }),
+    z.strictObject({ active: z.literal(false) }),
+  ])
+  .meta({
+    description: "RFC 7662 §2.2: active tokens of the caller's tenant are described; anything else is exactly {\"active\": false}.",
+  });
+
+export const metadataSchema = z
+  .strictObject({
+    issuer: z.string(),
+    token_endpoint: z.string(),
+    jwks_uri: z.string(),
+    grant_types_supported: z.array(z.string()),
+    token_endpoint_auth_methods_supported: z.array(z.string()),
+    introspection_endpoint: z.string(),
+    introspection_endpoint_auth_methods_supported: z.array(z.string()),
+    revocation_endpoint: z.string(),
+    revocation_endpoint_auth_methods_supported: z.array(z.string()),
+    scopes_supported: z.array(z.string()),
+  })
+  .meta({ description: 'RFC 8414 §2.' });
+
+export const jwksSchema = z
+  .strictObject({
+    keys: z.array(
+      z.looseObject({ kty: z.string(), kid: z.string(), alg: z.string(), use: z.literal('sig') }).meta({
+        description: 'a public JWK (RFC 7517); its key members depend on kty',
+      }),
+    ),
+  })
+  .meta({ description: 'RFC 7517 §5: the public signing keys, retired ones until their tokens expire.' });
+
+const ERROR_CODES = [
+  'invalid_request',
+  'invalid_client',
+  'invalid_grant',
+  'unauthorized_client',
+  'unsupported_grant_type',
+  'invalid_scope',
+  'invalid_target',
+  'invalid_token',
+  'insufficient_scope',
+  'missing_token',
+  'validation_failed',
+  'forbidden',
+  'not_found',
+  'conflict',
+  'limit_exceeded',
+  'payload_too_large',
+  'method_not_allowed',
+  'unsupported_media_type',
+  'rate_limited',
+  'unavailable',
+  'invalid_options',
+  'key_error',
+  'server_error',
+] as const satisfies readonly ErrorCode[];
+
+export const problemSchema = z
+  .strictObject({
+    type: z.literal('about:blank'),
+    title: z.string().meta({ description: 'the HTTP status phrase (RFC 9457 §4.2.1)' }),
+    status: z.number().int(),
+    detail: z.string().meta({ description: 'what went wrong, naming the field' }),
+    code: z.enum(ERROR_CODES).meta({ description: 'stable error code: switch on this' }),
+    field: z.string().optional().meta({ description: 'the request field the error is about, e.g. scopes[2]' }),
+  })
+  .meta({ description: 'RFC 9457 problem details.' });
+
+export const oauthErrorSchema = z
+  .strictObject({
+    error: z.enum([...OAUTH_CODES] as [string, ...string[]]),
+    error_description: z.string(),
+  })
+  .meta({ description: 'RFC 6749 §5.2 error response.' });
+
+export const postmanEnvironmentSchema = z
+  .strictObject({
+    id: z.string(),
+    name: z.string(),
+    values: z.array(
+      z.strictObject({
+        key: z.enum(['CLIENT_ID', 'CLIENT_SECRET', 'ISSUER', 'TOKEN_URL']),
+        value: z.string(),
+        type: z.enum(['default', 'secret']),
+        enabled: z.boolean(),
+      }),
+    ),
+    _postman_variable_scope: z.literal('environment'),
+  })
+  .meta({ description: '?format=postman: a Postman environment holding the client id and secret.' });
+
+// ---- compile-time: each schema describes its view exactly ------------------------------------------
+
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+type Missing<T extends readonly string[], U extends string> = Exclude<U, T[number]>;
+const exact: [
+  Same<z.infer<typeof appViewSchema>, AppView>,
+  Same<z.infer<typeof apiTokenViewSchema>, ApiTokenView>,
+  Same<z.infer<typeof issuedApiTokenSchema>, IssuedApiToken>,
+  Same<z.infer<typeof createdAppSchema>, CreatedApp>,
+  Same<z.infer<typeof appDetailsSchema>, AppDetails>,
+  Same<z.infer<typeof appPageSchema>, PageView<AppView>>,
+  Same<z.infer<typeof tokenPageSchema>, PageView<ApiTokenView>>,
+  Same<z.infer<typeof auditEventSchema>, AuditEvent>,
+  Same<z.infer<typeof tokenResponseSchema>, TokenResponse>,
+  Same<Missing<typeof EVENT_TYPES, AuditEventType>, never>,
+  Same<Missing<typeof ERROR_CODES, ErrorCode>, never>,
+] = [true, true, true, true, true, true, true, true, true, true, true];
+void exact;

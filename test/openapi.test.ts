@@ -1,0 +1,373 @@
+/**
+ * The OpenAPI 3.1 document of `routes()`: it is a valid document (@readme/openapi-parser), it
+ * names every route of the HTTP contract, and what the real routers answer — a realistic
+ * sequence over HTTP on a SQLite store, errors included — matches the response it documents
+ * for that status and media type (ajv, JSON Schema 2020-12), so a route that drifts from its
+ * document fails here.
+ */
+import { validate } from '@readme/openapi-parser';
+import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import express from 'express';
+import request, { type Response, type Test } from 'supertest';
+import { z } from 'zod';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isOurPath } from '../src/http/router.js';
+import { createAppBody } from '../src/http/routes/create-app.js';
+import type { OpenApiDocument } from '../src/index.js';
+import { ISSUER, accessToken, createClient, setup, tokenRequest, type Fixture } from './helpers.js';
+
+/** The HTTP contract (docs/ARCHITECTURE.md and the management routes), as `METHOD path`. */
+const CONTRACT = [
+  'GET /.well-known/oauth-authorization-server',
+  'GET /.well-known/jwks.json',
+  'GET /openapi.json',
+  'POST /oauth/token',
+  'POST /oauth/introspect',
+  'POST /oauth/revoke',
+  'POST /tokens/refresh',
+  'POST /apps',
+  'GET /apps',
+  'GET /apps/{id}',
+  'PATCH /apps/{id}',
+  'DELETE /apps/{id}',
+  'GET /apps/{id}/tokens',
+  'POST /apps/{id}/tokens',
+  'POST /apps/{id}/tokens/{tokenId}/regenerate',
+  'DELETE /apps/{id}/tokens/{tokenId}',
+  'GET /apps/{id}/events',
+];
+
+const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
+
+type Json = Record<string, unknown>;
+
+let f: Fixture;
+let doc: OpenApiDocument;
+
+beforeAll(async () => {
+  f = await setup({ limits: { tokensPerApp: 2 }, clientLockout: { attempts: 2, window: 300, duration: 900 } });
+  doc = f.auth.openapi();
+});
+afterAll(async () => {
+  await f.cleanup();
+});
+
+function operations(d: OpenApiDocument): string[] {
+  return Object.entries(d.paths).flatMap(([path, item]) =>
+    Object.keys(item)
+      .filter((m) => METHODS.includes(m))
+      .map((m) => `${m.toUpperCase()} ${path}`),
+  );
+}
+
+describe('the OpenAPI document', () => {
+  it('is a valid OpenAPI 3.1 document (@readme/openapi-parser)', async () => {
+    const result = await validate(structuredClone(doc) as never);
+    expect(result.valid, JSON.stringify(result, null, 2)).toBe(true);
+    expect(result.specification).toBe('OpenAPI');
+    expect(doc.openapi).toMatch(/^3\.1\.\d+$/);
+  });
+
+  it('names every route of the HTTP contract, and nothing else', () => {
+    expect(operations(doc).sort()).toEqual([...CONTRACT].sort());
+  });
+
+  it('is served at GET /openapi.json, equal to auth.openapi(), with the issuer as its server', async () => {
+    const res = await request(f.app).get('/openapi.json');
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^application\/json/);
+    expect(res.body).toEqual(doc);
+    expect(doc.servers).toEqual([{ url: ISSUER }]);
+    // A copy each call: a host that edits its copy changes neither the next one nor what is served.
+    (f.auth.openapi() as Json).info = 'changed';
+    expect(f.auth.openapi().info.title).toBe('express-app-tokens');
+  });
+
+  it('is one of our paths, and host routes beside it are not shadowed', async () => {
+    expect(isOurPath('/openapi.json')).toBe(true);
+    for (const path of ['/openapi', '/openapi.jsonx', '/openapi.yaml']) expect(isOurPath(path), path).toBe(false);
+    const host = express();
+    host.use(f.auth.routes());
+    host.get('/openapi.jsonx', (_req, res) => {
+      res.json({ host: true });
+    });
+    expect((await request(host).get('/openapi.jsonx')).body).toEqual({ host: true });
+  });
+
+  it('request bodies are the zod schemas that validate them (z.toJSONSchema, 2020-12)', () => {
+    const { $schema: _, ...expected } = z.toJSONSchema(createAppBody, { target: 'draft-2020-12', io: 'input' }) as Json;
+    const actual = doc.components.schemas.CreateAppRequest!;
+    // The nested token input is a component of its own; the rest is what zod writes.
+    const { token: _token, ...expectedProps } = expected.properties as Json;
+    const { token, ...actualProps } = actual.properties as Json;
+    expect(token).toEqual({ $ref: '#/components/schemas/CreateTokenRequest' });
+    expect(actualProps).toEqual(expectedProps);
+    expect(actual.required).toEqual(['name', 'scopes']);
+    expect(actual.additionalProperties).toBe(false);
+  });
+
+  it('describes the security schemes: HTTP Basic, client_secret_post on the form, bearer for management', () => {
+    expect(doc.components.securitySchemes.clientSecretBasic).toMatchObject({ type: 'http', scheme: 'basic' });
+    expect(doc.components.securitySchemes.bearerAuth).toMatchObject({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
+    const token = doc.paths['/oauth/token']!.post!;
+    expect(token.security).toEqual([{ clientSecretBasic: [] }, {}]);
+    for (const form of ['ClientCredentialsForm', 'TokenExchangeForm', 'IntrospectionForm', 'RevocationForm']) {
+      expect(Object.keys(doc.components.schemas[form]!.properties as Json), form).toEqual(expect.arrayContaining(['client_id', 'client_secret']));
+    }
+    expect(doc.paths['/apps']!.post!.security).toEqual([{ bearerAuth: ['apps:write'] }]);
+    expect(doc.paths['/apps']!.get!.security).toEqual([{ bearerAuth: ['apps:read'] }]);
+  });
+
+  it('documents the download variants on every response that carries a secret value', () => {
+    for (const [path, method] of [
+      ['/apps', 'post'],
+      ['/apps/{id}/tokens', 'post'],
+      ['/apps/{id}/tokens/{tokenId}/regenerate', 'post'],
+      ['/tokens/refresh', 'post'],
+    ] as const) {
+      const op = doc.paths[path]![method]!;
+      expect(op.parameters, path).toContainEqual({ $ref: '#/components/parameters/Format' });
+      const ok = Object.entries(op.responses as Record<string, Json>).find(([s]) => s.startsWith('2'))![1];
+      expect(Object.keys(ok.content as Json), path).toEqual(['application/json', 'text/plain']);
+      expect(Object.keys(ok.headers as Json), path).toEqual(expect.arrayContaining(['Content-Disposition', 'Cache-Control']));
+    }
+    expect(doc.components.parameters.Format).toMatchObject({ in: 'query', schema: { enum: ['json', 'env', 'postman'] } });
+  });
+
+  it('with management.resolvePrincipal, management operations carry no bearer requirement', async () => {
+    const g = await setup({ management: { resolvePrincipal: () => ({ tenantId: 'acme', scopes: ['apps:read', 'apps:write'], actorId: 'u1' }) } });
+    try {
+      const hosted = g.auth.openapi();
+      expect(hosted.paths['/apps']!.get!.security).toBeUndefined();
+      expect(hosted.paths['/oauth/token']!.post!.security).toEqual([{ clientSecretBasic: [] }, {}]);
+      expect((await validate(structuredClone(hosted) as never)).valid).toBe(true);
+    } finally {
+      await g.cleanup();
+    }
+  });
+});
+
+// ---- responses against the document -------------------------------------------------------------
+
+/** `(METHOD template status)` of every response checked, for the coverage assertion at the end. */
+const seen = new Set<string>();
+
+let ajv: Ajv2020;
+const validators = new Map<string, ValidateFunction>();
+
+/** Every `#/components/schemas/X` becomes a ref into one root schema holding the components. */
+const ROOT = 'urn:express-app-tokens:openapi';
+function rebase<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value).replaceAll('"#/components/schemas/', `"${ROOT}#/$defs/`)) as T;
+}
+
+function validatorFor(key: string, schema: Json): ValidateFunction {
+  let v = validators.get(key);
+  if (!v) {
+    if (!ajv) {
+      // validateFormats off: zod writes a pattern beside every format it emits (date-time).
+      const fresh = new Ajv2020({ strict: true, allErrors: true, validateFormats: false });
+      fresh.addSchema({ $id: ROOT, $defs: rebase(doc.components.schemas) });
+      ajv = fresh;
+    }
+    v = ajv.compile(rebase(schema));
+    validators.set(key, v);
+  }
+  return v;
+}
+
+function resolve(value: Json): Json {
+  const $ref = value.$ref;
+  if (typeof $ref !== 'string') return value;
+  const [, section, name] = /^#\/components\/(\w+)\/(.+)$/.exec($ref)!;
+  return (doc.components as Record<string, Record<string, Json>>)[section!]![name!]!;
+}
+
+/** The documented path template of a concrete request path. */
+function template(path: string): string {
+  const match = Object.keys(doc.paths).find((t) => new RegExp(`^${t.replace(/\./g, '\\.').replace(/\{\w+\}/g, '[^/]+')}$`).test(path));
+  expect(match, `${path}: not a path of the document`).toBeDefined();
+  return match!;
+}
+
+/** Assert that `res` is a response the document describes for its request, and return it. */
+async function conforms(test: Test): Promise<Response> {
+  const res = await test;
+  const req = (res as unknown as { req: { method: string; path: string } }).req;
+  const method = req.method.toLowerCase();
+  const path = template(new URL(req.path, 'http://x').pathname);
+  const op = doc.paths[path]![method];
+  expect(op, `${req.method} ${path}: no operation`).toBeDefined();
+  const documented = (op!.responses as Record<string, Json>)[String(res.status)];
+  expect(documented, `${req.method} ${path} answered ${res.status}, which it does not document: ${res.text}`).toBeDefined();
+  const response = resolve(documented!);
+  seen.add(`${req.method} ${path} ${res.status}`);
+
+  for (const [name, h] of Object.entries((response.headers ?? {}) as Record<string, Json>)) {
+    const expected = (h.schema as Json | undefined)?.const;
+    if (expected !== undefined) expect(res.headers[name.toLowerCase()], `${req.method} ${path} ${res.status}: ${name}`).toBe(expected);
+  }
+  const content = response.content as Record<string, Json> | undefined;
+  if (content === undefined) {
+    expect(res.text ?? '', `${req.method} ${path} ${res.status}: documented without a body`).toBe('');
+    return res;
+  }
+  const type = String(res.headers['content-type'] ?? '').split(';')[0]!.trim();
+  const media = content[type];
+  expect(media, `${req.method} ${path} ${res.status}: media type ${type} is not documented (${Object.keys(content).join(', ')})`).toBeDefined();
+  const body: unknown = type === 'text/plain' ? res.text : JSON.parse(res.text);
+  const v = validatorFor(`${method} ${path} ${res.status} ${type}`, media!.schema as Json);
+  expect(v(body), `${req.method} ${path} ${res.status} ${type}: ${ajv.errorsText(v.errors)}\n${res.text}`).toBe(true);
+  return res;
+}
+
+describe('what the routers answer matches the document', () => {
+  let admin: string;
+  let appId: string;
+  let tokenId: string;
+  let secret: string;
+
+  beforeAll(async () => {
+    const client = await createClient(f.auth, { scopes: ['apps:read', 'apps:write', 'notarization:*'] });
+    admin = await accessToken(f.app, client.clientId, client.secret);
+  });
+  const authed = (t: Test) => t.set('Authorization', `Bearer ${admin}`);
+
+  it('discovery, the JWK Set and the document itself', async () => {
+    await conforms(request(f.app).get('/.well-known/oauth-authorization-server'));
+    await conforms(request(f.app).get('/.well-known/jwks.json'));
+    await conforms(request(f.app).get('/openapi.json'));
+  });
+
+  it('apps: create (JSON, env, postman), list and page, get, patch', async () => {
+    const created = await conforms(
+      authed(request(f.app).post('/apps')).send({
+        name: 'billing',
+        description: 'nightly export',
+        scopes: ['notarization:read', 'notarization:write'],
+        customClaims: { team: 'ops' },
+        token: { name: 'ci', expiresIn: 86_400 },
+      }),
+    );
+    expect(created.status).toBe(201);
+    appId = created.body.app.id;
+    tokenId = created.body.token.id;
+    secret = created.body.value;
+    const env = await conforms(authed(request(f.app).post('/apps?format=env')).send({ name: 'env app', scopes: ['notarization:read'] }));
+    expect(env.headers['content-type']).toMatch(/^text\/plain/);
+    expect(env.headers['content-disposition']).toMatch(/^attachment; filename=".+\.env"$/);
+    const postman = await conforms(authed(request(f.app).post('/apps?format=postman')).send({ name: 'postman app', scopes: ['notarization:read'] }));
+    expect(postman.headers['content-disposition']).toMatch(/\.postman_environment\.json"$/);
+
+    const first = await conforms(authed(request(f.app).get('/apps?limit=1')));
+    expect(first.body.nextCursor).toEqual(expect.any(String));
+    await conforms(authed(request(f.app).get(`/apps?limit=2&cursor=${encodeURIComponent(first.body.nextCursor)}`)));
+    const details = await conforms(authed(request(f.app).get(`/apps/${appId}`)));
+    expect(details.body.tokens).toHaveLength(1);
+    await conforms(authed(request(f.app).patch(`/apps/${appId}`)).send({ description: null, customClaims: { team: 'finance' } }));
+  });
+
+  it('tokens: list, create (JSON, postman), regenerate (JSON, env), delete, and the limit', async () => {
+    await conforms(authed(request(f.app).get(`/apps/${appId}/tokens?limit=10`)));
+    const second = await conforms(authed(request(f.app).post(`/apps/${appId}/tokens?format=postman`)).send({ name: 'second', scopes: ['notarization:read'] }));
+    expect(second.status).toBe(201);
+    const limited = await conforms(authed(request(f.app).post(`/apps/${appId}/tokens`)).send({ name: 'third' }));
+    expect(limited.body.code).toBe('limit_exceeded');
+    const listed = await conforms(authed(request(f.app).get(`/apps/${appId}/tokens`)));
+    const other = (listed.body.items as { id: string; name: string }[]).find((t) => t.name === 'second')!;
+    const regenerated = await conforms(authed(request(f.app).post(`/apps/${appId}/tokens/${other.id}/regenerate`)));
+    const env = await conforms(authed(request(f.app).post(`/apps/${appId}/tokens/${regenerated.body.token.id}/regenerate?format=env`)));
+    expect(env.text).toMatch(/^CLIENT_ID='/);
+    const remaining = await conforms(authed(request(f.app).get(`/apps/${appId}/tokens`)));
+    const last = (remaining.body.items as { id: string; name: string }[]).find((t) => t.name === 'second')!;
+    expect((await conforms(authed(request(f.app).delete(`/apps/${appId}/tokens/${last.id}`)))).status).toBe(204);
+    const fresh = await conforms(authed(request(f.app).post(`/apps/${appId}/tokens`)).send({ name: 'fourth' }));
+    expect(fresh.status).toBe(201);
+  });
+
+  it('OAuth: client_credentials (Basic and post), token exchange, introspection, revocation', async () => {
+    const granted = await conforms(tokenRequest(f.app, appId, secret, { scope: 'notarization:read notarization:write' }));
+    expect(granted.status).toBe(200);
+    const jwt = granted.body.access_token as string;
+    const post = await conforms(request(f.app).post('/oauth/token').type('form').send({ grant_type: 'client_credentials', client_id: appId, client_secret: secret }));
+    expect(post.status).toBe(200);
+    const exchanged = await conforms(
+      tokenRequest(f.app, appId, secret, {
+        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+        subject_token: jwt,
+        subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+        scope: 'notarization:read',
+      }),
+    );
+    expect(exchanged.body.issued_token_type).toBe('urn:ietf:params:oauth:token-type:access_token');
+    const basic = (t: Test) => t.auth(appId, secret).type('form');
+    const active = await conforms(basic(request(f.app).post('/oauth/introspect')).send({ token: jwt }));
+    expect(active.body.active).toBe(true);
+    const inactive = await conforms(basic(request(f.app).post('/oauth/introspect')).send({ token: 'not-a-token' }));
+    expect(inactive.body).toEqual({ active: false });
+    const revoked = await conforms(basic(request(f.app).post('/oauth/revoke')).send({ token: exchanged.body.access_token }));
+    expect(revoked.status).toBe(200);
+  });
+
+  it('refresh: JSON and form bodies, and ?format=env', async () => {
+    const json = await conforms(request(f.app).post('/tokens/refresh').send({ client_id: appId, grant_type: 'token-exchange', refresh_token: secret, scope: 'openid' }));
+    expect(json.status).toBe(200);
+    const form = await conforms(
+      request(f.app).post('/tokens/refresh?format=env').type('form').send({ client_id: appId, grant_type: 'token-exchange', refresh_token: json.body.value }),
+    );
+    expect(form.status).toBe(200);
+    expect(form.text).toMatch(/CLIENT_SECRET='/);
+    const reused = await conforms(request(f.app).post('/tokens/refresh').send({ client_id: appId, grant_type: 'token-exchange', refresh_token: secret }));
+    expect(reused.status).toBe(400);
+    expect(reused.body.error).toBe('invalid_grant');
+  });
+
+  it('events, then deleting the app', async () => {
+    const events = await conforms(authed(request(f.app).get(`/apps/${appId}/events?limit=5`)));
+    expect(events.body.items.length).toBeGreaterThan(0);
+    expect((await conforms(authed(request(f.app).delete(`/apps/${appId}`)))).status).toBe(204);
+    expect((await conforms(authed(request(f.app).get(`/apps/${appId}`)))).status).toBe(404);
+  });
+
+  it('RFC 9457 problems of the management API: 400, 401, 403, 404, 413, 415', async () => {
+    expect((await conforms(authed(request(f.app).post('/apps')).send({ name: 'x', scopes: 'all' }))).status).toBe(400);
+    expect((await conforms(authed(request(f.app).post('/apps?format=zip')).send({ name: 'x', scopes: [] }))).status).toBe(400);
+    expect((await conforms(request(f.app).get('/apps'))).status).toBe(401);
+    expect((await conforms(request(f.app).get('/apps').set('Authorization', 'Bearer nope'))).status).toBe(401);
+    const reader = await createClient(f.auth, { scopes: ['notarization:read'] });
+    const weak = await accessToken(f.app, reader.clientId, reader.secret);
+    const forbidden = await conforms(request(f.app).get('/apps').set('Authorization', `Bearer ${weak}`));
+    expect(forbidden.status).toBe(403);
+    const granting = await conforms(authed(request(f.app).post('/apps')).send({ name: 'x', scopes: ['storage:read'] }));
+    expect(granting.status).toBe(403);
+    expect((await conforms(authed(request(f.app).get('/apps/app_doesnotexist0000000000')))).status).toBe(404);
+    expect((await conforms(authed(request(f.app).patch('/apps/%%bad')).send({}))).status).toBeLessThan(500);
+    const big = await conforms(authed(request(f.app).post('/apps')).send({ name: 'x'.repeat(200_000), scopes: [] }));
+    expect(big.status).toBe(413);
+    const text = await conforms(authed(request(f.app).post('/apps')).type('text/plain').send('name=x'));
+    expect(text.status).toBe(415);
+  });
+
+  it('RFC 6749 §5.2 errors of the OAuth endpoints: 400, 401, 415, 429', async () => {
+    const victim = await createClient(f.auth, { scopes: ['notarization:read'] });
+    expect((await conforms(tokenRequest(f.app, victim.clientId, victim.secret, { grant_type: 'password' }))).status).toBe(400);
+    expect((await conforms(request(f.app).post('/oauth/token').type('json').send({ grant_type: 'client_credentials' }))).status).toBe(400);
+    const wrong = await conforms(tokenRequest(f.app, victim.clientId, 'eat_wrong'));
+    expect(wrong.status).toBe(401);
+    expect(wrong.headers['www-authenticate']).toMatch(/^Basic realm=/);
+    await conforms(tokenRequest(f.app, victim.clientId, 'eat_wrong'));
+    const locked = await conforms(tokenRequest(f.app, victim.clientId, victim.secret));
+    expect(locked.status).toBe(429);
+    const charset = await conforms(
+      request(f.app).post('/oauth/introspect').set('Content-Type', 'application/x-www-form-urlencoded; charset=utf-7').send('token=x'),
+    );
+    expect(charset.status).toBe(415);
+    expect((await conforms(request(f.app).post('/oauth/revoke').type('form').send({ token: 'x' }))).status).toBe(401);
+    expect((await conforms(request(f.app).post('/tokens/refresh').send({ client_id: 'x' }))).status).toBe(400);
+  });
+
+  it('every operation of the document was answered successfully at least once above', () => {
+    const succeeded = new Set([...seen].filter((s) => /\s2\d\d$/.test(s)).map((s) => s.replace(/\s\d+$/, '')));
+    expect([...succeeded].sort()).toEqual([...CONTRACT].sort());
+  });
+});
