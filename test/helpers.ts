@@ -15,6 +15,8 @@ import { createAppTokens, type AppTokens, type AppTokensOptions, type Store } fr
 import { createSqliteStore } from '../adapters/sql/index.js';
 import { createMemoryStore } from '../adapters/memory/index.js';
 import { EXAMPLE_SCOPES } from '../src/cli.js';
+import { isOurPath } from '../src/http/router.js';
+import { Conformance } from './openapi-conformance.js';
 
 export const ISSUER = 'https://auth.example.test';
 /** The tests use the example server's catalogue. */
@@ -25,6 +27,11 @@ export interface Fixture {
   store: Store;
   app: Express;
   dir: string;
+  /**
+   * Responses of our routes through `app` that the OpenAPI document does not describe (checked at
+   * `cleanup()`, which fails the test when there is one).
+   */
+  violations: string[];
   /** Re-create the AppTokens instance on the same store file (a restart). */
   restart(options?: FixtureOptions): Promise<Fixture>;
   cleanup(): Promise<void>;
@@ -51,6 +58,48 @@ export function hostApp(auth: AppTokens): Express {
   return app;
 }
 
+/**
+ * Check every response of our routes against the OpenAPI document of `routes()` (issue 12): the
+ * whole HTTP suite then pins the document, and a route that drifts from it fails the test that
+ * received the drifted response. HEAD and OPTIONS, and 405 (a method the path does not have), are
+ * Express's generic answers and not documented operations.
+ */
+function checkAgainstDocument(app: Express, auth: AppTokens, violations: string[]): void {
+  let conformance: Conformance | undefined;
+  app.use((req, res, next) => {
+    if (!isOurPath(req.path) || req.method === 'HEAD' || req.method === 'OPTIONS') return next();
+    const chunks: Buffer[] = [];
+    const keep = (chunk: unknown) => {
+      if (typeof chunk === 'string' || chunk instanceof Uint8Array) chunks.push(Buffer.from(chunk));
+    };
+    const write = res.write.bind(res) as (...args: unknown[]) => boolean;
+    const end = res.end.bind(res) as unknown as (...args: unknown[]) => unknown;
+    res.write = ((chunk: unknown, ...rest: unknown[]) => {
+      keep(chunk);
+      return write(chunk, ...rest);
+    }) as typeof res.write;
+    res.end = ((chunk?: unknown, ...rest: unknown[]) => {
+      keep(chunk);
+      conformance ??= new Conformance(auth.openapi());
+      // Requests outside the document (another method, an unknown sub-path: the property tests send
+      // plenty) must only never fail (test/property.test.ts); a documented operation must answer
+      // as documented. A 500 is an unexpected failure (the tests that provoke one check its body).
+      if (res.statusCode !== 405 && res.statusCode !== 500 && conformance.describes(req.method, req.path)) {
+        const problem = conformance.violation({
+          method: req.method,
+          path: req.path,
+          status: res.statusCode,
+          headers: res.getHeaders() as Record<string, string | string[] | number | undefined>,
+          text: Buffer.concat(chunks).toString('utf8'),
+        });
+        if (problem) violations.push(problem);
+      }
+      return end(chunk, ...rest);
+    }) as unknown as typeof res.end;
+    next();
+  });
+}
+
 /** A fresh AppTokens on a real SQLite file (or memory) with its host app. */
 export async function setup(options: FixtureOptions = {}, dir = mkdtempSync(join(tmpdir(), 'eat-test-'))): Promise<Fixture> {
   const { store: kind = 'sqlite', advanced, ...rest } = options;
@@ -63,10 +112,15 @@ export async function setup(options: FixtureOptions = {}, dir = mkdtempSync(join
     advanced: { revocationSyncInterval: 0, lastUsedFlushInterval: 0, ...advanced },
   });
   await auth.ready();
+  const violations: string[] = [];
+  const app = express();
+  checkAgainstDocument(app, auth, violations);
+  app.use(hostApp(auth));
   const fixture: Fixture = {
     auth,
     store,
-    app: hostApp(auth),
+    app,
+    violations,
     dir,
     async restart(more = {}) {
       await auth.close();
@@ -77,6 +131,7 @@ export async function setup(options: FixtureOptions = {}, dir = mkdtempSync(join
       await auth.close();
       await store.close();
       rmSync(dir, { recursive: true, force: true });
+      expect(violations, 'responses the OpenAPI document does not describe').toEqual([]);
     },
   };
   return fixture;

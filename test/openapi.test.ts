@@ -6,7 +6,6 @@
  * document fails here.
  */
 import { validate } from '@readme/openapi-parser';
-import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import express from 'express';
 import request, { type Response, type Test } from 'supertest';
 import { z } from 'zod';
@@ -15,6 +14,7 @@ import { isOurPath } from '../src/http/router.js';
 import { createAppBody } from '../src/http/routes/create-app.js';
 import type { OpenApiDocument } from '../src/index.js';
 import { ISSUER, accessToken, createClient, setup, tokenRequest, type Fixture } from './helpers.js';
+import { Conformance } from './openapi-conformance.js';
 
 /** The HTTP contract (docs/ARCHITECTURE.md and the management routes), as `METHOD path`. */
 const CONTRACT = [
@@ -149,43 +149,13 @@ describe('the OpenAPI document', () => {
 
 // ---- responses against the document -------------------------------------------------------------
 
+let conformance: Conformance;
 /** `(METHOD template status)` of every response checked, for the coverage assertion at the end. */
 const seen = new Set<string>();
 
-let ajv: Ajv2020;
-const validators = new Map<string, ValidateFunction>();
-
-/** Every `#/components/schemas/X` becomes a ref into one root schema holding the components. */
-const ROOT = 'urn:express-app-tokens:openapi';
-function rebase<T>(value: T): T {
-  return JSON.parse(JSON.stringify(value).replaceAll('"#/components/schemas/', `"${ROOT}#/$defs/`)) as T;
-}
-
-function validatorFor(key: string, schema: Json): ValidateFunction {
-  let v = validators.get(key);
-  if (!v) {
-    if (!ajv) {
-      // validateFormats off: zod writes a pattern beside every format it emits (date-time).
-      const fresh = new Ajv2020({ strict: true, allErrors: true, validateFormats: false });
-      fresh.addSchema({ $id: ROOT, $defs: rebase(doc.components.schemas) });
-      ajv = fresh;
-    }
-    v = ajv.compile(rebase(schema));
-    validators.set(key, v);
-  }
-  return v;
-}
-
-function resolve(value: Json): Json {
-  const $ref = value.$ref;
-  if (typeof $ref !== 'string') return value;
-  const [, section, name] = /^#\/components\/(\w+)\/(.+)$/.exec($ref)!;
-  return (doc.components as Record<string, Record<string, Json>>)[section!]![name!]!;
-}
-
 /** The documented path template of a concrete request path. */
 function template(path: string): string {
-  const match = Object.keys(doc.paths).find((t) => new RegExp(`^${t.replace(/\./g, '\\.').replace(/\{\w+\}/g, '[^/]+')}$`).test(path));
+  const match = conformance.template(path);
   expect(match, `${path}: not a path of the document`).toBeDefined();
   return match!;
 }
@@ -194,30 +164,11 @@ function template(path: string): string {
 async function conforms(test: Test): Promise<Response> {
   const res = await test;
   const req = (res as unknown as { req: { method: string; path: string } }).req;
-  const method = req.method.toLowerCase();
-  const path = template(new URL(req.path, 'http://x').pathname);
-  const op = doc.paths[path]![method];
-  expect(op, `${req.method} ${path}: no operation`).toBeDefined();
-  const documented = (op!.responses as Record<string, Json>)[String(res.status)];
-  expect(documented, `${req.method} ${path} answered ${res.status}, which it does not document: ${res.text}`).toBeDefined();
-  const response = resolve(documented!);
-  seen.add(`${req.method} ${path} ${res.status}`);
-
-  for (const [name, h] of Object.entries((response.headers ?? {}) as Record<string, Json>)) {
-    const expected = (h.schema as Json | undefined)?.const;
-    if (expected !== undefined) expect(res.headers[name.toLowerCase()], `${req.method} ${path} ${res.status}: ${name}`).toBe(expected);
-  }
-  const content = response.content as Record<string, Json> | undefined;
-  if (content === undefined) {
-    expect(res.text ?? '', `${req.method} ${path} ${res.status}: documented without a body`).toBe('');
-    return res;
-  }
-  const type = String(res.headers['content-type'] ?? '').split(';')[0]!.trim();
-  const media = content[type];
-  expect(media, `${req.method} ${path} ${res.status}: media type ${type} is not documented (${Object.keys(content).join(', ')})`).toBeDefined();
-  const body: unknown = type === 'text/plain' ? res.text : JSON.parse(res.text);
-  const v = validatorFor(`${method} ${path} ${res.status} ${type}`, media!.schema as Json);
-  expect(v(body), `${req.method} ${path} ${res.status} ${type}: ${ajv.errorsText(v.errors)}\n${res.text}`).toBe(true);
+  conformance ??= new Conformance(doc);
+  const path = new URL(req.path, 'http://x').pathname;
+  const problem = conformance.violation({ method: req.method, path, status: res.status, headers: res.headers, text: res.text ?? '' });
+  expect(problem).toBeUndefined();
+  seen.add(`${req.method} ${template(path)} ${res.status}`);
   return res;
 }
 
