@@ -13,6 +13,7 @@ import {
   type CreatedApp,
   type PageView,
   type Principal,
+  type RegenerateTokenInput,
   type UpdateAppInput,
 } from './core/management.js';
 import type { AppTokensOptions } from './core/options.js';
@@ -44,7 +45,7 @@ export interface AppsApi {
   /** One page of the metadata of the app's live tokens (`limit` 1–100, default 20). */
   listTokens(tenantId: string, appId: string, options?: { limit?: number; cursor?: string }): Promise<PageView<ApiTokenView>>;
   /** A new value for a token (new id; same name, scopes and lifetime; fresh expiry); the old value dies at once. */
-  regenerateToken(tenantId: string, appId: string, tokenId: string): Promise<IssuedApiToken>;
+  regenerateToken(tenantId: string, appId: string, tokenId: string, options?: RegenerateTokenInput): Promise<IssuedApiToken>;
   /** Delete one API token; it and the access tokens it minted die at once. */
   deleteToken(tenantId: string, appId: string, tokenId: string): Promise<void>;
   /** The app's audit log, newest first. */
@@ -154,8 +155,8 @@ export function createAppTokens(options: AppTokensOptions): AppTokens {
       delete: (tenantId, appId) => run(() => management.deleteApp(system(tenantId), appId)),
       createToken: (tenantId, appId, input) => run(() => management.createToken(system(tenantId), appId, input)),
       listTokens: (tenantId, appId, opts) => run(() => management.listTokens(system(tenantId), appId, opts)),
-      regenerateToken: (tenantId, appId, tokenId) =>
-        run(() => management.regenerateToken(system(tenantId), appId, tokenId)),
+      regenerateToken: (tenantId, appId, tokenId, opts) =>
+        run(() => management.regenerateToken(system(tenantId), appId, tokenId, opts)),
       deleteToken: (tenantId, appId, tokenId) => run(() => management.deleteToken(system(tenantId), appId, tokenId)),
       events: (tenantId, appId, opts) => run(() => management.listEvents(system(tenantId), appId, opts)),
     },

@@ -15,6 +15,7 @@ export type {
   CreatedApp,
   PageView,
   Principal,
+  RegenerateTokenInput,
   UpdateAppInput,
 } from './core/management.js';
 export type { AuditEvent } from './core/events.js';

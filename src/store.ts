@@ -152,8 +152,16 @@ export interface ReplaceApiTokenInput {
   reason: 'refreshed' | 'regenerated';
   /** The replacement, inserted in the same atomic step. */
   replacement: ApiTokenRecord;
-  /** The tombstone of the old token, written in the same atomic step. */
+  /**
+   * The tombstone of the old token, written in the same atomic step. With `retireAt` its
+   * `createdAt` is that instant: a tombstone takes effect from its `createdAt`.
+   */
   tombstone: Tombstone;
+  /**
+   * Rotation with a grace period: the old token is not revoked but retires at this instant — its
+   * `expiresAt` becomes the earlier of its own and this, and `replacedBy` is set.
+   */
+  retireAt?: Date;
 }
 
 /** Options of {@link Store.createApp}. */

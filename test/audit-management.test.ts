@@ -134,13 +134,17 @@ describe('finding 5: the audit log cannot be flooded', () => {
 
   it('refusals are recorded at most 20 per caller per minute; the rest are counted and reported with the next', async () => {
     const clock = new Clock();
-    const f = await fixture({ advanced: { now: clock.now } });
+    const warnings: string[] = [];
+    const logger = { warn: (_: object, msg?: string) => warnings.push(msg ?? ''), error: () => undefined };
+    const f = await fixture({ advanced: { now: clock.now }, logger });
     const reader = await principal(f, ['apps:read'], 'reader');
     for (let i = 0; i < 100; i++) {
       expect((await request(f.app).delete(`/apps/${reader.id}`).set(bearer(reader.jwt))).status).toBe(403);
     }
     const refused = () => f.events.filter((e) => e.type === 'management.refused');
     expect(refused()).toHaveLength(20);
+    // The flood is visible to the operator: one log line per caller per window, not one per call.
+    expect(warnings.filter((m) => m.startsWith('management refusals of this caller'))).toHaveLength(1);
     clock.advance(61);
     expect((await request(f.app).delete(`/apps/${reader.id}`).set(bearer(reader.jwt))).status).toBe(403);
     expect(refused()).toHaveLength(21);

@@ -570,6 +570,44 @@ export function storeContract(name: string, makeStore: () => Promise<MadeStore>)
           expect(seen).toEqual([[tombstone]]);
         });
 
+        it('with retireAt (a grace period): the old token stays active until then, replacedBy set, the deadline tombstone written and emitted', async () => {
+          const { app, tokens } = await seedApp();
+          const old = tokens[0]!;
+          const replacement = replacementOf(old);
+          const tombstone = makeTombstone('api_token', old.id, { createdAt: at(2 * HOUR), expiresAt: at(4 * HOUR) });
+          const seen = listen();
+          const ok = await store.replaceApiToken({
+            tenantId: app.tenantId,
+            oldId: old.id,
+            expectedHash: old.hash,
+            reason: 'regenerated',
+            replacement,
+            tombstone,
+            retireAt: at(2 * HOUR),
+          });
+          expect(ok).toBe(true);
+          expect(await store.getApiToken(app.tenantId, old.id)).toEqual({ ...old, expiresAt: at(2 * HOUR), replacedBy: replacement.id });
+          expect(await store.getApiToken(app.tenantId, replacement.id)).toEqual(replacement);
+          expect(seen).toEqual([[tombstone]]);
+          // An earlier expiry is kept: the deadline never extends a token.
+          const { app: app2, tokens: t2 } = await seedApp();
+          const short = makeToken(app2, { hash: 'short'.padEnd(64, '0'), expiresAt: at(HOUR) });
+          await store.createApiToken(short);
+          expect(
+            await store.replaceApiToken({
+              tenantId: app2.tenantId,
+              oldId: short.id,
+              expectedHash: short.hash,
+              reason: 'regenerated',
+              replacement: replacementOf(short),
+              tombstone: makeTombstone('api_token', short.id, { createdAt: at(2 * HOUR), expiresAt: at(4 * HOUR) }),
+              retireAt: at(2 * HOUR),
+            }),
+          ).toBe(true);
+          expect((await store.getApiToken(app2.tenantId, short.id))?.expiresAt).toEqual(at(HOUR));
+          expect(t2).toHaveLength(1);
+        });
+
         it('returns false and changes nothing when the hash does not match', async () => {
           const { app, tokens } = await seedApp();
           const old = tokens[0]!;

@@ -232,11 +232,19 @@ export class MemoryStore implements Store {
   /** @inheritDoc */
   async replaceApiToken(input: ReplaceApiTokenInput): Promise<boolean> {
     this.#assertOpen();
-    const { tenantId, oldId, expectedHash, reason, replacement, tombstone } = input;
+    const { tenantId, oldId, expectedHash, reason, replacement, tombstone, retireAt } = input;
     const old = this.#tokens.get(oldId);
     if (!old || old.tenantId !== tenantId || old.hash !== expectedHash || old.revokedAt !== null) return false;
     // Check the replacement before writing anything, so a conflict leaves the old token active.
     this.#assertTokensAreNew([replacement]);
+    if (retireAt !== undefined) {
+      const expiresAt = old.expiresAt !== null && old.expiresAt < retireAt ? old.expiresAt : retireAt;
+      this.#tokens.set(oldId, { ...old, expiresAt: new Date(expiresAt.getTime()), replacedBy: replacement.id });
+      this.#putToken({ ...replacement, familyId: old.familyId! });
+      this.#putTombstone(tombstone);
+      this.#feed.emit([structuredClone(tombstone)]);
+      return true;
+    }
     this.#tokens.set(oldId, {
       ...old,
       revokedAt: new Date(tombstone.createdAt.getTime()),

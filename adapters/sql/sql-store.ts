@@ -325,14 +325,23 @@ export class SqlStore implements Store {
   /** @inheritDoc */
   async replaceApiToken(input: ReplaceApiTokenInput): Promise<boolean> {
     const db = await this.#ready();
-    const { tenantId, oldId, expectedHash, reason, replacement, tombstone } = input;
+    const { tenantId, oldId, expectedHash, reason, replacement, tombstone, retireAt } = input;
+    const retiring = retireAt !== undefined;
     let swapped: boolean;
     try {
       swapped = await db.transaction().execute(async (trx) => {
-        // The compare-and-swap: only one caller can flip revoked_at from NULL.
+        // The compare-and-swap: only one caller can flip revoked_at from NULL (or, with a grace
+        // period, set replaced_by on a still active token).
         const result = await trx
           .updateTable('api_tokens')
-          .set({ revoked_at: tombstone.createdAt.getTime(), revoked_reason: reason, replaced_by: replacement.id })
+          .set(
+            retiring
+              ? {
+                  replaced_by: replacement.id,
+                  expires_at: sql<number>`case when expires_at is not null and expires_at < ${retireAt.getTime()} then expires_at else ${retireAt.getTime()} end`,
+                }
+              : { revoked_at: tombstone.createdAt.getTime(), revoked_reason: reason, replaced_by: replacement.id },
+          )
           .where('id', '=', oldId)
           .where('tenant_id', '=', tenantId)
           .where('hash', '=', expectedHash)

@@ -48,6 +48,15 @@ export interface CreateTokenInput {
   scopes?: string[] | undefined;
 }
 
+/** Input of {@link AppManagement.regenerateToken}. */
+export interface RegenerateTokenInput {
+  /**
+   * Seconds the old value keeps working (token endpoint, bearer, refresh) before it retires, on
+   * every instance, with the access tokens it minted; 0–86400. Default: 0 (it dies at once).
+   */
+  gracePeriod?: number | undefined;
+}
+
 /** Input of {@link AppManagement.updateApp}: only these fields are editable. */
 export type UpdateAppInput = AppPatch;
 
@@ -109,6 +118,8 @@ interface RefusalWindow {
   start: number;
   recorded: number;
   suppressed: number;
+  /** Whether this window's suppression was logged (once per caller per window). */
+  logged: boolean;
 }
 
 export class AppManagement {
@@ -226,11 +237,17 @@ export class AppManagement {
    * A new value for a token: same name, scopes and lifetime (a fresh expiry), a new id; the old
    * value and every access token it minted die in the same atomic step.
    */
-  regenerateToken(p: Principal, appId: string, tokenId: string): Promise<IssuedApiToken> {
+  regenerateToken(p: Principal, appId: string, tokenId: string, options: RegenerateTokenInput = {}): Promise<IssuedApiToken> {
     return this.#audited(p, 'regenerate_token', appId, async () => {
+      const grace = checkGracePeriod(options.gracePeriod);
       const app = await this.#app(p, appId);
       this.#assertMayActOn(p, app);
       const old = await this.#liveToken(app, tokenId);
+      if (old.replacedBy !== null) {
+        throw new AppTokensError('conflict', `tokenId: token ${printable(tokenId)} is retiring (already regenerated); regenerate its successor`, {
+          field: 'tokenId',
+        });
+      }
       // An expired token is dead everywhere (refresh refuses it too): a new value must not revive it.
       if (old.expiresAt !== null && old.expiresAt <= this.#now()) {
         throw new AppTokensError('conflict', `tokenId: token ${printable(tokenId)} expired at ${old.expiresAt.toISOString()}; issue a new token or delete it`, {
@@ -238,9 +255,17 @@ export class AppManagement {
         });
       }
       this.#assertMayGrant(p, old.scopes ?? app.scopes, 'scopes');
-      const { record, value, swapped } = await this.#swap(old, 'regenerated');
+      const retireAt = grace > 0 ? new Date(this.#now().getTime() + grace * 1000) : undefined;
+      const { record, value, swapped } = await this.#swap(old, 'regenerated', retireAt);
       if (!swapped) throw notFound('token', tokenId);
-      this.#event(p, 'token.regenerated', app.id, record.id, { previousTokenId: old.id });
+      // The old record's expiry just moved: this process forgets the copy it may hold, so that
+      // access tokens minted from it meanwhile never outlive the deadline (the deadline's tombstone
+      // kills them everywhere in any case; another instance's copy is at most clientCacheTtl old).
+      if (retireAt) this.#s.forgetClient(app.id);
+      this.#event(p, 'token.regenerated', app.id, record.id, {
+        previousTokenId: old.id,
+        ...(retireAt ? { gracePeriod: grace, previousRetiresAt: retireAt.toISOString() } : {}),
+      });
       return { token: tokenView(record, this.#now()), value };
     });
   }
@@ -358,11 +383,19 @@ export class AppManagement {
     const nowMs = this.#now().getTime();
     let w = this.#refusals.get(key);
     if (w === undefined || nowMs - w.start >= REFUSAL_WINDOW_MS) {
-      w = { start: nowMs, recorded: 0, suppressed: w?.suppressed ?? 0 };
+      w = { start: nowMs, recorded: 0, suppressed: w?.suppressed ?? 0, logged: false };
       this.#refusals.set(key, w);
     }
     if (w.recorded >= REFUSALS_PER_WINDOW) {
       w.suppressed++;
+      if (!w.logged) {
+        // One line per caller per window, so that the operator sees the flood the log does not hold.
+        w.logged = true;
+        this.#s.log.warn(
+          { tenantId: p.tenantId, actorId: p.actorId, recorded: REFUSALS_PER_WINDOW, windowSeconds: REFUSAL_WINDOW_MS / 1000 },
+          'management refusals of this caller are no longer audited until the window ends; the next audited one carries data.suppressedBefore',
+        );
+      }
       return;
     }
     w.recorded++;
@@ -414,7 +447,8 @@ export class AppManagement {
     const page = await this.#s.options.store.listActiveApiTokens(app.tenantId, app.id, options);
     const now = this.#now();
     return {
-      items: page.items.map((t) => {
+      // A token that retired after a grace period has been replaced: it is no longer listed.
+      items: page.items.filter((t) => !(t.replacedBy !== null && t.expiresAt !== null && t.expiresAt <= now)).map((t) => {
         // Uses not yet flushed count too: the batch is a write optimisation, not a delay users see.
         const pending = this.#s.lastUsed.pending(t.id);
         return tokenView(pending && (!t.lastUsedAt || pending > t.lastUsedAt) ? { ...t, lastUsedAt: pending } : t, now);
@@ -491,9 +525,12 @@ export class AppManagement {
   async #swap(
     old: ApiTokenRecord,
     reason: 'regenerated' | 'refreshed',
+    retireAt?: Date,
   ): Promise<{ record: ApiTokenRecord; value: string; swapped: boolean }> {
     const now = this.#now();
-    const lifetime = old.expiresAt === null ? null : old.expiresAt.getTime() - old.createdAt.getTime();
+    // A retiring token's expiry is its grace deadline: its lifetime is its successor's.
+    const model = old.replacedBy !== null ? ((await this.#s.options.store.getApiToken(old.tenantId, old.replacedBy)) ?? old) : old;
+    const lifetime = model.expiresAt === null ? null : model.expiresAt.getTime() - model.createdAt.getTime();
     const expiresAt = lifetime === null ? null : new Date(now.getTime() + lifetime);
     const { record, value } = this.#record(old.appId, old.tenantId, old.name, old.scopes, now, expiresAt);
     const swapped = await this.#s.options.store.replaceApiToken({
@@ -502,7 +539,10 @@ export class AppManagement {
       expectedHash: old.hash,
       reason,
       replacement: record,
-      tombstone: this.#s.tombstone('api_token', old.id, old.tenantId),
+      // With a grace period the tombstone takes effect at the deadline: then the old value and every
+      // access token it minted die, on every instance, whatever their own expiry.
+      tombstone: this.#s.tombstone('api_token', old.id, old.tenantId, retireAt),
+      ...(retireAt ? { retireAt } : {}),
     });
     return { record, value, swapped };
   }
@@ -542,6 +582,14 @@ function tenantOf(p: Principal): string {
     throw invalid('tenantId', 'must be 1–128 letters, digits, ".", "_", ":" or "-", starting with a letter or digit');
   }
   return p.tenantId;
+}
+
+function checkGracePeriod(value: unknown): number {
+  if (value === undefined) return 0;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > 86_400) {
+    throw invalid('gracePeriod', 'must be a whole number of seconds from 0 to 86400');
+  }
+  return value;
 }
 
 function checkLimit(limit: number | undefined): number {

@@ -26,6 +26,8 @@ export class RevocationView {
     api_token: new Map(),
     access_token: new Map(),
   };
+  /** `${kind}\0${id}` → epoch ms from which a tombstone written ahead of time takes effect. */
+  readonly #notBefore = new Map<string, number>();
   #unsubscribe: (() => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #lastSync = 0;
@@ -59,10 +61,20 @@ export class RevocationView {
     this.#purge(now.getTime());
   }
 
-  /** Record tombstones. Idempotent. */
+  /**
+   * Record tombstones. Idempotent. A tombstone takes effect from its `createdAt`: one written
+   * ahead of time (a rotation's grace deadline) kills from then on; the earliest one of an id wins.
+   */
   add(tombstones: readonly Tombstone[]): void {
+    const nowMs = this.#options.now().getTime();
     for (const t of tombstones) {
       const map = this.#dead[t.kind];
+      const key = `${t.kind}\u0000${t.id}`;
+      const from = t.createdAt.getTime();
+      const known = map.has(t.id);
+      const pending = this.#notBefore.get(key);
+      if (from <= nowMs) this.#notBefore.delete(key);
+      else if (!known || pending !== undefined) this.#notBefore.set(key, Math.min(pending ?? Infinity, from));
       const expiresAt = t.expiresAt.getTime();
       if ((map.get(t.id) ?? 0) < expiresAt) map.set(t.id, expiresAt);
     }
@@ -70,11 +82,15 @@ export class RevocationView {
 
   /** Is a credential of this app, API token or jti revoked? */
   isRevoked(appId: string, apiTokenId: string, jti?: string): boolean {
-    return (
-      this.#dead.app.has(appId) ||
-      this.#dead.api_token.has(apiTokenId) ||
-      (jti !== undefined && this.#dead.access_token.has(jti))
-    );
+    return this.#hit('app', appId) || this.#hit('api_token', apiTokenId) || (jti !== undefined && this.#hit('access_token', jti));
+  }
+
+  #hit(kind: TombstoneKind, id: string): boolean {
+    if (!this.#dead[kind].has(id)) return false;
+    // The hot path: no tombstone is waiting for its time.
+    if (this.#notBefore.size === 0) return true;
+    const from = this.#notBefore.get(`${kind}\u0000${id}`);
+    return from === undefined || from <= this.#options.now().getTime();
   }
 
   /** Number of live tombstones held, by kind (for diagnostics and tests). */
@@ -94,8 +110,14 @@ export class RevocationView {
   }
 
   #purge(nowMs: number): void {
-    for (const map of Object.values(this.#dead)) {
-      for (const [id, expiresAt] of map) if (expiresAt <= nowMs) map.delete(id);
+    for (const [kind, map] of Object.entries(this.#dead)) {
+      for (const [id, expiresAt] of map) {
+        if (expiresAt <= nowMs) {
+          map.delete(id);
+          this.#notBefore.delete(`${kind}\u0000${id}`);
+        }
+      }
     }
+    for (const [key, from] of this.#notBefore) if (from <= nowMs) this.#notBefore.delete(key);
   }
 }

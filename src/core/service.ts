@@ -612,7 +612,10 @@ export class AppTokensService {
   /** Event retention: a run at start, then hourly; a failed run waits for the next. */
   #startRetention(): void {
     if (this.options.events.retention === null) return;
-    const run = () => void this.events.prune().catch(() => undefined);
+    const run = () =>
+      void this.events.prune().catch((error: unknown) => {
+        this.log.warn({ error: error instanceof Error ? error.message : String(error) }, 'audit-event retention run failed; retrying at the next run');
+      });
     run();
     this.#retention = setInterval(run, PRUNE_INTERVAL_MS);
     this.#retention.unref();
@@ -643,9 +646,9 @@ export class AppTokensService {
   }
 
   /** A tombstone kept until the last access token it could kill has expired (plus leeway). */
-  tombstone(kind: Tombstone['kind'], id: string, tenantId: string): Tombstone {
-    const now = this.options.advanced.now();
-    return { kind, id, tenantId, createdAt: now, expiresAt: this.#tombstoneExpiry(now) };
+  tombstone(kind: Tombstone['kind'], id: string, tenantId: string, effectiveAt?: Date): Tombstone {
+    const from = effectiveAt ?? this.options.advanced.now();
+    return { kind, id, tenantId, createdAt: from, expiresAt: this.#tombstoneExpiry(from) };
   }
 
   #tombstoneExpiry(now: Date): Date {

@@ -37,8 +37,11 @@ export interface ApiTokenView {
   creationDate: string;
   expirationDate: string | null;
   lastUsedDate: string | null;
-  /** `expired`: past its expiration date, refused everywhere; delete it or issue another. */
-  status: 'active' | 'expired';
+  /**
+   * `expired`: past its expiration date, refused everywhere; delete it or issue another.
+   * `retiring`: regenerated with a grace period; it works until `expirationDate`, then retires.
+   */
+  status: 'active' | 'retiring' | 'expired';
 }
 
 /** A secret value with the token it belongs to: shown once. */
@@ -73,6 +76,6 @@ export function tokenView(token: ApiTokenRecord, now: Date): ApiTokenView {
     creationDate: token.createdAt.toISOString(),
     expirationDate: token.expiresAt?.toISOString() ?? null,
     lastUsedDate: token.lastUsedAt?.toISOString() ?? null,
-    status: token.expiresAt !== null && token.expiresAt <= now ? 'expired' : 'active',
+    status: token.expiresAt !== null && token.expiresAt <= now ? 'expired' : token.replacedBy !== null && token.revokedAt === null ? 'retiring' : 'active',
   };
 }

@@ -20,6 +20,7 @@ import { refreshBody } from './routes/refresh-token.js';
 import { revocationForm } from './routes/revoke.js';
 import { clientCredentialsForm, tokenExchangeForm } from './routes/token.js';
 import { updateAppBody } from './routes/update-app.js';
+import { regenerateTokenBody } from './routes/regenerate-token.js';
 
 /** A JSON Schema or any other JSON object of the document. */
 type Json = Record<string, unknown>;
@@ -64,6 +65,7 @@ const refreshRequest = refreshBody.extend({
 const REQUEST_SCHEMAS = {
   CreateAppRequest: createAppBody,
   CreateTokenRequest: tokenInput,
+  RegenerateTokenRequest: regenerateTokenBody,
   UpdateAppRequest: updateAppBody,
   RefreshRequest: refreshRequest,
   ClientCredentialsForm: clientCredentialsForm,
@@ -216,7 +218,8 @@ const MANAGEMENT_DOCS: Record<string, ManagementDoc> = {
   },
   'post /apps/:id/tokens/:tokenId/regenerate': {
     operationId: 'regenerateToken',
-    summary: 'A new value for a token; the old value dies at once',
+    summary: 'A new value for a token; the old value dies at once, or after gracePeriod seconds',
+    body: 'RegenerateTokenRequest',
     ok: { status: 200, schema: 'IssuedApiToken', secret: true },
     conflict: true,
   },

@@ -48,7 +48,9 @@ export const apiTokenViewSchema = z
     creationDate: isoDate,
     expirationDate: isoDate.nullable(),
     lastUsedDate: isoDate.nullable(),
-    status: z.enum(['active', 'expired']).meta({ description: 'expired: past its expiration date, refused everywhere' }),
+    status: z
+      .enum(['active', 'retiring', 'expired'])
+      .meta({ description: 'expired: past its expiration date, refused everywhere; retiring: regenerated with a grace period, works until expirationDate' }),
   })
   .meta({ description: 'API-token metadata; never the value.' });
 
