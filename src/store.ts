@@ -326,7 +326,11 @@ export interface Store {
 
   // ---- revocation ---------------------------------------------------------------------------
 
-  /** Write tombstones (idempotent on kind + id) and emit them to listeners. */
+  /**
+   * Write tombstones and emit them to listeners. One per kind + id: writing another merges into it,
+   * keeping the earlier `createdAt` (a tombstone takes effect from its `createdAt`) and the later
+   * `expiresAt`.
+   */
   addTombstones(tombstones: Tombstone[]): Promise<void>;
   /** Tombstones not yet expired at `now`, created at or after `since` when given. */
   listTombstones(now: Date, since?: Date): Promise<Tombstone[]>;

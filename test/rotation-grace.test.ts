@@ -109,6 +109,19 @@ describe('issue 13 item 4: regenerate with a grace period', () => {
     expect((await tokenRequest(f.app, target.app.id, target.value)).status).toBe(401);
   });
 
+  it('deleting a retiring token kills it and its access tokens at once, also after a restart (the tombstones merge to the earlier time)', async () => {
+    const clock = new Clock();
+    const { f, admin, target } = await fixture(clock);
+    const jwt = await accessToken(f.app, target.app.id, target.value);
+    expect((await regenerate(f.app, admin, target.app.id, target.token.id, { gracePeriod: 3600 })).status).toBe(200);
+    expect((await request(f.app).delete(`/apps/${target.app.id}/tokens/${target.token.id}`).set(bearer(admin))).status).toBe(204);
+    expect((await tokenRequest(f.app, target.app.id, target.value)).status).toBe(401);
+    expect((await request(f.app).get('/stamps').set(bearer(jwt))).status).toBe(401);
+    const restarted = await f.restart({ advanced: { now: clock.now } });
+    closers.splice(0, 1, () => restarted.cleanup());
+    expect((await request(restarted.app).get('/stamps').set(bearer(jwt))).status).toBe(401);
+  });
+
   it('two instances on one PostgreSQL database: the old value works on both until the deadline, and dies on both on time', async () => {
     const url = await freshDatabase(inject('postgresUrl'));
     const clock = new Clock();

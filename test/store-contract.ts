@@ -1240,6 +1240,14 @@ export function storeContract(name: string, makeStore: () => Promise<MadeStore>)
         expect(list).toHaveLength(2);
       });
 
+      it('a second tombstone of a kind and id merges: the earlier createdAt (effective from then), the later expiresAt', async () => {
+        const deadline = makeTombstone('api_token', 'tok_grace', { createdAt: at(2 * HOUR), expiresAt: at(4 * HOUR) });
+        await store.addTombstones([deadline]);
+        await store.addTombstones([{ ...deadline, createdAt: at(HOUR), expiresAt: at(3 * HOUR) }]);
+        await store.addTombstones([{ ...deadline, createdAt: at(3 * HOUR), expiresAt: at(5 * HOUR) }]);
+        expect((await store.listTombstones(at(0))).filter((t) => t.id === 'tok_grace')).toEqual([{ ...deadline, createdAt: at(HOUR), expiresAt: at(5 * HOUR) }]);
+      });
+
       it('listTombstones leaves out tombstones expired at now (expiresAt <= now)', async () => {
         const live = makeTombstone('access_token', 'live', { expiresAt: at(HOUR + 1) });
         const boundary = makeTombstone('access_token', 'boundary', { expiresAt: at(HOUR) });

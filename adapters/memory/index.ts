@@ -497,9 +497,16 @@ export class MemoryStore implements Store {
   }
 
   /** Insert unless a tombstone of that kind and id exists (the first one wins). */
+  /** One per kind and id: a second merges (the earlier createdAt, the later expiresAt). */
   #putTombstone(tombstone: Tombstone): void {
     const key = `${tombstone.kind}\u0000${tombstone.id}`;
-    if (!this.#tombstones.has(key)) this.#tombstones.set(key, structuredClone(tombstone));
+    const known = this.#tombstones.get(key);
+    if (!known) {
+      this.#tombstones.set(key, structuredClone(tombstone));
+      return;
+    }
+    if (tombstone.createdAt < known.createdAt) known.createdAt = new Date(tombstone.createdAt.getTime());
+    if (tombstone.expiresAt > known.expiresAt) known.expiresAt = new Date(tombstone.expiresAt.getTime());
   }
 }
 

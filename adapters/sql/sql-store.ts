@@ -669,11 +669,31 @@ async function assertTokensAreNew(db: Kysely<Database>, tokens: readonly ApiToke
 }
 
 async function insertTombstones(db: Kysely<Database>, tombstones: readonly Tombstone[]): Promise<void> {
-  for (const part of chunk(tombstones, CHUNK / 5)) {
+  // PostgreSQL refuses to upsert one row twice in a statement: merge repeats within the batch first.
+  const merged = new Map<string, Tombstone>();
+  for (const t of tombstones) {
+    const key = `${t.kind}\u0000${t.id}`;
+    const known = merged.get(key);
+    merged.set(
+      key,
+      known === undefined
+        ? t
+        : { ...t, createdAt: t.createdAt < known.createdAt ? t.createdAt : known.createdAt, expiresAt: t.expiresAt > known.expiresAt ? t.expiresAt : known.expiresAt },
+    );
+  }
+  for (const part of chunk([...merged.values()], CHUNK / 5)) {
+    // One tombstone per kind and id: a second one merges, taking effect from the earlier createdAt
+    // (a token deleted during its rotation's grace period dies now, not at the deadline) and
+    // lasting to the later expiresAt. CASE is portable where least()/min() are not.
     await db
       .insertInto('tombstones')
       .values(part.map(tombstoneToRow))
-      .onConflict((oc) => oc.columns(['kind', 'id']).doNothing())
+      .onConflict((oc) =>
+        oc.columns(['kind', 'id']).doUpdateSet({
+          created_at: sql`case when excluded.created_at < tombstones.created_at then excluded.created_at else tombstones.created_at end`,
+          expires_at: sql`case when excluded.expires_at > tombstones.expires_at then excluded.expires_at else tombstones.expires_at end`,
+        }),
+      )
       .execute();
   }
 }
