@@ -7,7 +7,7 @@
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../src/index.js';
-import { CATALOGUE, accessToken, expectProblem, setup, tokenRequest, type Fixture } from './helpers.js';
+import { CATALOGUE, accessToken, expectProblem, setup, tokenRequest, Clock, type Fixture } from './helpers.js';
 
 const fixtures: Fixture[] = [];
 afterEach(async () => {
@@ -15,15 +15,6 @@ afterEach(async () => {
 });
 
 const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
-
-/** A controllable clock for `advanced.now`. */
-class Clock {
-  t = Date.now();
-  readonly now = (): Date => new Date(this.t);
-  advance(seconds: number): void {
-    this.t += seconds * 1000;
-  }
-}
 
 async function fixture(options: Parameters<typeof setup>[0] = {}) {
   const events: AuditEvent[] = [];

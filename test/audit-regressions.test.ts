@@ -8,11 +8,9 @@ import { createHash } from 'node:crypto';
 import express, { type Express } from 'express';
 import passport from 'passport';
 import request from 'supertest';
-import { afterEach, describe, expect, inject, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createMemoryStore } from '../adapters/memory/index.js';
-import { createPostgresStore } from '../adapters/sql/index.js';
-import { createAppTokens, type AppTokens, type AuditEvent, type Store } from '../src/index.js';
-import { freshDatabase } from './postgres-server.js';
+import { createAppTokens, type AuditEvent, type Store } from '../src/index.js';
 import {
   CATALOGUE,
   ISSUER,
@@ -23,6 +21,8 @@ import {
   hostApp,
   setup,
   tokenRequest,
+  Clock,
+  postgresInstances,
   type Fixture,
 } from './helpers.js';
 
@@ -35,15 +35,6 @@ afterEach(async () => {
 
 const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 const sha256 = (value: string) => createHash('sha256').update(value).digest();
-
-/** A controllable clock for `advanced.now`. */
-class Clock {
-  t = Date.now();
-  readonly now = (): Date => new Date(this.t);
-  advance(seconds: number): void {
-    this.t += seconds * 1000;
-  }
-}
 
 /** A logger that keeps what it is told. */
 function recordingLogger() {
@@ -302,27 +293,12 @@ describe('finding 2: reuse of a refreshed token is detected at every door (RFC 9
   });
 
   it('two instances on one PostgreSQL database presented T at once: T′ dies and the reuse is audited once in all', async () => {
-    const url = await freshDatabase(inject('postgresUrl'));
     const clock = new Clock();
     const events: AuditEvent[] = [];
-    const instances: AppTokens[] = [];
-    for (let i = 0; i < 2; i++) {
-      const store = createPostgresStore({ connectionString: url });
-      const auth = createAppTokens({
-        store,
-        issuer: ISSUER,
-        scopes: CATALOGUE,
-        onEvent: (e) => events.push(e),
-        advanced: { now: clock.now, revocationSyncInterval: 0, lastUsedFlushInterval: 0 },
-      });
-      closers.push(async () => {
-        await auth.close();
-        await store.close();
-      });
-      await auth.ready();
-      instances.push(auth);
-    }
-    const [a, b] = instances.map(hostApp) as [Express, Express];
+    const pg = await postgresInstances(2, { onEvent: (e) => events.push(e), advanced: { now: clock.now } });
+    closers.push(pg.close);
+    const { instances } = pg;
+    const [a, b] = pg.apps as [Express, Express];
     const created = await instances[0]!.apps.create({ tenantId: 'acme', name: 'victim', scopes: ['notarization:read'] });
     const next = await refresh(a, created.app.id, created.value);
     expect(next.status).toBe(200);

@@ -9,10 +9,11 @@ import { join } from 'node:path';
 import express, { type Express } from 'express';
 import request, { type Response } from 'supertest';
 import { importJWK, type CryptoKey } from 'jose';
-import { expect } from 'vitest';
+import { expect, inject } from 'vitest';
 import { AppTokensError } from '../src/core/errors.js';
 import { createAppTokens, type AppTokens, type AppTokensOptions, type Store } from '../src/index.js';
-import { createSqliteStore } from '../adapters/sql/index.js';
+import { createPostgresStore, createSqliteStore } from '../adapters/sql/index.js';
+import { freshDatabase } from './postgres-server.js';
 import { createMemoryStore } from '../adapters/memory/index.js';
 import { EXAMPLE_SCOPES } from '../src/cli.js';
 import { isOurPath } from '../src/http/router.js';
@@ -135,6 +136,49 @@ export async function setup(options: FixtureOptions = {}, dir = mkdtempSync(join
     },
   };
   return fixture;
+}
+
+/** A controllable clock for `advanced.now`. */
+export class Clock {
+  t = Date.now();
+  readonly now = (): Date => new Date(this.t);
+  advance(seconds: number): void {
+    this.t += seconds * 1000;
+  }
+}
+
+/**
+ * `count` instances on one fresh PostgreSQL database (the shared test server), each with its host
+ * app; `close()` closes them all. Revocations travel by LISTEN/NOTIFY only (no periodic sync).
+ */
+export async function postgresInstances(
+  count: number,
+  options: Partial<Omit<AppTokensOptions, 'store'>> = {},
+): Promise<{ instances: AppTokens[]; apps: Express[]; close: () => Promise<void> }> {
+  const url = await freshDatabase(inject('postgresUrl'));
+  const made: Array<{ auth: AppTokens; store: Store }> = [];
+  for (let i = 0; i < count; i++) {
+    const store = createPostgresStore({ connectionString: url });
+    const auth = createAppTokens({
+      store,
+      issuer: ISSUER,
+      scopes: CATALOGUE,
+      ...options,
+      advanced: { revocationSyncInterval: 0, lastUsedFlushInterval: 0, ...options.advanced },
+    });
+    made.push({ auth, store });
+    await auth.ready();
+  }
+  return {
+    instances: made.map((m) => m.auth),
+    apps: made.map((m) => hostApp(m.auth)),
+    async close() {
+      for (const { auth, store } of made) {
+        await auth.close().catch(() => undefined);
+        await store.close().catch(() => undefined);
+      }
+    },
+  };
 }
 
 /** Create an app and return its client credentials. */

@@ -5,24 +5,14 @@
  */
 import request from 'supertest';
 import type { Express } from 'express';
-import { afterEach, describe, expect, inject, it } from 'vitest';
-import { createPostgresStore } from '../adapters/sql/index.js';
-import { createAppTokens, type AppTokens } from '../src/index.js';
-import { freshDatabase } from './postgres-server.js';
-import { CATALOGUE, ISSUER, accessToken, expectProblem, hostApp, setup, tokenRequest, type Fixture } from './helpers.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { AppTokens } from '../src/index.js';
+import { CATALOGUE, accessToken, expectProblem, setup, tokenRequest, Clock, postgresInstances, type Fixture } from './helpers.js';
 
 const closers: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const c of closers.splice(0)) await c();
 });
-
-class Clock {
-  t = Date.now();
-  readonly now = (): Date => new Date(this.t);
-  advance(seconds: number): void {
-    this.t += seconds * 1000;
-  }
-}
 
 const bearer = (t: string) => ({ Authorization: `Bearer ${t}` });
 
@@ -123,20 +113,11 @@ describe('issue 13 item 4: regenerate with a grace period', () => {
   });
 
   it('two instances on one PostgreSQL database: the old value works on both until the deadline, and dies on both on time', async () => {
-    const url = await freshDatabase(inject('postgresUrl'));
     const clock = new Clock();
-    const instances: AppTokens[] = [];
-    for (let i = 0; i < 2; i++) {
-      const store = createPostgresStore({ connectionString: url });
-      const auth = createAppTokens({ store, issuer: ISSUER, scopes: CATALOGUE, advanced: { now: clock.now, revocationSyncInterval: 0, lastUsedFlushInterval: 0 } });
-      closers.push(async () => {
-        await auth.close();
-        await store.close();
-      });
-      await auth.ready();
-      instances.push(auth);
-    }
-    const [a, b] = instances.map(hostApp) as [Express, Express];
+    const pg = await postgresInstances(2, { advanced: { now: clock.now } });
+    closers.push(pg.close);
+    const { instances } = pg;
+    const [a, b] = pg.apps as [Express, Express];
     const target = await instances[0]!.apps.create({ tenantId: 'acme', name: 'rotating', scopes: ['notarization:read'] });
     const jwtOnB = await accessToken(b, target.app.id, target.value);
     expect((await request(b).get('/stamps').set(bearer(target.value))).status).toBe(200);

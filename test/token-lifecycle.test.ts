@@ -21,6 +21,7 @@ import {
   setup,
   tokenRequest,
   type Fixture,
+  Clock,
   type FixtureOptions,
 } from './helpers.js';
 
@@ -33,15 +34,6 @@ const TARGET_SCOPES = ['notarization:read', 'notarization:write'];
 
 const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
-
-/** A controllable clock for `advanced.now`. */
-class Clock {
-  t = Date.now();
-  readonly now = (): Date => new Date(this.t);
-  advance(seconds: number): void {
-    this.t += seconds * 1000;
-  }
-}
 
 interface Ctx {
   f: Fixture;
