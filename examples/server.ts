@@ -8,17 +8,19 @@
  * (sqlite:./data/app-tokens.db; also memory: and postgres://…), RATE_LIMIT (600/60: points per
  * seconds, per app per endpoint), KEY_ENCRYPTION_SECRET (optional: seals signing keys at rest),
  * SIGNING_ALGORITHM (RS256, ES256 or EdDSA; the CLI's rotate-keys reads it too, so both make keys
- * of one type).
+ * of one type), SECRET_SCANNING_KEYS_URL (optional: when set, `POST /secret-scanning` receives
+ * GitHub secret scanning reports, verified with the key list at that URL, GitHub's being
+ * https://api.github.com/meta/public_keys/secret_scanning; leaked tokens are revoked).
  */
 import { realpathSync } from 'node:fs';
 import { createServer, type ServerOptions } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import express, { type Express } from 'express';
 import { createAppTokens, type AppTokens } from '../src/index.js';
-import { EXAMPLE_SCOPES } from '../src/cli.js';
+import { EXAMPLE_ROLES, EXAMPLE_SCOPES } from '../src/cli.js';
 import { DEFAULT_DATABASE_URL, openStore } from '../src/database-url.js';
 
-export { EXAMPLE_SCOPES };
+export { EXAMPLE_ROLES, EXAMPLE_SCOPES };
 
 /** The example's environment, validated. */
 export interface ExampleConfig {
@@ -28,6 +30,8 @@ export interface ExampleConfig {
   rateLimit: { points: number; duration: number };
   keyEncryptionSecret: string | undefined;
   signingAlgorithm: SigningAlgorithm | undefined;
+  /** SECRET_SCANNING_KEYS_URL: mount `POST /secret-scanning` with this key list; unset: not mounted. */
+  secretScanningKeysUrl: string | undefined;
 }
 
 const SIGNING_ALGORITHMS = ['RS256', 'ES256', 'EdDSA'] as const;
@@ -50,6 +54,10 @@ export function readConfig(env: NodeJS.ProcessEnv): ExampleConfig {
   if (algorithm !== undefined && !(SIGNING_ALGORITHMS as readonly string[]).includes(algorithm)) {
     throw new Error(`SIGNING_ALGORITHM: must be RS256, ES256 or EdDSA, got '${algorithm}'`);
   }
+  const keysUrl = env.SECRET_SCANNING_KEYS_URL || undefined;
+  if (keysUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(keysUrl)) {
+    throw new Error(`SECRET_SCANNING_KEYS_URL: must be the URL of a key list, such as https://api.github.com/meta/public_keys/secret_scanning, got '${keysUrl}'`);
+  }
   return {
     port,
     issuer: env.ISSUER || `http://localhost:${port}`,
@@ -57,11 +65,16 @@ export function readConfig(env: NodeJS.ProcessEnv): ExampleConfig {
     rateLimit: { points: Number(rate[1]), duration: Number(rate[2]) },
     keyEncryptionSecret: env.KEY_ENCRYPTION_SECRET || undefined,
     signingAlgorithm: algorithm as SigningAlgorithm | undefined,
+    secretScanningKeysUrl: keysUrl,
   };
 }
 
 /** The host app: public health check, the library's routes, and three protected routes. */
-export function createExampleApp(auth: AppTokens, rateLimit: { points: number; duration: number } = { points: 600, duration: 60 }): Express {
+export function createExampleApp(
+  auth: AppTokens,
+  rateLimit: { points: number; duration: number } = { points: 600, duration: 60 },
+  secretScanningKeysUrl?: string,
+): Express {
   const app = express();
   app.disable('x-powered-by');
   app.get('/health', (_req, res) => {
@@ -74,11 +87,17 @@ export function createExampleApp(auth: AppTokens, rateLimit: { points: number; d
       discovery: '/.well-known/oauth-authorization-server',
       jwks: '/.well-known/jwks.json',
       health: '/health',
+      console: '/console/',
       readme: 'README.md (in the repository, or node_modules/express-app-tokens/README.md)',
       next: NEXT_STEP,
     });
   });
   app.use(auth.routes());
+  // The admin console: sign in with the client id and secret of an app holding apps:read/apps:write
+  // (the bootstrap command prints one).
+  app.use('/console', auth.console());
+  // GitHub secret scanning reports (SECRET_SCANNING_KEYS_URL): verified, then leaked tokens revoked.
+  if (secretScanningKeysUrl !== undefined) app.use('/secret-scanning', auth.secretScanning({ keysUrl: secretScanningKeysUrl }));
 
   const stamps: Array<{ id: number; tenant: string; by: string; data: unknown; at: string }> = [];
   // RATE_LIMIT: per app, per endpoint, after authentication.
@@ -127,11 +146,12 @@ async function main(): Promise<void> {
     store,
     issuer: config.issuer,
     scopes: EXAMPLE_SCOPES,
+    roles: EXAMPLE_ROLES,
     ...(config.keyEncryptionSecret ? { keyEncryptionSecret: config.keyEncryptionSecret } : {}),
     ...(config.signingAlgorithm ? { signingAlgorithm: config.signingAlgorithm } : {}),
   });
   await auth.ready();
-  const server = createServer(SERVER_OPTIONS, createExampleApp(auth, config.rateLimit));
+  const server = createServer(SERVER_OPTIONS, createExampleApp(auth, config.rateLimit, config.secretScanningKeysUrl));
   // A listen failure (a taken port) arrives as the server's 'error' event.
   server.once('error', (error: NodeJS.ErrnoException) => {
     console.error(

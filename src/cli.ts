@@ -29,6 +29,17 @@ export const EXAMPLE_SCOPES = [
   'apps:write',
 ];
 
+/** The example server's roles (issue 13): named bundles of {@link EXAMPLE_SCOPES}. */
+export const EXAMPLE_ROLES = [
+  { name: 'viewer', scopes: ['notarization:read', 'storage:read', 'streams:read'], description: 'Read notarizations, storage and streams' },
+  {
+    name: 'editor',
+    scopes: ['notarization:read', 'notarization:write', 'storage:read', 'storage:write', 'streams:read', 'streams:write'],
+    description: 'Read and write notarizations, storage and streams',
+  },
+  { name: 'apps-admin', scopes: ['apps:read', 'apps:write'], description: 'Manage apps and their tokens' },
+];
+
 const USAGE = `Usage:
   express-app-tokens bootstrap --tenant NAME [--scopes "a:read b:write"] [--name admin]
       Creates the tenant's admin app, the tenant's root (the wildcard of every resource of the

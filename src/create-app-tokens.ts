@@ -17,13 +17,16 @@ import {
   type UpdateAppInput,
 } from './core/management.js';
 import type { AppTokensOptions } from './core/options.js';
+import type { IssuedPersonalToken } from './core/personal-tokens.js';
 import { resolveOptions } from './core/options.js';
 import { AppTokensService } from './core/service.js';
-import type { ApiTokenView, AppView, IssuedApiToken } from './core/views.js';
+import type { ApiTokenView, AppListItem, AppView, IssuedApiToken } from './core/views.js';
 import { bearer, type AppTokensStrategy, type AuthenticateOptions } from './http/bearer.js';
 import { rateLimitMiddleware, type RateLimitOptions } from './http/rate-limit.js';
 import { openApiDocument, type OpenApiDocument } from './http/openapi.js';
 import { createRouter, wellKnownRouter } from './http/router.js';
+import { consoleRouter, type ConsoleOptions } from './console/router.js';
+import { secretScanningRouter, type SecretScanningOptions } from './http/secret-scanning.js';
 
 /**
  * Programmatic app management for trusted server-side code (the CLI, a host's admin jobs): the
@@ -33,7 +36,7 @@ export interface AppsApi {
   /** Create an app with its first API token; the value is returned once. */
   create(input: CreateAppInput & { tenantId: string }): Promise<CreatedApp>;
   /** Apps of a tenant, oldest first; `limit` 1–100 (default 20), `cursor` from the previous page. */
-  list(tenantId: string, options?: { limit?: number; cursor?: string }): Promise<PageView<AppView>>;
+  list(tenantId: string, options?: { limit?: number; cursor?: string; expiringWithin?: number }): Promise<PageView<AppListItem>>;
   /** The app with its live tokens' metadata. `not_found` for another tenant's app. */
   get(tenantId: string, appId: string): Promise<AppDetails>;
   /** Edit `name`, `description`, `customClaims`. */
@@ -50,6 +53,24 @@ export interface AppsApi {
   deleteToken(tenantId: string, appId: string, tokenId: string): Promise<void>;
   /** The app's audit log, newest first. */
   events(tenantId: string, appId: string, options?: { limit?: number; cursor?: string }): Promise<PageView<AuditEvent>>;
+}
+
+/**
+ * Personal tokens for trusted server-side code: the same rules as `/me/tokens` — a token's scopes
+ * are at most what `management.userScopes` says the user holds, now and at every use.
+ */
+export interface UsersApi {
+  /** A personal token acting as the user; the value is returned once. `clientId` is the user's personal client. */
+  createToken(tenantId: string, userId: string, input?: CreateTokenInput): Promise<IssuedPersonalToken>;
+  /** One page of the user's live personal tokens' metadata. */
+  listTokens(tenantId: string, userId: string, options?: { limit?: number; cursor?: string }): Promise<PageView<ApiTokenView>>;
+  /** Delete one personal token of the user; it and its access tokens die at once. */
+  deleteToken(tenantId: string, userId: string, tokenId: string): Promise<void>;
+  /**
+   * Revoke every personal token of the user at once, with every access token they minted, on every
+   * instance (for an offboarded user). Resolves `false` when the user had none.
+   */
+  revoke(tenantId: string, userId: string): Promise<boolean>;
 }
 
 /** What {@link createAppTokens} returns. */
@@ -90,8 +111,41 @@ export interface AppTokens {
   requireAnyScope(...scopes: string[]): RequestHandler;
   /** The same bearer check as a passport strategy named `app-tokens`, for hosts that run passport. */
   readonly strategy: AppTokensStrategy;
+  /**
+   * The admin web console: a page and its prebuilt assets, which call the public HTTP contract of
+   * {@link AppTokens.routes} (mount `routes()` too). Without `management.resolvePrincipal` it shows
+   * a sign-in form (the client id and secret of an app holding `apps:read`/`apps:write`, exchanged
+   * for an access token kept in memory only); with it, the host's session is used, so guard the
+   * path as the rest of the host's admin area. Strict CSP (a fresh nonce per page, or the host's
+   * through `nonce`), `frame-ancestors 'none'`, `no-store`. Options are validated here; a bad one
+   * throws `invalid_options`.
+   *
+   * @example
+   * ```ts
+   * app.use(auth.routes());
+   * app.use('/console', auth.console());
+   * ```
+   */
+  console(options?: ConsoleOptions): Router;
+  /**
+   * The receiving end of GitHub's secret scanning partner program: mount it where the program
+   * POSTs its reports. Each request is verified first (ECDSA P-256 signature over the raw body,
+   * keys from `keysUrl`, GitHub's by default): a missing or bad signature answers 401 and nothing
+   * else happens. Each token of ours that is live is then revoked with every access token it
+   * minted (`onLeak: 'revoke'`, the default) or only reported (`'notify'`); both emit
+   * `token.leaked` (with the URL where it leaked, never the value). Answers the program's feedback
+   * list. Options are validated here; a bad one throws `invalid_options`.
+   *
+   * @example
+   * ```ts
+   * app.use('/secret-scanning', auth.secretScanning());
+   * ```
+   */
+  secretScanning(options?: SecretScanningOptions): Router;
   /** Programmatic management. */
   readonly apps: AppsApi;
+  /** Personal tokens of host users (`management.userScopes` enables them). */
+  readonly users: UsersApi;
   /**
    * Rotate the signing key: the new public key is published at once and signs new tokens from
    * `activatesAt` (after `advanced.keyActivationDelay`, 90 s); the old public key stays in the
@@ -132,6 +186,8 @@ export function createAppTokens(options: AppTokensOptions): AppTokens {
   const management = new AppManagement(service);
   const guards = bearer(service);
   const system = (tenantId: string): Principal => ({ tenantId, scopes: null, actorId: 'system' });
+  // Personal tokens of a user, bounded by what management.userScopes says the user holds.
+  const user = (tenantId: string, userId: string): Principal => ({ tenantId, scopes: null, actorId: userId });
   // Management needs the store only: no signing key is created by, say, the CLI. A revocation
   // made before this instance is ready reaches its view through the tombstones it loads on start.
   const run = async <T>(fn: () => Promise<T>): Promise<T> => {
@@ -147,6 +203,8 @@ export function createAppTokens(options: AppTokensOptions): AppTokens {
     requireScopes: guards.requireScopes,
     requireAnyScope: guards.requireAnyScope,
     strategy: guards.strategy,
+    console: (opts) => consoleRouter(service, opts),
+    secretScanning: (opts) => secretScanningRouter(service, opts),
     apps: {
       create: ({ tenantId, ...input }) => run(() => management.createApp(system(tenantId), input)),
       list: (tenantId, opts) => run(() => management.listApps(system(tenantId), opts)),
@@ -159,6 +217,12 @@ export function createAppTokens(options: AppTokensOptions): AppTokens {
         run(() => management.regenerateToken(system(tenantId), appId, tokenId, opts)),
       deleteToken: (tenantId, appId, tokenId) => run(() => management.deleteToken(system(tenantId), appId, tokenId)),
       events: (tenantId, appId, opts) => run(() => management.listEvents(system(tenantId), appId, opts)),
+    },
+    users: {
+      createToken: (tenantId, userId, input) => run(() => management.personal.create(user(tenantId, userId), input)),
+      listTokens: (tenantId, userId, opts) => run(() => management.personal.list(user(tenantId, userId), opts)),
+      deleteToken: (tenantId, userId, tokenId) => run(() => management.personal.delete(user(tenantId, userId), tokenId)),
+      revoke: (tenantId, userId) => run(() => management.personal.revokeUser(tenantId, userId)),
     },
     rotateKeys: () => service.rotateKeys(),
     ready: () => service.ready(),

@@ -4,7 +4,9 @@
  * @module
  */
 export { createAppTokens } from './create-app-tokens.js';
-export type { AppTokens, AppsApi } from './create-app-tokens.js';
+export type { AppTokens, AppsApi, UsersApi } from './create-app-tokens.js';
+export type { IssuedPersonalToken } from './core/personal-tokens.js';
+export type { RoleDefinition } from './core/roles.js';
 export type { AppTokensOptions } from './core/options.js';
 export type { AuthInfo, AuthClaims } from './core/access-tokens.js';
 export type { TokenResponse } from './core/service.js';
@@ -19,10 +21,14 @@ export type {
   UpdateAppInput,
 } from './core/management.js';
 export type { AuditEvent } from './core/events.js';
-export type { AppView, ApiTokenView, IssuedApiToken } from './core/views.js';
+export type { AppView, AppListItem, ApiTokenView, IssuedApiToken, TokenSummaryView } from './core/views.js';
 export type { AppTokensStrategy, AuthenticateOptions } from './http/bearer.js';
 export type { RateLimitOptions } from './http/rate-limit.js';
+export type { SecretScanningOptions } from './http/secret-scanning.js';
+export type { KeysFetch, KeysFetchResponse } from './core/scanner-keys.js';
+export type { LeakFeedback } from './core/leaks.js';
 export type { OpenApiDocument } from './http/openapi.js';
+export type { ConsoleOptions } from './console/router.js';
 export type { SigningAlgorithm } from './core/keys.js';
 export type {
   Store,

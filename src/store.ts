@@ -25,6 +25,17 @@ export interface AppRecord {
   description: string | null;
   /** Fixed at creation. May hold wildcards (`storage:*`). */
   scopes: string[];
+  /**
+   * Names of host-declared roles (option `roles`), fixed at creation; resolved into scopes each
+   * time a token is minted or verified. Adapters always return it (`[]` when none).
+   */
+  roles?: string[];
+  /**
+   * Set on a user's personal client (personal tokens act as that host user); `null` for an app.
+   * At most one per tenant and user. Personal clients are not listed by {@link Store.listApps} and
+   * do not count towards {@link CreateAppOptions.maxAppsPerTenant}. Adapters always return it.
+   */
+  ownerUserId?: string | null;
   /** Extra claims copied into every access token minted for this app. */
   customClaims: Record<string, unknown>;
   createdAt: Date;
@@ -32,7 +43,15 @@ export interface AppRecord {
 }
 
 /** Why an API token stopped working. */
-export type ApiTokenRevocationReason = 'deleted' | 'revoked' | 'refreshed' | 'regenerated' | 'reuse_detected' | 'app_deleted';
+export type ApiTokenRevocationReason =
+  | 'deleted'
+  | 'revoked'
+  | 'refreshed'
+  | 'regenerated'
+  | 'reuse_detected'
+  | 'app_deleted'
+  /** Reported leaked by a secret scanner (`auth.secretScanning()`, onLeak `revoke`). */
+  | 'leaked';
 
 /** A long-lived secret of an app (its `client_secret`). The value itself is never stored. */
 export interface ApiTokenRecord {
@@ -63,6 +82,42 @@ export interface ApiTokenRecord {
    * Adapters always return it.
    */
   familyId?: string;
+  /**
+   * The smallest expiry-notice threshold (seconds before `expiresAt`) already announced for this
+   * token, `null` before the first; set by {@link Store.claimExpiryNotice}. Adapters always return it.
+   */
+  notifiedBefore?: number | null;
+}
+
+/** A page of {@link Store.listExpiringApiTokens}. */
+export interface ExpiringTokensQuery {
+  /** Only tokens expiring strictly after this instant… */
+  after: Date;
+  /** …and at or before this one. */
+  before: Date;
+  limit: number;
+  cursor?: string | undefined;
+}
+
+/** What {@link Store.summarizeApiTokens} reports of one app. */
+export interface TokenSummary {
+  /** Tokens that are not revoked and not expired at `now` (retiring ones included). */
+  active: number;
+  /** Of those, the ones not yet replaced that expire at or before `soonBefore`. */
+  expiringSoon: number;
+  /** The latest `lastUsedAt` of any token of the app, revoked ones included. */
+  lastUsedAt: Date | null;
+}
+
+/** Options of {@link Store.listApps}. */
+export interface ListAppsOptions {
+  limit: number;
+  cursor?: string | undefined;
+  /**
+   * Only apps with a token that is not revoked, not replaced (retiring), and expires in
+   * (`after`, `before`].
+   */
+  expiring?: { after: Date; before: Date } | undefined;
 }
 
 /** A persisted signing key. `privateJwk` is a JSON JWK, or an `enc:v1:` envelope when encrypted at rest. */
@@ -105,10 +160,13 @@ export type AuditEventType =
   | 'token.deleted'
   | 'token.reuse_detected'
   | 'token.refresh_refused'
+  | 'token.expiring'
   | 'access_token.issued'
   | 'access_token.refused'
   | 'access_token.revoked'
-  | 'management.refused';
+  | 'management.refused'
+  /** A live API token reported leaked by a secret scanner; `data: {source, url, type, action}`. */
+  | 'token.leaked';
 
 /**
  * An audit record: who did what to which app or token, when, and whether it was allowed.
@@ -166,7 +224,10 @@ export interface ReplaceApiTokenInput {
 
 /** Options of {@link Store.createApp}. */
 export interface CreateAppOptions {
-  /** Throw `limit_exceeded` (writing nothing) when the tenant already has this many apps; atomic. */
+  /**
+   * Throw `limit_exceeded` (writing nothing) when the tenant already has this many apps (personal
+   * clients do not count); atomic.
+   */
   maxAppsPerTenant?: number;
 }
 
@@ -207,7 +268,8 @@ export interface Store {
 
   /**
    * Insert an app and, in the same atomic step, its first API tokens.
-   * Throws if an app with that id or a token with that id or hash already exists.
+   * Throws if an app with that id or a token with that id or hash already exists, or (`conflict`)
+   * if the app is a personal client and that tenant and user already have one.
    */
   createApp(app: AppRecord, tokens: ApiTokenRecord[], options?: CreateAppOptions): Promise<void>;
   /** The app, if it exists in that tenant. */
@@ -218,11 +280,14 @@ export interface Store {
    */
   getAppByClientId(id: string): Promise<AppRecord | undefined>;
   /**
-   * Apps of a tenant in creation order (oldest first, ties broken by id), `limit` at most.
-   * The cursor is stable under concurrent inserts and deletes: no app is returned twice, and no
-   * app that existed for the whole walk is skipped.
+   * Apps of a tenant in creation order (oldest first, ties broken by id), `limit` at most;
+   * personal clients ({@link AppRecord.ownerUserId}) are not apps and never listed. The cursor is
+   * stable under concurrent inserts and deletes: no app is returned twice, and no app that existed
+   * for the whole walk is skipped. With `expiring`, only apps with a token expiring in that window.
    */
-  listApps(tenantId: string, options: { limit: number; cursor?: string | undefined }): Promise<Page<AppRecord>>;
+  listApps(tenantId: string, options: ListAppsOptions): Promise<Page<AppRecord>>;
+  /** The personal client of a host user in that tenant, if one was created. */
+  getPersonalApp(tenantId: string, userId: string): Promise<AppRecord | undefined>;
   /**
    * Optional: apps of every tenant in `id` order, `limit` at most, after the id `after`. Only for
    * whole-store maintenance (the start-up report of apps holding scopes the catalogue no longer
@@ -286,6 +351,20 @@ export interface Store {
   revokeApiTokenFamily(input: RevokeFamilyInput): Promise<RevokedFamily>;
   /** Record last use, batched: sets `lastUsedAt` to the later of the stored and given dates. */
   touchApiTokens(uses: ReadonlyMap<string, Date>): Promise<void>;
+  /**
+   * Tokens of every tenant that are not revoked and not replaced (retiring) and expire in
+   * (`after`, `before`], ordered by (`expiresAt`, `id`), with a cursor. Only for the expiry-notice
+   * sweep; never for serving a tenant.
+   */
+  listExpiringApiTokens(query: ExpiringTokensQuery): Promise<Page<ApiTokenRecord>>;
+  /**
+   * Atomically: if the token is not revoked and its `notifiedBefore` is `null` or greater than
+   * `threshold`, set it to `threshold` and return `true`. Of any number of concurrent callers (any
+   * process sharing the database), exactly one gets `true` per token and threshold.
+   */
+  claimExpiryNotice(tenantId: string, tokenId: string, threshold: number): Promise<boolean>;
+  /** For each of the apps `appIds` of the tenant, a summary of its tokens (absent apps are left out). */
+  summarizeApiTokens(tenantId: string, appIds: readonly string[], at: { now: Date; soonBefore: Date }): Promise<Map<string, TokenSummary>>;
 
   // ---- audit events -------------------------------------------------------------------------
 

@@ -61,6 +61,9 @@ export function makeApp(overrides: Partial<AppRecord> = {}): AppRecord {
     customClaims: { plan: 'pro', limits: { rps: 10 }, tags: ['a', 'b'] },
     createdAt: at(0),
     updatedAt: at(0),
+    // What the store returns for an app without roles that is not a personal client.
+    roles: [],
+    ownerUserId: null,
     ...overrides,
   };
 }
@@ -84,6 +87,7 @@ export function makeToken(app: AppRecord, overrides: Partial<ApiTokenRecord> = {
     replacedBy: null,
     // What the store returns for a token that starts its own family.
     familyId: id,
+    notifiedBefore: null,
     ...overrides,
   };
 }
@@ -917,6 +921,116 @@ export function storeContract(name: string, makeStore: () => Promise<MadeStore>)
         expect(await store.pruneEvents(at(HOUR), 10)).toBe(2);
         expect(await store.pruneEvents(at(HOUR), 10)).toBe(0);
         expect((await store.listEvents(app.tenantId, app.id, { limit: 10 })).items).toEqual([recent]);
+      });
+    });
+
+    describe('roles, personal clients and expiry notices (issue 13)', () => {
+      it('an app keeps its roles; a personal client keeps its owner and is found by tenant and user only', async () => {
+        const { app } = await seedApp({ roles: ['viewer', 'apps-admin'] });
+        expect(await store.getApp(app.tenantId, app.id)).toEqual(app);
+        const personal = makeApp({ scopes: [], ownerUserId: 'user-1' });
+        await store.createApp(personal, [makeToken(personal)]);
+        expect(await store.getPersonalApp('tenant-a', 'user-1')).toEqual(personal);
+        expect(await store.getPersonalApp('tenant-b', 'user-1')).toBeUndefined();
+        expect(await store.getPersonalApp('tenant-a', 'user-2')).toBeUndefined();
+        expect(await store.getAppByClientId(personal.id)).toEqual(personal);
+      });
+
+      it('createApp: one personal client per tenant and user, atomically (concurrent creators: exactly one wins, conflict for the rest)', async () => {
+        const results = await Promise.allSettled(
+          Array.from({ length: 6 }, () => {
+            const app = makeApp({ scopes: [], ownerUserId: 'user-1' });
+            return store.createApp(app, [makeToken(app)]);
+          }),
+        );
+        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+        for (const r of results) if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: 'conflict' });
+        // The same user in another tenant has a client of their own.
+        await store.createApp(makeApp({ tenantId: 'tenant-b', scopes: [], ownerUserId: 'user-1' }), []);
+      });
+
+      it('listApps never lists personal clients, and they do not count towards maxAppsPerTenant', async () => {
+        const { app } = await seedApp();
+        await store.createApp(makeApp({ scopes: [], ownerUserId: 'user-1' }), []);
+        await store.createApp(makeApp({ scopes: [], ownerUserId: 'user-2' }), []);
+        expect((await store.listApps('tenant-a', { limit: 10 })).items).toEqual([app]);
+        await store.createApp(makeApp(), [], { maxAppsPerTenant: 2 });
+        await expectCode(store.createApp(makeApp(), [], { maxAppsPerTenant: 2 }), 'limit_exceeded');
+      });
+
+      it('listApps with expiring: only apps with an active, unreplaced token expiring in (after, before], paged', async () => {
+        const soon = await seedApp();
+        await store.createApiToken(makeToken(soon.app, { hash: 'soon'.padEnd(64, '0'), expiresAt: at(2 * HOUR) }));
+        const later = await seedApp();
+        await store.createApiToken(makeToken(later.app, { hash: 'later'.padEnd(64, '0'), expiresAt: at(100 * HOUR) }));
+        const revoked = await seedApp();
+        const dead = makeToken(revoked.app, { hash: 'dead'.padEnd(64, '0'), expiresAt: at(2 * HOUR) });
+        await store.createApiToken(dead);
+        await store.revokeApiTokens(revoked.app.tenantId, [dead.id], 'deleted', [], at(HOUR));
+        const expired = await seedApp();
+        await store.createApiToken(makeToken(expired.app, { hash: 'expired'.padEnd(64, '0'), expiresAt: at(HOUR / 2) }));
+        const other = await seedApp({ tenantId: 'tenant-b' });
+        await store.createApiToken(makeToken(other.app, { hash: 'other'.padEnd(64, '0'), expiresAt: at(2 * HOUR) }));
+        const second = await seedApp();
+        await store.createApiToken(makeToken(second.app, { hash: 'second'.padEnd(64, '0'), expiresAt: at(3 * HOUR) }));
+        const window = { after: at(HOUR), before: at(10 * HOUR) };
+        const first = await store.listApps('tenant-a', { limit: 1, expiring: window });
+        expect(first.items).toEqual([soon.app]);
+        const rest = await store.listApps('tenant-a', { limit: 10, cursor: first.nextCursor!, expiring: window });
+        expect(rest).toEqual({ items: [second.app], nextCursor: null });
+      });
+
+      it('listExpiringApiTokens: every tenant, active and unreplaced, in (after, before], by (expiresAt, id), paged', async () => {
+        const a = await seedApp();
+        const b = await seedApp({ tenantId: 'tenant-b' });
+        const t1 = makeToken(a.app, { hash: 't1'.padEnd(64, '0'), expiresAt: at(3 * HOUR) });
+        const t2 = makeToken(b.app, { hash: 't2'.padEnd(64, '0'), expiresAt: at(2 * HOUR) });
+        const t3 = makeToken(a.app, { hash: 't3'.padEnd(64, '0'), expiresAt: at(20 * HOUR) });
+        const t4 = makeToken(a.app, { hash: 't4'.padEnd(64, '0'), expiresAt: at(2 * HOUR) });
+        for (const t of [t1, t2, t3, t4]) await store.createApiToken(t);
+        await store.revokeApiTokens(a.app.tenantId, [t4.id], 'deleted', [], at(HOUR));
+        const query = { after: at(HOUR), before: at(10 * HOUR) };
+        const first = await store.listExpiringApiTokens({ ...query, limit: 1 });
+        expect(first.items).toEqual([t2]);
+        const rest = await store.listExpiringApiTokens({ ...query, limit: 10, cursor: first.nextCursor! });
+        expect(rest).toEqual({ items: [t1], nextCursor: null });
+        await expectCode(store.listExpiringApiTokens({ ...query, limit: 10, cursor: 'not-a-cursor' }), 'validation_failed');
+      });
+
+      it('claimExpiryNotice is atomic: of concurrent claims of one threshold exactly one wins; a narrower threshold is claimed once more; never for a revoked token or another tenant', async () => {
+        const { app, tokens } = await seedApp({}, 2);
+        const token = tokens[0]!;
+        const week = 7 * 86_400;
+        const results = await Promise.all(Array.from({ length: 8 }, () => store.claimExpiryNotice(app.tenantId, token.id, week)));
+        expect(results.filter(Boolean)).toHaveLength(1);
+        expect((await store.getApiToken(app.tenantId, token.id))!.notifiedBefore).toBe(week);
+        expect(await store.claimExpiryNotice(app.tenantId, token.id, week)).toBe(false);
+        expect(await store.claimExpiryNotice(app.tenantId, token.id, 2 * week)).toBe(false);
+        expect(await store.claimExpiryNotice(app.tenantId, token.id, 86_400)).toBe(true);
+        expect(await store.claimExpiryNotice(app.tenantId, token.id, 86_400)).toBe(false);
+        expect(await store.claimExpiryNotice('tenant-b', tokens[1]!.id, week)).toBe(false);
+        await store.revokeApiTokens(app.tenantId, [tokens[1]!.id], 'deleted', [], at(HOUR));
+        expect(await store.claimExpiryNotice(app.tenantId, tokens[1]!.id, week)).toBe(false);
+      });
+
+      it('summarizeApiTokens counts active and expiring-soon tokens and the last use, per app of the tenant', async () => {
+        const { app, tokens } = await seedApp({}, 1);
+        const soon = makeToken(app, { hash: 'soon'.padEnd(64, '0'), expiresAt: at(2 * HOUR) });
+        const expired = makeToken(app, { hash: 'expired'.padEnd(64, '0'), expiresAt: at(HOUR / 2) });
+        const revoked = makeToken(app, { hash: 'revoked'.padEnd(64, '0') });
+        for (const t of [soon, expired, revoked]) await store.createApiToken(t);
+        await store.touchApiTokens(new Map([[tokens[0]!.id, at(5 * SECOND)], [revoked.id, at(9 * SECOND)]]));
+        await store.revokeApiTokens(app.tenantId, [revoked.id], 'deleted', [], at(HOUR));
+        const empty = await seedApp({}, 0);
+        const foreign = await seedApp({ tenantId: 'tenant-b' });
+        const summary = await store.summarizeApiTokens('tenant-a', [app.id, empty.app.id, foreign.app.id, 'app_missing'], {
+          now: at(HOUR),
+          soonBefore: at(10 * HOUR),
+        });
+        expect([...summary.keys()].sort()).toEqual([app.id, empty.app.id].sort());
+        expect(summary.get(app.id)).toEqual({ active: 2, expiringSoon: 1, lastUsedAt: at(9 * SECOND) });
+        expect(summary.get(empty.app.id)).toEqual({ active: 0, expiringSoon: 0, lastUsedAt: null });
+        expect((await store.summarizeApiTokens('tenant-a', [], { now: at(HOUR), soonBefore: at(HOUR) })).size).toBe(0);
       });
     });
 

@@ -26,7 +26,7 @@ import {
 } from './helpers.js';
 
 const DAY_MS = 86_400_000;
-const TOKEN_VIEW_KEYS = ['appId', 'creationDate', 'expirationDate', 'hint', 'id', 'lastUsedDate', 'name', 'scopes', 'status'];
+const TOKEN_VIEW_KEYS = ['appId', 'creationDate', 'expirationDate', 'expiringSoon', 'hint', 'id', 'lastUsedDate', 'name', 'scopes', 'status'];
 const ADMIN_SCOPES = ['apps:read', 'apps:write', 'notarization:read', 'notarization:write'];
 const TARGET_SCOPES = ['notarization:read', 'notarization:write'];
 

@@ -16,6 +16,8 @@ import type {
   ChangeListener,
   CreateApiTokenOptions,
   CreateAppOptions,
+  ExpiringTokensQuery,
+  ListAppsOptions,
   Page,
   ReplaceApiTokenInput,
   RevokeFamilyInput,
@@ -23,6 +25,7 @@ import type {
   SigningKeyRecord,
   Store,
   Tombstone,
+  TokenSummary,
 } from '../../src/store.js';
 
 /**
@@ -71,8 +74,15 @@ export class MemoryStore implements Store {
     this.#assertOpen();
     if (options.maxAppsPerTenant !== undefined) {
       let count = 0;
-      for (const a of this.#apps.values()) if (a.tenantId === app.tenantId) count++;
+      for (const a of this.#apps.values()) if (a.tenantId === app.tenantId && !a.ownerUserId) count++;
       if (count >= options.maxAppsPerTenant) throw appsLimit(options.maxAppsPerTenant);
+    }
+    if (app.ownerUserId) {
+      for (const a of this.#apps.values()) {
+        if (a.tenantId === app.tenantId && a.ownerUserId === app.ownerUserId) {
+          throw new AppTokensError('conflict', 'That user already has a personal client.');
+        }
+      }
     }
     for (const token of tokens) {
       if (token.appId !== app.id || token.tenantId !== app.tenantId) {
@@ -81,7 +91,7 @@ export class MemoryStore implements Store {
     }
     if (this.#apps.has(app.id)) throw new AppTokensError('conflict', `App ${app.id} already exists.`);
     this.#assertTokensAreNew(tokens);
-    this.#apps.set(app.id, structuredClone(app));
+    this.#apps.set(app.id, { ...structuredClone(app), roles: [...(app.roles ?? [])], ownerUserId: app.ownerUserId ?? null });
     for (const token of tokens) this.#putToken(token);
   }
 
@@ -103,11 +113,23 @@ export class MemoryStore implements Store {
    * Keyset pagination on (`createdAt`, `id`).
    * @throws AppTokensError `validation_failed` for a malformed cursor or a `limit` that is not a positive integer.
    */
-  async listApps(tenantId: string, options: { limit: number; cursor?: string | undefined }): Promise<Page<AppRecord>> {
+  async listApps(tenantId: string, options: ListAppsOptions): Promise<Page<AppRecord>> {
     this.#assertOpen();
     const { limit, after } = parseListOptions(options);
+    const { expiring } = options;
+    const expiringApps = new Set<string>();
+    if (expiring) {
+      const [from, to] = [expiring.after.getTime(), expiring.before.getTime()];
+      for (const t of this.#tokens.values()) {
+        const at = t.expiresAt?.getTime();
+        if (t.tenantId === tenantId && t.revokedAt === null && t.replacedBy === null && at !== undefined && at > from && at <= to) {
+          expiringApps.add(t.appId);
+        }
+      }
+    }
     const rows = [...this.#apps.values()]
-      .filter((app) => app.tenantId === tenantId)
+      .filter((app) => app.tenantId === tenantId && !app.ownerUserId)
+      .filter((app) => !expiring || expiringApps.has(app.id))
       .filter((app) => {
         if (!after) return true;
         const t = app.createdAt.getTime();
@@ -118,6 +140,15 @@ export class MemoryStore implements Store {
     const items = rows.slice(0, limit).map((app) => structuredClone(app));
     const last = items[items.length - 1];
     return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null };
+  }
+
+  /** @inheritDoc */
+  async getPersonalApp(tenantId: string, userId: string): Promise<AppRecord | undefined> {
+    this.#assertOpen();
+    for (const app of this.#apps.values()) {
+      if (app.tenantId === tenantId && app.ownerUserId === userId) return structuredClone(app);
+    }
+    return undefined;
   }
 
   /** @inheritDoc */
@@ -315,6 +346,55 @@ export class MemoryStore implements Store {
     }
   }
 
+  /** @inheritDoc */
+  async listExpiringApiTokens(query: ExpiringTokensQuery): Promise<Page<ApiTokenRecord>> {
+    this.#assertOpen();
+    const { limit, after: cursor } = parseListOptions(query);
+    const [from, to] = [query.after.getTime(), query.before.getTime()];
+    const rows = [...this.#tokens.values()]
+      .filter((t) => {
+        const at = t.expiresAt?.getTime();
+        if (t.revokedAt !== null || t.replacedBy !== null || at === undefined || at <= from || at > to) return false;
+        return !cursor || at > cursor.createdAt || (at === cursor.createdAt && compareStrings(t.id, cursor.id) > 0);
+      })
+      .sort((a, b) => a.expiresAt!.getTime() - b.expiresAt!.getTime() || compareStrings(a.id, b.id))
+      .slice(0, limit + 1);
+    const items = rows.slice(0, limit).map((t) => structuredClone(t));
+    const last = items[items.length - 1];
+    return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.expiresAt!, last.id) : null };
+  }
+
+  /** @inheritDoc */
+  async claimExpiryNotice(tenantId: string, tokenId: string, threshold: number): Promise<boolean> {
+    this.#assertOpen();
+    const token = this.#tokens.get(tokenId);
+    if (!token || token.tenantId !== tenantId || token.revokedAt !== null) return false;
+    if (token.notifiedBefore != null && token.notifiedBefore <= threshold) return false;
+    this.#tokens.set(tokenId, { ...token, notifiedBefore: threshold });
+    return true;
+  }
+
+  /** @inheritDoc */
+  async summarizeApiTokens(tenantId: string, appIds: readonly string[], at: { now: Date; soonBefore: Date }): Promise<Map<string, TokenSummary>> {
+    this.#assertOpen();
+    const out = new Map<string, TokenSummary>();
+    for (const id of appIds) {
+      const app = this.#apps.get(id);
+      if (app && app.tenantId === tenantId) out.set(id, { active: 0, expiringSoon: 0, lastUsedAt: null });
+    }
+    const [now, soon] = [at.now.getTime(), at.soonBefore.getTime()];
+    for (const t of this.#tokens.values()) {
+      const summary = t.tenantId === tenantId ? out.get(t.appId) : undefined;
+      if (!summary) continue;
+      if (t.lastUsedAt && (!summary.lastUsedAt || t.lastUsedAt > summary.lastUsedAt)) summary.lastUsedAt = new Date(t.lastUsedAt.getTime());
+      const exp = t.expiresAt?.getTime();
+      if (t.revokedAt !== null || (exp !== undefined && exp <= now)) continue;
+      summary.active++;
+      if (t.replacedBy === null && exp !== undefined && exp <= soon) summary.expiringSoon++;
+    }
+    return out;
+  }
+
   // ---- audit events -------------------------------------------------------------------------
 
   /**
@@ -489,7 +569,7 @@ export class MemoryStore implements Store {
 
   #putToken(token: ApiTokenRecord): void {
     const familyId = token.familyId ?? token.id;
-    this.#tokens.set(token.id, { ...structuredClone(token), familyId });
+    this.#tokens.set(token.id, { ...structuredClone(token), familyId, notifiedBefore: token.notifiedBefore ?? null });
     this.#tokenByHash.set(token.hash, token.id);
     let family = this.#families.get(familyId);
     if (!family) this.#families.set(familyId, (family = new Set()));

@@ -165,6 +165,27 @@ export function migrations(dialect: SqlDialectName): Record<string, Migration> {
         await db.schema.dropIndex('api_tokens_app_created_id').execute();
       },
     },
+
+    '0005_roles_personal_expiry': {
+      async up(db) {
+        // Roles (issue 13): names of host-declared scope bundles, fixed at creation.
+        await db.schema.alterTable('apps').addColumn('roles', 'text', (c) => c.notNull().defaultTo('[]')).execute();
+        // Personal clients: one per tenant and host user (NULLs, the apps, are never equal).
+        await db.schema.alterTable('apps').addColumn('owner_user_id', 'text').execute();
+        await db.schema.createIndex('apps_tenant_owner').on('apps').columns(['tenant_id', 'owner_user_id']).unique().execute();
+        // Expiry notices: the smallest threshold announced, claimed by a conditional update.
+        await db.schema.alterTable('api_tokens').addColumn('notified_before', 'integer').execute();
+        // The sweep walks tokens by expiry.
+        await db.schema.createIndex('api_tokens_expires_id').on('api_tokens').columns(['expires_at', 'id']).execute();
+      },
+      async down(db) {
+        await db.schema.dropIndex('api_tokens_expires_id').execute();
+        await db.schema.alterTable('api_tokens').dropColumn('notified_before').execute();
+        await db.schema.dropIndex('apps_tenant_owner').execute();
+        await db.schema.alterTable('apps').dropColumn('owner_user_id').execute();
+        await db.schema.alterTable('apps').dropColumn('roles').execute();
+      },
+    },
   };
 }
 

@@ -36,6 +36,10 @@ export interface AppsTable {
   custom_claims: string;
   created_at: EpochMsColumn;
   updated_at: EpochMsColumn;
+  /** JSON array of role names (migration 0005; `'[]'` for older rows). */
+  roles: ColumnType<string, string | undefined, string>;
+  /** The host user of a personal client; `null` for an app. Unique per tenant (migration 0005). */
+  owner_user_id: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** Table `api_tokens`: one row per API token, revoked ones included. */
@@ -57,6 +61,8 @@ export interface ApiTokensTable {
   replaced_by: string | null;
   /** The first token of its rotation chain (migration 0003). */
   family_id: string;
+  /** Smallest expiry-notice threshold announced, seconds (migration 0005). */
+  notified_before: ColumnType<number | string | null, number | null | undefined, number | null>;
 }
 
 /** Table `signing_keys`: at most one row per `alg` has `retired_at IS NULL`. */

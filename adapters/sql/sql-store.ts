@@ -19,6 +19,8 @@ import type {
   ChangeListener,
   CreateApiTokenOptions,
   CreateAppOptions,
+  ExpiringTokensQuery,
+  ListAppsOptions,
   Page,
   ReplaceApiTokenInput,
   RevokeFamilyInput,
@@ -26,6 +28,7 @@ import type {
   SigningKeyRecord,
   Store,
   Tombstone,
+  TokenSummary,
 } from '../../src/store.js';
 import { migrateToLatest } from './migrations.js';
 import type {
@@ -131,6 +134,7 @@ export class SqlStore implements Store {
             .selectFrom('apps')
             .select((eb) => eb.fn.countAll<number | string | bigint>().as('n'))
             .where('tenant_id', '=', app.tenantId)
+            .where('owner_user_id', 'is', null)
             .executeTakeFirstOrThrow();
           if (Number(n) >= options.maxAppsPerTenant) throw appsLimit(options.maxAppsPerTenant);
         }
@@ -170,19 +174,46 @@ export class SqlStore implements Store {
    * Keyset pagination on (`created_at`, `id`).
    * @throws AppTokensError `validation_failed` for a malformed cursor or a `limit` that is not a positive integer.
    */
-  async listApps(tenantId: string, options: { limit: number; cursor?: string | undefined }): Promise<Page<AppRecord>> {
+  async listApps(tenantId: string, options: ListAppsOptions): Promise<Page<AppRecord>> {
     const { limit, after } = parseListOptions(options);
+    const { expiring } = options;
     const db = await this.#ready();
     const rows = await db
       .selectFrom('apps')
       .selectAll()
       .where('tenant_id', '=', tenantId)
+      .where('owner_user_id', 'is', null)
+      .$if(expiring !== undefined, (qb) =>
+        qb.where(({ exists, selectFrom }) =>
+          exists(
+            selectFrom('api_tokens as t')
+              .select('t.id')
+              .whereRef('t.app_id', '=', 'apps.id')
+              .where('t.revoked_at', 'is', null)
+              .where('t.replaced_by', 'is', null)
+              .where('t.expires_at', '>', expiring!.after.getTime())
+              .where('t.expires_at', '<=', expiring!.before.getTime()),
+          ),
+        ),
+      )
       .$if(after !== undefined, (qb) => qb.where(sql<boolean>`(created_at > ${after!.createdAt} or (created_at = ${after!.createdAt} and id > ${after!.id}))`))
       .orderBy('created_at', 'asc')
       .orderBy('id', 'asc')
       .limit(limit + 1)
       .execute();
     return keysetPage(rows, limit, rowToApp);
+  }
+
+  /** @inheritDoc */
+  async getPersonalApp(tenantId: string, userId: string): Promise<AppRecord | undefined> {
+    const db = await this.#ready();
+    const row = await db
+      .selectFrom('apps')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('owner_user_id', '=', userId)
+      .executeTakeFirst();
+    return row && rowToApp(row);
   }
 
   /** @inheritDoc */
@@ -444,6 +475,80 @@ export class SqlStore implements Store {
           .execute();
       }
     });
+  }
+
+  /** @inheritDoc */
+  async listExpiringApiTokens(query: ExpiringTokensQuery): Promise<Page<ApiTokenRecord>> {
+    const { limit, after: cursor } = parseListOptions(query);
+    const db = await this.#ready();
+    const rows = await db
+      .selectFrom('api_tokens')
+      .selectAll()
+      .where('expires_at', '>', query.after.getTime())
+      .where('expires_at', '<=', query.before.getTime())
+      .where('revoked_at', 'is', null)
+      .where('replaced_by', 'is', null)
+      .$if(cursor !== undefined, (qb) => qb.where(sql<boolean>`(expires_at > ${cursor!.createdAt} or (expires_at = ${cursor!.createdAt} and id > ${cursor!.id}))`))
+      .orderBy('expires_at', 'asc')
+      .orderBy('id', 'asc')
+      .limit(limit + 1)
+      .execute();
+    const items = rows.slice(0, limit).map(rowToToken);
+    const last = items[items.length - 1];
+    return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.expiresAt!, last.id) : null };
+  }
+
+  /** @inheritDoc One conditional UPDATE: the database decides which caller claims. */
+  async claimExpiryNotice(tenantId: string, tokenId: string, threshold: number): Promise<boolean> {
+    const db = await this.#ready();
+    const result = await db
+      .updateTable('api_tokens')
+      .set({ notified_before: threshold })
+      .where('id', '=', tokenId)
+      .where('tenant_id', '=', tenantId)
+      .where('revoked_at', 'is', null)
+      .where((eb) => eb.or([eb('notified_before', 'is', null), eb('notified_before', '>', threshold)]))
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  /** @inheritDoc One grouped query per chunk of apps. */
+  async summarizeApiTokens(tenantId: string, appIds: readonly string[], at: { now: Date; soonBefore: Date }): Promise<Map<string, TokenSummary>> {
+    const db = await this.#ready();
+    const out = new Map<string, TokenSummary>();
+    const [now, soon] = [at.now.getTime(), at.soonBefore.getTime()];
+    for (const part of chunk([...new Set(appIds)], CHUNK)) {
+      if (part.length === 0) continue;
+      const rows = await db
+        .selectFrom('apps')
+        .leftJoin('api_tokens as t', 't.app_id', 'apps.id')
+        .select((eb) => [
+          'apps.id as id',
+          eb.fn.max('t.last_used_at').as('last_used_at'),
+          eb.fn
+            .sum<number | string | null>(
+              sql`case when t.id is not null and t.revoked_at is null and (t.expires_at is null or t.expires_at > ${now}) then 1 else 0 end`,
+            )
+            .as('active'),
+          eb.fn
+            .sum<number | string | null>(
+              sql`case when t.revoked_at is null and t.replaced_by is null and t.expires_at > ${now} and t.expires_at <= ${soon} then 1 else 0 end`,
+            )
+            .as('soon'),
+        ])
+        .where('apps.tenant_id', '=', tenantId)
+        .where('apps.id', 'in', part)
+        .groupBy('apps.id')
+        .execute();
+      for (const row of rows) {
+        out.set(row.id, {
+          active: Number(row.active ?? 0),
+          expiringSoon: Number(row.soon ?? 0),
+          lastUsedAt: dateOrNull(row.last_used_at as number | string | bigint | null),
+        });
+      }
+    }
+    return out;
   }
 
   // ---- audit events -------------------------------------------------------------------------
@@ -735,6 +840,8 @@ function appToRow(app: AppRecord): Insertable<AppsTable> {
     custom_claims: JSON.stringify(app.customClaims),
     created_at: app.createdAt.getTime(),
     updated_at: app.updatedAt.getTime(),
+    roles: JSON.stringify(app.roles ?? []),
+    owner_user_id: app.ownerUserId ?? null,
   };
 }
 
@@ -748,6 +855,8 @@ function rowToApp(row: AppRow): AppRecord {
     customClaims: JSON.parse(row.custom_claims) as Record<string, unknown>,
     createdAt: new Date(ms(row.created_at)),
     updatedAt: new Date(ms(row.updated_at)),
+    roles: JSON.parse(row.roles) as string[],
+    ownerUserId: row.owner_user_id,
   };
 }
 
@@ -767,6 +876,7 @@ function tokenToRow(token: ApiTokenRecord): Insertable<ApiTokensTable> {
     revoked_reason: token.revokedReason,
     replaced_by: token.replacedBy,
     family_id: token.familyId ?? token.id,
+    notified_before: token.notifiedBefore ?? null,
   };
 }
 
@@ -786,6 +896,7 @@ function rowToToken(row: ApiTokenRow): ApiTokenRecord {
     revokedReason: row.revoked_reason,
     replacedBy: row.replaced_by,
     familyId: row.family_id,
+    notifiedBefore: row.notified_before === null ? null : Number(row.notified_before),
   };
 }
 

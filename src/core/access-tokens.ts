@@ -32,6 +32,8 @@ export interface AuthClaims {
   tenant_id?: string;
   app_name?: string;
   api_token_id?: string;
+  /** RFC 9068 §2.2.3.1: the app's roles (absent when it has none). */
+  roles?: string[];
   [claim: string]: unknown;
 }
 
@@ -45,6 +47,11 @@ export interface AuthInfo {
   clientId: string;
   /** The API token that authenticated (directly, or by minting this access token). */
   apiTokenId: string;
+  /**
+   * The host user a personal token acts for (its `sub`, RFC 9068 §2.2); `null` when the
+   * credential is an app's own.
+   */
+  userId: string | null;
   /** Granted scopes (wildcards as granted). Use `requireScopes()` rather than reading this by hand. */
   scopes: readonly string[];
   /** The JWT's claims; for an API token, the equivalent claims. */
@@ -66,6 +73,9 @@ export function makeAuthInfo(info: AuthInfo): InternalAuthInfo {
   return Object.freeze(out) as InternalAuthInfo;
 }
 
+/** Ids of personal clients start with this (`pat_…`); an app's start with `app_`. */
+export const PERSONAL_CLIENT_PREFIX = 'pat_';
+
 /** Claims the host cannot set through custom claims: registered JWT claims and ours. */
 export const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
   'iss',
@@ -80,6 +90,7 @@ export const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
   'tenant_id',
   'app_name',
   'api_token_id',
+  'roles',
   'act',
   'may_act',
   'cnf',
@@ -96,6 +107,8 @@ export interface MintInput {
   notAfter: Date | null;
   scopes: readonly string[];
   audience: string;
+  /** RFC 9068 §2.2.3.1 `roles`: the app's declared roles (omitted when empty). */
+  roles?: readonly string[];
 }
 
 export interface MintedAccessToken {
@@ -125,7 +138,7 @@ export class AccessTokens {
   }
 
   /** Sign an RFC 9068 access token. Its lifetime never outlives the API token that minted it. */
-  async mint({ app, apiTokenId, notAfter, scopes, audience }: MintInput): Promise<MintedAccessToken> {
+  async mint({ app, apiTokenId, notAfter, scopes, audience, roles }: MintInput): Promise<MintedAccessToken> {
     const nowMs = this.#options.now().getTime();
     const iat = Math.floor(nowMs / 1000);
     let exp = iat + this.#options.ttl;
@@ -142,11 +155,13 @@ export class AccessTokens {
       tenant_id: app.tenantId,
       app_name: app.name,
       api_token_id: apiTokenId,
+      ...(roles !== undefined && roles.length > 0 ? { roles: [...roles] } : {}),
     };
     const jwt = await new SignJWT(payload)
       .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'at+jwt' })
       .setIssuer(this.#options.issuer)
-      .setSubject(app.id)
+      // RFC 9068 §2.2: the client itself, or the host user a personal token acts for.
+      .setSubject(app.ownerUserId ?? app.id)
       .setAudience(audience)
       .setIssuedAt(iat)
       .setExpirationTime(exp)
@@ -214,7 +229,9 @@ export class AccessTokens {
       typeof tenantId !== 'string' ||
       typeof apiTokenId !== 'string' ||
       typeof scope !== 'string' ||
-      sub !== clientId
+      // RFC 9068 §2.2: sub is the client, except for a personal client (whose id we mint with
+      // PERSONAL_CLIENT_PREFIX), where it is the host user it acts for.
+      (sub !== clientId && !(typeof sub === 'string' && sub.length > 0 && clientId.startsWith(PERSONAL_CLIENT_PREFIX)))
     ) {
       throw invalidToken('the access token lacks the claims of this issuer');
     }
@@ -224,6 +241,8 @@ export class AccessTokens {
       appId: clientId,
       clientId,
       apiTokenId,
+      // We sign sub = client_id for an app, the user for a personal client (nobody else signs).
+      userId: sub === clientId ? null : (sub as string),
       scopes: scope === '' ? [] : scope.split(' '),
       claims: Object.freeze(payload as AuthClaims),
       expiresAt: new Date((payload.exp as number) * 1000),

@@ -37,6 +37,8 @@ export type ErrorCode =
   | 'unsupported_media_type'
   | 'rate_limited'
   | 'unavailable'
+  /** A signed request (a secret-scanning report) whose signature is missing or does not verify: 401. */
+  | 'invalid_signature'
   // configuration and internal
   | 'invalid_options'
   | 'key_error'
@@ -75,6 +77,7 @@ const DEFAULT_STATUS: Record<ErrorCode, number> = {
   unsupported_media_type: 415,
   rate_limited: 429,
   unavailable: 503,
+  invalid_signature: 401,
   invalid_options: 500,
   key_error: 500,
   server_error: 500,

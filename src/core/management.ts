@@ -10,10 +10,11 @@ import type { ApiTokenRecord, AppPatch, AppRecord } from '../store.js';
 import { RESERVED_CLAIMS } from './access-tokens.js';
 import { AppTokensError } from './errors.js';
 import { eventView, type AuditEvent } from './events.js';
+import { PersonalTokens } from './personal-tokens.js';
 import { GrantedScopes, printable } from './scopes.js';
 import { hashSecret, randomId } from './secrets.js';
 import type { AppTokensService } from './service.js';
-import { appView, tokenView, type ApiTokenView, type AppView, type IssuedApiToken } from './views.js';
+import { appView, tokenView, type ApiTokenView, type AppListItem, type AppView, type IssuedApiToken, type ViewContext } from './views.js';
 
 /**
  * Who manages apps: a tenant, the scopes the caller holds (`null`: unrestricted, for trusted
@@ -31,8 +32,10 @@ export interface Principal {
 export interface CreateAppInput {
   name: string;
   description?: string | null | undefined;
-  /** Fixed for the app's life; catalogue scopes or wildcards (`storage:*`). */
-  scopes: string[];
+  /** Fixed for the app's life; catalogue scopes or wildcards (`storage:*`). At least one of `scopes` and `roles` is non-empty. */
+  scopes?: string[] | undefined;
+  /** Names of host-declared roles (option `roles`), fixed for the app's life. */
+  roles?: string[] | undefined;
   customClaims?: Record<string, unknown> | undefined;
   /** The first API token. */
   token?: CreateTokenInput | undefined;
@@ -94,14 +97,16 @@ const UNRECORDED = Symbol('express-app-tokens.unrecorded');
 const MAX_NAME = 100;
 const MAX_DESCRIPTION = 1000;
 const MAX_CUSTOM_CLAIMS_BYTES = 4096;
+/** `GET /apps?expiringWithin=` bound: ten years, in seconds. */
+const MAX_EXPIRING_WITHIN = 3650 * 86_400;
 /** Page sizes: default and bound. */
 export const PAGE_SIZE = { default: 20, max: 100 } as const;
 
-function invalid(field: string, message: string): AppTokensError {
+export function invalid(field: string, message: string): AppTokensError {
   return new AppTokensError('validation_failed', `${field}: ${message}`, { field });
 }
 
-function notFound(what: 'app' | 'token', id: string): AppTokensError {
+export function notFound(what: 'app' | 'token', id: string): AppTokensError {
   return new AppTokensError('not_found', `${what} ${printable(id)} not found`, { field: what === 'app' ? 'id' : 'tokenId' });
 }
 
@@ -127,8 +132,12 @@ export class AppManagement {
   /** Refusal events per caller (tenant + actor), bounded. */
   readonly #refusals = new LRUCache<string, RefusalWindow>({ max: 10_000 });
 
+  /** Personal tokens of host users (`/me/tokens`). */
+  readonly personal: PersonalTokens;
+
   constructor(service: AppTokensService) {
     this.#s = service;
+    this.personal = new PersonalTokens(service, this);
   }
 
   /** Create an app and its first API token. The value is returned once and never again. */
@@ -136,8 +145,11 @@ export class AppManagement {
     return this.#audited(p, 'create_app', null, async () => {
       const tenantId = tenantOf(p);
       const now = this.#now();
-      const scopes = this.#scopeList(input.scopes, 'scopes');
-      if (scopes.length === 0) throw invalid('scopes', 'must list at least one scope');
+      const scopes = input.scopes === undefined ? [] : this.scopeList(input.scopes, 'scopes');
+      const roles = input.roles === undefined ? [] : this.#s.roles.checkAssignable(input.roles, p.scopes === null ? null : new GrantedScopes(p.scopes));
+      if (scopes.length === 0 && roles.length === 0) {
+        throw invalid(input.roles === undefined ? 'scopes' : 'roles', 'give at least one scope in "scopes" or one role in "roles"');
+      }
       this.#assertMayGrant(p, scopes, 'scopes');
       const description = checkDescription(input.description);
       const app: AppRecord = {
@@ -146,26 +158,56 @@ export class AppManagement {
         name: checkName(input.name, 'name'),
         description,
         scopes,
+        roles,
+        ownerUserId: null,
         customClaims: checkCustomClaims(input.customClaims),
         createdAt: now,
         updatedAt: now,
       };
       const { record, value } = this.#newToken(app, input.token ?? {}, 'token.', now);
       await this.#s.options.store.createApp(app, [record], { maxAppsPerTenant: this.#s.options.limits.appsPerTenant });
-      this.#event(p, 'app.created', app.id, null, { name: app.name, scopes: app.scopes });
+      this.#event(p, 'app.created', app.id, null, { name: app.name, scopes: app.scopes, ...(roles.length > 0 ? { roles } : {}) });
       this.#event(p, 'token.created', app.id, record.id, { name: record.name });
-      return { app: this.#appView(app), token: tokenView(record, now), value };
+      return { app: this.#appView(app), token: this.tokenView(record, now), value };
     });
   }
 
-  /** Apps of the caller's tenant, oldest first. */
-  listApps(p: Principal, options: { limit?: number | undefined; cursor?: string | undefined } = {}): Promise<PageView<AppView>> {
+  /**
+   * Apps of the caller's tenant, oldest first, each with a summary of its tokens. With
+   * `expiringWithin` (seconds, 1 – 10 years), only apps with a token expiring that soon.
+   */
+  listApps(
+    p: Principal,
+    options: { limit?: number | undefined; cursor?: string | undefined; expiringWithin?: number | undefined } = {},
+  ): Promise<PageView<AppListItem>> {
     return this.#audited(p, 'list_apps', null, async () => {
-      const page = await this.#s.options.store.listApps(tenantOf(p), {
+      const tenantId = tenantOf(p);
+      const now = this.#now();
+      const within = options.expiringWithin;
+      if (within !== undefined && (!Number.isSafeInteger(within) || within < 1 || within > MAX_EXPIRING_WITHIN)) {
+        throw invalid('expiringWithin', `must be a whole number of seconds from 1 to ${MAX_EXPIRING_WITHIN}`);
+      }
+      const { store } = this.#s.options;
+      const page = await store.listApps(tenantId, {
         limit: checkLimit(options.limit),
         cursor: options.cursor,
+        ...(within !== undefined ? { expiring: { after: now, before: new Date(now.getTime() + within * 1000) } } : {}),
       });
-      return { items: page.items.map((a) => this.#appView(a)), nextCursor: page.nextCursor };
+      const summaries = await store.summarizeApiTokens(tenantId, page.items.map((a) => a.id), { now, soonBefore: this.#soonBefore(now) });
+      return {
+        items: page.items.map((a) => {
+          const summary = summaries.get(a.id);
+          return {
+            ...this.#appView(a),
+            tokenSummary: {
+              active: summary?.active ?? 0,
+              expiringSoon: summary?.expiringSoon ?? 0,
+              lastUsedDate: summary?.lastUsedAt?.toISOString() ?? null,
+            },
+          };
+        }),
+        nextCursor: page.nextCursor,
+      };
     });
   }
 
@@ -173,7 +215,7 @@ export class AppManagement {
   getApp(p: Principal, appId: string): Promise<AppDetails> {
     return this.#audited(p, 'get_app', appId, async () => {
       const app = await this.#app(p, appId);
-      const page = await this.#liveTokens(app, { limit: APP_VIEW_TOKENS });
+      const page = await this.liveTokensOf(app, { limit: APP_VIEW_TOKENS });
       return { ...this.#appView(app), tokens: page.items, tokensNextCursor: page.nextCursor };
     });
   }
@@ -183,6 +225,7 @@ export class AppManagement {
     return this.#audited(p, 'update_app', appId, async () => {
       const patch: AppPatch = {};
       if ('scopes' in input) throw invalid('scopes', 'fixed at creation; create a new app for other scopes');
+      if ('roles' in input) throw invalid('roles', 'fixed at creation; create a new app for other roles');
       if (input.name !== undefined) patch.name = checkName(input.name, 'name');
       if (input.description !== undefined) patch.description = checkDescription(input.description);
       if (input.customClaims !== undefined) patch.customClaims = checkCustomClaims(input.customClaims);
@@ -214,7 +257,7 @@ export class AppManagement {
     options: { limit?: number | undefined; cursor?: string | undefined } = {},
   ): Promise<PageView<ApiTokenView>> {
     return this.#audited(p, 'list_tokens', appId, async () =>
-      this.#liveTokens(await this.#app(p, appId), { limit: checkLimit(options.limit), cursor: options.cursor }),
+      this.liveTokensOf(await this.#app(p, appId), { limit: checkLimit(options.limit), cursor: options.cursor }),
     );
   }
 
@@ -226,10 +269,10 @@ export class AppManagement {
       this.#assertMayActOn(p, app);
       const now = this.#now();
       const { record, value } = this.#newToken(app, input, '', now);
-      this.#assertMayGrant(p, record.scopes ?? app.scopes, 'scopes');
+      this.#assertMayGrant(p, record.scopes ?? this.#s.roles.scopesOf(app), 'scopes');
       await this.#s.options.store.createApiToken(record, { maxActive: this.#s.options.limits.tokensPerApp });
       this.#event(p, 'token.created', app.id, record.id, { name: record.name });
-      return { token: tokenView(record, now), value };
+      return { token: this.tokenView(record, now), value };
     });
   }
 
@@ -254,7 +297,7 @@ export class AppManagement {
           field: 'tokenId',
         });
       }
-      this.#assertMayGrant(p, old.scopes ?? app.scopes, 'scopes');
+      this.#assertMayGrant(p, old.scopes ?? this.#s.roles.scopesOf(app), 'scopes');
       const retireAt = grace > 0 ? new Date(this.#now().getTime() + grace * 1000) : undefined;
       const { record, value, swapped } = await this.#swap(old, 'regenerated', retireAt);
       if (!swapped) throw notFound('token', tokenId);
@@ -266,7 +309,7 @@ export class AppManagement {
         previousTokenId: old.id,
         ...(retireAt ? { gracePeriod: grace, previousRetiresAt: retireAt.toISOString() } : {}),
       });
-      return { token: tokenView(record, this.#now()), value };
+      return { token: this.tokenView(record, this.#now()), value };
     });
   }
 
@@ -352,6 +395,10 @@ export class AppManagement {
       return refused(token.revokedReason ?? 'revoked', token);
     }
     if (token.expiresAt !== null && token.expiresAt <= now) return refused('expired', token);
+    const app = await store.getApp(token.tenantId, token.appId);
+    if (!app) return refused('unknown', token);
+    // A personal token dies with its user (management.userScopes answers null).
+    if (app.ownerUserId && (await this.#s.userScopes.get(app.tenantId, app.ownerUserId)) === null) return refused('user_gone', token);
     const { record, value: newValue, swapped } = await this.#swap(token, 'refreshed');
     // Lost the compare-and-swap to a concurrent refresh of the same token.
     if (!swapped) return refused('raced', token);
@@ -363,8 +410,7 @@ export class AppManagement {
       actorId: clientId,
       data: { previousTokenId: token.id },
     });
-    const app = await store.getApp(token.tenantId, token.appId);
-    return { token: tokenView(record, now), value: newValue, appName: app?.name ?? record.name };
+    return { token: this.tokenView(record, now), value: newValue, appName: app.name };
   }
 
   // ---- helpers ----------------------------------------------------------------------------------
@@ -412,6 +458,10 @@ export class AppManagement {
   }
 
   /** Run a management action; a refusal is recorded. */
+  audited<T>(p: Principal, action: string, appId: string | null, fn: () => Promise<T>): Promise<T> {
+    return this.#audited(p, action, appId, fn);
+  }
+
   async #audited<T>(p: Principal, action: string, appId: string | null, fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
@@ -426,13 +476,30 @@ export class AppManagement {
   }
 
   #appView(app: AppRecord): AppView {
-    return appView(app, (s) => this.#s.catalogue.knows(s));
+    return appView(app, this.#viewContext);
   }
 
+  readonly #viewContext: ViewContext = {
+    knows: (s) => this.#s.catalogue.knows(s),
+    hasRole: (name) => this.#s.roles.get(name) !== undefined,
+    effectiveScopes: (app) => this.#s.roles.scopesOf(app),
+  };
+
+  /** The end of the "expiring soon" window (the widest expiry-notice threshold) from `now`. */
+  #soonBefore(now: Date): Date {
+    return new Date(now.getTime() + this.#s.expiry.soonSeconds * 1000);
+  }
+
+  /** A token's public view as of `now` (with its "expiring soon" flag). */
+  tokenView(token: ApiTokenRecord, now: Date): ApiTokenView {
+    return tokenView(token, now, this.#soonBefore(now));
+  }
+
+  /** An app of the caller's tenant; a personal client is not an app (`not_found`). */
   async #app(p: Principal, appId: string): Promise<AppRecord> {
     checkId(appId, 'app');
     const app = await this.#s.options.store.getApp(tenantOf(p), appId);
-    if (!app) throw notFound('app', appId);
+    if (!app || app.ownerUserId) throw notFound('app', appId);
     return app;
   }
 
@@ -443,7 +510,8 @@ export class AppManagement {
     return token;
   }
 
-  async #liveTokens(app: AppRecord, options: { limit: number; cursor?: string | undefined }): Promise<PageView<ApiTokenView>> {
+  /** One page of the app's live tokens as views (unflushed last uses included). */
+  async liveTokensOf(app: AppRecord, options: { limit: number; cursor?: string | undefined }): Promise<PageView<ApiTokenView>> {
     const page = await this.#s.options.store.listActiveApiTokens(app.tenantId, app.id, options);
     const now = this.#now();
     return {
@@ -451,7 +519,7 @@ export class AppManagement {
       items: page.items.filter((t) => !(t.replacedBy !== null && t.expiresAt !== null && t.expiresAt <= now)).map((t) => {
         // Uses not yet flushed count too: the batch is a write optimisation, not a delay users see.
         const pending = this.#s.lastUsed.pending(t.id);
-        return tokenView(pending && (!t.lastUsedAt || pending > t.lastUsedAt) ? { ...t, lastUsedAt: pending } : t, now);
+        return this.tokenView(pending && (!t.lastUsedAt || pending > t.lastUsedAt) ? { ...t, lastUsedAt: pending } : t, now);
       }),
       nextCursor: page.nextCursor,
     };
@@ -465,7 +533,7 @@ export class AppManagement {
    */
   #assertMayActOn(p: Principal, app: AppRecord): void {
     if (p.scopes === null) return;
-    const missing = new GrantedScopes(p.scopes).missing(this.#s.catalogue.retain(app.scopes));
+    const missing = new GrantedScopes(p.scopes).missing(this.#s.roles.scopesOf(app));
     if (missing.length > 0) {
       throw new AppTokensError(
         'forbidden',
@@ -486,7 +554,8 @@ export class AppManagement {
     }
   }
 
-  #scopeList(value: unknown, field: string): string[] {
+  /** A list of catalogue scopes (or wildcards), deduplicated; 400 naming `field[i]` otherwise. */
+  scopeList(value: unknown, field: string): string[] {
     if (!Array.isArray(value)) throw invalid(field, 'must be an array of scopes');
     value.forEach((s, i) => {
       if (typeof s !== 'string') throw invalid(`${field}[${i}]`, 'must be a string');
@@ -496,25 +565,28 @@ export class AppManagement {
   }
 
   #newToken(app: AppRecord, input: CreateTokenInput, prefix: string, now: Date): { record: ApiTokenRecord; value: string } {
-    const { apiTokenTtl } = this.#s.options;
-    let ttl: number | null = apiTokenTtl.default;
-    if (input.expiresIn !== undefined) {
-      if (!Number.isSafeInteger(input.expiresIn) || input.expiresIn < 60 || input.expiresIn > apiTokenTtl.max) {
-        throw invalid(`${prefix}expiresIn`, `must be a whole number of seconds between 60 and ${apiTokenTtl.max}`);
-      }
-      ttl = input.expiresIn;
-    }
+    const ttl = this.lifetime(input.expiresIn, `${prefix}expiresIn`);
     let scopes: string[] | null = null;
     if (input.scopes !== undefined) {
-      scopes = this.#scopeList(input.scopes, `${prefix}scopes`);
+      scopes = this.scopeList(input.scopes, `${prefix}scopes`);
       if (scopes.length === 0) throw invalid(`${prefix}scopes`, 'must list at least one scope, or be omitted for all of the app’s');
-      const missing = new GrantedScopes(app.scopes).missing(scopes);
+      const missing = new GrantedScopes(this.#s.roles.scopesOf(app)).missing(scopes);
       if (missing.length > 0) {
         throw invalid(`${prefix}scopes`, `not within the app's scopes: ${missing.map(printable).join(' ')}`);
       }
     }
     const name = input.name === undefined ? 'default' : checkName(input.name, `${prefix}name`);
-    return this.#record(app.id, app.tenantId, name, scopes, now, ttl === null ? null : new Date(now.getTime() + ttl * 1000));
+    return this.newRecord(app.id, app.tenantId, name, scopes, now, ttl === null ? null : new Date(now.getTime() + ttl * 1000));
+  }
+
+  /** A requested token lifetime in seconds (`apiTokenTtl` default and bound); `null`: no expiry. */
+  lifetime(expiresIn: number | undefined, field: string): number | null {
+    const { apiTokenTtl } = this.#s.options;
+    if (expiresIn === undefined) return apiTokenTtl.default;
+    if (!Number.isSafeInteger(expiresIn) || expiresIn < 60 || expiresIn > apiTokenTtl.max) {
+      throw invalid(field, `must be a whole number of seconds between 60 and ${apiTokenTtl.max}`);
+    }
+    return expiresIn;
   }
 
   /**
@@ -532,7 +604,7 @@ export class AppManagement {
     const model = old.replacedBy !== null ? ((await this.#s.options.store.getApiToken(old.tenantId, old.replacedBy)) ?? old) : old;
     const lifetime = model.expiresAt === null ? null : model.expiresAt.getTime() - model.createdAt.getTime();
     const expiresAt = lifetime === null ? null : new Date(now.getTime() + lifetime);
-    const { record, value } = this.#record(old.appId, old.tenantId, old.name, old.scopes, now, expiresAt);
+    const { record, value } = this.newRecord(old.appId, old.tenantId, old.name, old.scopes, now, expiresAt);
     const swapped = await this.#s.options.store.replaceApiToken({
       tenantId: old.tenantId,
       oldId: old.id,
@@ -547,7 +619,8 @@ export class AppManagement {
     return { record, value, swapped };
   }
 
-  #record(
+  /** A new API-token record and its value (shown once), for an app or a personal client. */
+  newRecord(
     appId: string,
     tenantId: string,
     name: string,
@@ -577,7 +650,7 @@ export class AppManagement {
   }
 }
 
-function tenantOf(p: Principal): string {
+export function tenantOf(p: Principal): string {
   if (typeof p.tenantId !== 'string' || !TENANT_ID.test(p.tenantId)) {
     throw invalid('tenantId', 'must be 1–128 letters, digits, ".", "_", ":" or "-", starting with a letter or digit');
   }
@@ -592,7 +665,7 @@ function checkGracePeriod(value: unknown): number {
   return value;
 }
 
-function checkLimit(limit: number | undefined): number {
+export function checkLimit(limit: number | undefined): number {
   if (limit === undefined) return PAGE_SIZE.default;
   if (!Number.isSafeInteger(limit) || limit < 1 || limit > PAGE_SIZE.max) {
     throw invalid('limit', `must be a whole number from 1 to ${PAGE_SIZE.max}`);
@@ -613,7 +686,7 @@ function checkText(value: string, field: string): void {
 }
 
 /** A name: trimmed, NFC-normalised (one spelling per name), printable, short. */
-function checkName(value: unknown, field: string): string {
+export function checkName(value: unknown, field: string): string {
   if (typeof value !== 'string') throw invalid(field, 'must be a string');
   checkText(value, field);
   const name = value.normalize('NFC').trim();

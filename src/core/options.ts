@@ -24,6 +24,18 @@ export interface AppTokensOptions {
   issuer: string;
   /** The scope catalogue: every scope an app, a token or a route may name. */
   scopes: string[];
+  /**
+   * Roles: named scope bundles an app may be given at creation (`POST /apps` `roles`). Names match
+   * `[a-z][a-z0-9_-]*` (at most 64 characters); scopes are catalogue scopes or wildcards. A role
+   * is resolved each time a token is minted, so a changed definition changes every access token
+   * minted afterwards; tokens already minted keep their scopes until they expire.
+   */
+  roles?: Array<{ name: string; scopes: string[]; description?: string }>;
+  /**
+   * Expiry notices: `onEvent` receives `token.expiring` once per API token per threshold crossed,
+   * seconds before its expiry (60 s – 365 days each). Default: 7 days and 1 day. `false`: none.
+   */
+  notifyBeforeExpiry?: number[] | false;
   /** The `aud` of access tokens and what `authenticate()` accepts. Default: the issuer. */
   audience?: string;
   /** Access-token lifetime in seconds, 60–86400. Default: 3600. */
@@ -81,6 +93,14 @@ export interface AppTokensOptions {
     resolvePrincipal?(req: IncomingMessage): Principal | null | Promise<Principal | null>;
     /** Largest accepted JSON body, bytes. Default: 32768. Larger → 413. */
     bodyLimit?: number;
+    /**
+     * Personal tokens: the scopes a host user holds now, or `null` when the user is gone (their
+     * personal tokens then stop working). Called when a personal token is created and whenever one
+     * is used (cached for `userScopesCacheTtl`). Without it, personal tokens are disabled.
+     */
+    userScopes?(tenantId: string, userId: string): readonly string[] | null | Promise<readonly string[] | null>;
+    /** Seconds a `userScopes` answer is reused, 0–300. Default: 10. */
+    userScopesCacheTtl?: number;
   };
   /**
    * Caps a demanding operator would set anyway; exceeding one answers 409 `limit_exceeded` naming
@@ -127,6 +147,8 @@ export interface AppTokensOptions {
     keyActivationDelay?: number;
     /** How often audit events are written to the store, ms. Default: 1000. */
     eventFlushInterval?: number;
+    /** How often the expiry-notice sweep runs, ms; 0 disables it. Default: 300000 (5 minutes). */
+    expirySweepInterval?: number;
     /**
      * Seconds after a refresh during which presenting the old token again counts as a lost race
      * (`invalid_grant`) rather than reuse (which revokes the token's whole family). Default: 2.
@@ -138,6 +160,8 @@ export interface AppTokensOptions {
 }
 
 const DAY = 86_400;
+/** Role names: lowercase, as in `viewer`, `apps-admin`. */
+export const ROLE_NAME = /^[a-z][a-z0-9_-]{0,63}$/;
 
 /** The default clock; the service recognises it and reads `Date.now()` on the hot path instead. */
 export const DEFAULT_NOW = (): Date => new Date();
@@ -180,6 +204,35 @@ const schema = z
       error: 'must be an https URL without query, fragment, quote or whitespace (http only for localhost)',
     }),
     scopes: z.array(z.string(), { error: 'must be an array of scope strings' }).min(1, { error: 'must list at least one scope' }),
+    roles: z
+      .array(
+        z
+          .object({
+            name: z.string({ error: 'must be a string' }).regex(ROLE_NAME, { error: 'must match [a-z][a-z0-9_-]* (at most 64 characters)' }),
+            scopes: z.array(z.string({ error: 'must be a string' }), { error: 'must be an array of scopes' }).min(1, {
+              error: 'must list at least one scope',
+            }),
+            description: z.string({ error: 'must be a string' }).max(1000, { error: 'must be at most 1000 characters' }).optional(),
+          })
+          .strict(),
+        { error: 'must be an array of {name, scopes, description?}' },
+      )
+      .default([]),
+    notifyBeforeExpiry: z
+      .union(
+        [
+          z.literal(false),
+          z.array(
+            z
+              .number({ error: 'must be a number of seconds' })
+              .int({ error: 'must be a whole number of seconds' })
+              .min(60, { error: 'must be between 60 seconds and 365 days' })
+              .max(365 * DAY, { error: 'must be between 60 seconds and 365 days' }),
+          ).max(10, { error: 'must list at most 10 thresholds' }),
+        ],
+        { error: 'must be an array of seconds or false' },
+      )
+      .default([7 * DAY, DAY]),
     audience: z.string().min(1, { error: 'must not be empty' }).optional(),
     accessTokenTtl: z
       .number({ error: 'must be a number of seconds' })
@@ -254,9 +307,19 @@ const schema = z
           .min(1024, { error: 'must be between 1024 and 1048576 bytes' })
           .max(1_048_576, { error: 'must be between 1024 and 1048576 bytes' })
           .default(32_768),
+        userScopes: z
+          .custom<(tenantId: string, userId: string) => readonly string[] | null | Promise<readonly string[] | null>>((v) => typeof v === 'function', {
+            error: 'must be a function',
+          })
+          .optional(),
+        userScopesCacheTtl: z
+          .number({ error: 'must be a number of seconds' })
+          .min(0, { error: 'must be between 0 and 300 seconds' })
+          .max(300, { error: 'must be between 0 and 300 seconds' })
+          .default(10),
       })
       .strict()
-      .default({ bodyLimit: 32_768 }),
+      .default({ bodyLimit: 32_768, userScopesCacheTtl: 10 }),
     apiTokenTtl: z
       .object({
         default: z.number().int().min(60).max(100 * 365 * DAY).nullable().default(90 * DAY),
@@ -297,6 +360,7 @@ const schema = z
         keyReloadInterval: z.number().int().min(0).default(60_000),
         keyActivationDelay: z.number().min(0).max(3600, { error: 'must be between 0 and 3600 seconds' }).default(90),
         eventFlushInterval: z.number().int().min(0).default(1000),
+        expirySweepInterval: z.number().int().min(0).default(300_000),
         refreshRaceWindow: z.number().min(0).max(60, { error: 'must be between 0 and 60 seconds' }).default(2),
         now: z.custom<() => Date>((v) => typeof v === 'function', { error: 'must be a function' }).default(() => DEFAULT_NOW),
       })
@@ -310,6 +374,7 @@ const schema = z
         keyReloadInterval: 60_000,
         keyActivationDelay: 90,
         eventFlushInterval: 1000,
+        expirySweepInterval: 300_000,
         refreshRaceWindow: 2,
         now: DEFAULT_NOW,
       }),
@@ -353,6 +418,16 @@ export function resolveOptions(input: unknown): ResolvedOptions {
       }
     });
   });
+  const roleNames = new Set<string>();
+  options.roles.forEach((role, i) => {
+    if (roleNames.has(role.name)) {
+      throw new AppTokensError('invalid_options', `"roles[${i}].name": '${role.name}' is declared twice`, { field: `roles[${i}].name` });
+    }
+    roleNames.add(role.name);
+  });
+  if (options.notifyBeforeExpiry !== false && new Set(options.notifyBeforeExpiry).size !== options.notifyBeforeExpiry.length) {
+    throw new AppTokensError('invalid_options', '"notifyBeforeExpiry" lists a threshold twice', { field: 'notifyBeforeExpiry' });
+  }
   return { ...options, issuer: options.issuer, audience: options.audience ?? options.issuer };
 }
 

@@ -15,10 +15,13 @@ import { ClientLockout } from './limits.js';
 import { LastUsedBatcher } from './last-used.js';
 import { safeLogger, type Logger } from './logger.js';
 import { DEFAULT_NOW, warnOnce, type ResolvedOptions } from './options.js';
+import { ExpiryNotices } from './expiry.js';
 import { ReuseDetector, type ReuseDoor } from './reuse.js';
 import { RevocationView } from './revocation.js';
+import { RoleCatalogue, intersectScopes } from './roles.js';
 import { GrantedScopes, ScopeCatalogue, printable } from './scopes.js';
 import { DUMMY_HASH, SecretCodec, hashSecret } from './secrets.js';
+import { UserScopes } from './user-scopes.js';
 
 /** A successful client_credentials grant (RFC 6749 §4.4.3, §5.1). */
 export interface TokenResponse {
@@ -68,6 +71,12 @@ export interface ExchangeInput {
 export class AppTokensService {
   readonly options: ResolvedOptions;
   readonly catalogue: ScopeCatalogue;
+  /** The host's roles (option `roles`), resolved into scopes at every mint and verification. */
+  readonly roles: RoleCatalogue;
+  /** What each host user may do now (`management.userScopes`): the bound of their personal tokens. */
+  readonly userScopes: UserScopes;
+  /** The `token.expiring` sweep (`notifyBeforeExpiry`). */
+  readonly expiry: ExpiryNotices;
   readonly secrets: SecretCodec;
   readonly keys: KeyRing;
   readonly accessTokens: AccessTokens;
@@ -86,6 +95,7 @@ export class AppTokensService {
   readonly reuse: ReuseDetector;
   #maintenance: NodeJS.Timeout | undefined;
   #retention: NodeJS.Timeout | undefined;
+  #expirySweep: NodeJS.Timeout | undefined;
   /** The clock in epoch ms; `Date.now` itself unless a clock was injected (no Date per request). */
   readonly #nowMs: () => number;
   /**
@@ -108,6 +118,8 @@ export class AppTokensService {
     const clock = options.advanced.now;
     this.#nowMs = clock === DEFAULT_NOW ? Date.now : () => clock().getTime();
     this.catalogue = new ScopeCatalogue(options.scopes);
+    this.roles = new RoleCatalogue(options.roles, this.catalogue);
+    this.userScopes = new UserScopes(options.management.userScopes, options.management.userScopesCacheTtl, this.#nowMs);
     this.secrets = new SecretCodec(options.tokenPrefix);
     this.keys = new KeyRing(store, {
       algorithm: options.signingAlgorithm,
@@ -133,6 +145,7 @@ export class AppTokensService {
       now: advanced.now,
       retention: options.events.retention,
     });
+    this.expiry = new ExpiryNotices(store, this.events, { thresholds: options.notifyBeforeExpiry, now: advanced.now });
     this.#jwtCache = new LRUCache({ max: advanced.cacheMax });
     this.#apiTokenCache = new LRUCache({ max: advanced.cacheMax });
     this.#clients = advanced.clientCacheTtl > 0 ? new LRUCache({ max: CLIENT_CACHE_MAX }) : undefined;
@@ -157,6 +170,7 @@ export class AppTokensService {
       await this.revocation.start();
       this.#startKeyMaintenance();
       this.#startRetention();
+      this.#startExpirySweep();
       this.#isReady = true;
       void this.#warnAboutRetiredScopes();
     })().catch((error: unknown) => {
@@ -179,6 +193,8 @@ export class AppTokensService {
     this.#maintenance = undefined;
     if (this.#retention) clearInterval(this.#retention);
     this.#retention = undefined;
+    if (this.#expirySweep) clearInterval(this.#expirySweep);
+    this.#expirySweep = undefined;
     const results = await Promise.allSettled([this.lastUsed.close(), this.events.close()]);
     for (const r of results) if (r.status === 'rejected') throw r.reason;
   }
@@ -196,7 +212,7 @@ export class AppTokensService {
     await this.lockout?.assertOpen(lockoutKey);
     const presentedHex = hashSecret(secret);
     const cached = this.#cachedClient(clientId, presentedHex);
-    if (cached !== undefined) return cached;
+    if (cached !== undefined) return this.#withLiveOwner(cached);
     const wellFormed = this.secrets.isWellFormed(secret);
     const presented = Buffer.from(presentedHex, 'hex');
     // Both lookups always run, so that an unknown client and a wrong secret take the same path.
@@ -235,7 +251,37 @@ export class AppTokensService {
     }
     this.lastUsed.record(token.id, now);
     this.#clients?.set(presentedHex, { app: app!, token, until: this.#nowMs() + this.options.advanced.clientCacheTtl * 1000 });
-    return { app: app!, token };
+    return this.#withLiveOwner({ app: app!, token });
+  }
+
+  /**
+   * A personal client whose user is gone (`management.userScopes` says `null`) fails client
+   * authentication like a wrong secret: the token is dead while the host says so.
+   */
+  async #withLiveOwner(client: { app: AppRecord; token: ApiTokenRecord }): Promise<{ app: AppRecord; token: ApiTokenRecord }> {
+    const { app } = client;
+    if (!app.ownerUserId) return client;
+    if ((await this.userScopes.get(app.tenantId, app.ownerUserId)) !== null) return client;
+    this.events.emit({ type: 'access_token.refused', outcome: 'failure', tenantId: app.tenantId, appId: app.id, actorId: app.id, data: { reason: 'user_gone' } });
+    throw new AppTokensError('invalid_client', 'client authentication failed');
+  }
+
+  /**
+   * The scopes a token of `app` may use now: the token's own list (or all of the app's), within
+   * the app's scopes and roles as the host defines them today, within the catalogue; for a
+   * personal token, within its user's current scopes. `null`: the token's user is gone.
+   */
+  async allowedScopes(app: AppRecord, token: ApiTokenRecord): Promise<readonly string[] | null> {
+    if (app.ownerUserId) {
+      const user = await this.userScopes.get(app.tenantId, app.ownerUserId);
+      if (user === null) return null;
+      return intersectScopes(this.catalogue, this.catalogue.retain(token.scopes ?? []), user);
+    }
+    const effective = this.roles.scopesOf(app);
+    if (token.scopes === null) return effective;
+    const own = this.catalogue.retain(token.scopes);
+    // A role's definition may have narrowed since the token was issued: the token narrows with it.
+    return (app.roles?.length ?? 0) > 0 ? intersectScopes(this.catalogue, own, new GrantedScopes(effective)) : own;
   }
 
   /**
@@ -280,7 +326,9 @@ export class AppTokensService {
     requested: string[] | undefined,
     resource?: string,
   ): Promise<TokenResponse> {
-    const grant = this.#grant(new GrantedScopes(this.catalogue.retain(token.scopes ?? app.scopes)), requested, resource);
+    const allowed = await this.allowedScopes(app, token);
+    if (allowed === null) throw new AppTokensError('invalid_client', 'client authentication failed');
+    const grant = this.#grant(new GrantedScopes(allowed), requested, resource);
     return this.#issue(app, token.id, token.expiresAt, grant, { grant: 'client_credentials' });
   }
 
@@ -349,20 +397,28 @@ export class AppTokensService {
    * RFC 7662 introspection by a client: active tokens of the caller's tenant are described; any
    * other token (unknown, expired, revoked, malformed, another tenant's) is exactly `{active: false}`.
    */
-  async introspect(caller: AppRecord, token: string): Promise<Record<string, unknown>> {
+  introspect(caller: AppRecord, token: string): Promise<Record<string, unknown>> {
+    return this.introspectInTenant(caller.tenantId, token);
+  }
+
+  /**
+   * {@link introspect} for a caller known only by its tenant: a management principal (`POST
+   * /me/introspect`, the console's token debugger). Tokens of any other tenant are `{active: false}`.
+   */
+  async introspectInTenant(tenantId: string, token: string): Promise<Record<string, unknown>> {
     let info: InternalAuthInfo;
     try {
       info = await this.#verify(token, this.audiences, true, 'introspection');
     } catch {
       return { active: false };
     }
-    if (info.tenantId !== caller.tenantId) return { active: false };
+    if (info.tenantId !== tenantId) return { active: false };
     const { claims } = info;
     return {
       active: true,
       scope: info.scopes.join(' '),
       client_id: info.clientId,
-      sub: info.clientId,
+      sub: info.userId ?? info.clientId,
       iss: this.options.issuer,
       ...(info.audience ? { aud: info.audience.length === 1 ? info.audience[0] : info.audience } : {}),
       ...(claims.exp !== undefined ? { exp: claims.exp } : {}),
@@ -483,7 +539,8 @@ export class AppTokensService {
     data: Record<string, unknown>,
   ): Promise<TokenResponse> {
     const { scopes, audience } = grant;
-    const minted = await this.accessTokens.mint({ app, apiTokenId, notAfter, scopes, audience });
+    const roles = this.roles.knownRoles(app);
+    const minted = await this.accessTokens.mint({ app, apiTokenId, notAfter, scopes, audience, roles });
     this.events.emit({
       type: 'access_token.issued',
       tenantId: app.tenantId,
@@ -544,7 +601,9 @@ export class AppTokensService {
       const hash = hashSecret(value);
       info = await this.#verifyApiToken(value, hash, door);
       this.#assertLive(info);
-      this.#apiTokenCache.set(hash, { info, until: Math.min(nowMs + API_TOKEN_CACHE_MS, info.expiresAt?.getTime() ?? Infinity) });
+      // A personal token is re-bounded by its user's scopes as often as the host's answer is cached.
+      const trustMs = info.userId === null ? API_TOKEN_CACHE_MS : Math.min(API_TOKEN_CACHE_MS, this.userScopes.ttlMs);
+      this.#apiTokenCache.set(hash, { info, until: Math.min(nowMs + trustMs, info.expiresAt?.getTime() ?? Infinity) });
     } else {
       info = this.#withinCatalogue(await this.accessTokens.verify(value, audience));
       this.#assertLive(info);
@@ -580,24 +639,30 @@ export class AppTokensService {
     await this.lockout?.assertOpen(token.appId.slice(0, 128));
     const app = await store.getApp(token.tenantId, token.appId);
     if (!app) throw new AppTokensError('invalid_token', 'the API token is not valid');
+    const allowed = await this.allowedScopes(app, token);
+    if (allowed === null) throw new AppTokensError('invalid_token', 'the API token is not valid');
     this.lastUsed.record(token.id, now);
-    const scopes = [...this.catalogue.retain(token.scopes ?? app.scopes)];
+    const scopes = [...allowed];
+    const roles = this.roles.knownRoles(app);
+    const userId = app.ownerUserId ?? null;
     return makeAuthInfo({
       kind: 'api_token',
       tenantId: app.tenantId,
       appId: app.id,
       clientId: app.id,
       apiTokenId: token.id,
+      userId,
       scopes,
       claims: Object.freeze({
         ...app.customClaims,
         iss: this.options.issuer,
-        sub: app.id,
+        sub: userId ?? app.id,
         client_id: app.id,
         scope: scopes.join(' '),
         tenant_id: app.tenantId,
         app_name: app.name,
         api_token_id: token.id,
+        ...(roles.length > 0 ? { roles } : {}),
         iat: Math.floor(token.createdAt.getTime() / 1000),
         ...(token.expiresAt ? { exp: Math.floor(token.expiresAt.getTime() / 1000) } : {}),
       }),
@@ -619,6 +684,28 @@ export class AppTokensService {
     run();
     this.#retention = setInterval(run, PRUNE_INTERVAL_MS);
     this.#retention.unref();
+  }
+
+  /** The expiry-notice sweep: a run at start, then every `advanced.expirySweepInterval`; never two at once. */
+  #startExpirySweep(): void {
+    const interval = this.options.advanced.expirySweepInterval;
+    if (!this.expiry.enabled || interval <= 0) return;
+    let busy = false;
+    const run = () => {
+      if (busy) return;
+      busy = true;
+      void this.expiry
+        .sweep()
+        .catch((error: unknown) => {
+          this.log.warn({ error: error instanceof Error ? error.message : String(error) }, 'expiry-notice sweep failed; retrying at the next run');
+        })
+        .finally(() => {
+          busy = false;
+        });
+    };
+    run();
+    this.#expirySweep = setInterval(run, interval);
+    this.#expirySweep.unref();
   }
 
   /** Reload keys (another instance may have rotated) and rotate when the active key is due. */

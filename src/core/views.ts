@@ -15,6 +15,15 @@ export interface AppView {
   name: string;
   description: string | null;
   scopes: string[];
+  /** Names of the host-declared roles the app was given at creation (fixed). */
+  roles: string[];
+  /** Role names the host no longer declares (normally empty): they grant nothing. */
+  unknownRoles: string[];
+  /**
+   * What the app's tokens may carry today: its scopes and those of its roles as the host defines
+   * them now, within the catalogue.
+   */
+  effectiveScopes: string[];
   /**
    * Stored scopes the current catalogue no longer declares (normally empty): no token carries
    * them. Recreate the app, or declare the scope again.
@@ -42,7 +51,22 @@ export interface ApiTokenView {
    * `retiring`: regenerated with a grace period; it works until `expirationDate`, then retires.
    */
   status: 'active' | 'retiring' | 'expired';
+  /** Active, not retiring, and expiring within the widest `notifyBeforeExpiry` threshold (7 days by default). */
+  expiringSoon: boolean;
 }
+
+/** What `GET /apps` shows of an app's tokens. */
+export interface TokenSummaryView {
+  /** Tokens that work now (retiring ones included). */
+  active: number;
+  /** Of those, how many expire soon (see {@link ApiTokenView.expiringSoon}). */
+  expiringSoon: number;
+  /** The last use of any of the app's tokens. */
+  lastUsedDate: string | null;
+}
+
+/** An app in a listing: its view and a summary of its tokens. */
+export type AppListItem = AppView & { tokenSummary: TokenSummaryView };
 
 /** A secret value with the token it belongs to: shown once. */
 export interface IssuedApiToken {
@@ -50,8 +74,18 @@ export interface IssuedApiToken {
   value: string;
 }
 
-/** `knows`: the current catalogue's test (a scope, or a wildcard covering one of its scopes). */
-export function appView(app: AppRecord, knows: (scope: string) => boolean): AppView {
+/** What a view needs of the current catalogue and roles. */
+export interface ViewContext {
+  /** The catalogue's test (a scope, or a wildcard covering one of its scopes). */
+  knows(scope: string): boolean;
+  /** Is this role declared? */
+  hasRole(name: string): boolean;
+  /** The app's effective scopes now. */
+  effectiveScopes(app: AppRecord): readonly string[];
+}
+
+export function appView(app: AppRecord, context: ViewContext): AppView {
+  const roles = app.roles ?? [];
   return {
     id: app.id,
     clientId: app.id,
@@ -59,14 +93,20 @@ export function appView(app: AppRecord, knows: (scope: string) => boolean): AppV
     name: app.name,
     description: app.description,
     scopes: [...app.scopes],
-    unknownScopes: app.scopes.filter((s) => !knows(s)),
+    roles: [...roles],
+    unknownRoles: roles.filter((r) => !context.hasRole(r)),
+    effectiveScopes: [...context.effectiveScopes(app)],
+    unknownScopes: app.scopes.filter((s) => !context.knows(s)),
     customClaims: { ...app.customClaims },
     creationDate: app.createdAt.toISOString(),
     updateDate: app.updatedAt.toISOString(),
   };
 }
 
-export function tokenView(token: ApiTokenRecord, now: Date): ApiTokenView {
+/** `soonBefore`: the end of the "expiring soon" window. */
+export function tokenView(token: ApiTokenRecord, now: Date, soonBefore: Date): ApiTokenView {
+  const expired = token.expiresAt !== null && token.expiresAt <= now;
+  const retiring = token.replacedBy !== null && token.revokedAt === null;
   return {
     id: token.id,
     appId: token.appId,
@@ -76,6 +116,7 @@ export function tokenView(token: ApiTokenRecord, now: Date): ApiTokenView {
     creationDate: token.createdAt.toISOString(),
     expirationDate: token.expiresAt?.toISOString() ?? null,
     lastUsedDate: token.lastUsedAt?.toISOString() ?? null,
-    status: token.expiresAt !== null && token.expiresAt <= now ? 'expired' : token.replacedBy !== null && token.revokedAt === null ? 'retiring' : 'active',
+    status: expired ? 'expired' : retiring ? 'retiring' : 'active',
+    expiringSoon: !expired && !retiring && token.revokedAt === null && token.expiresAt !== null && token.expiresAt <= soonBefore,
   };
 }

@@ -22,8 +22,11 @@ import { getApp } from './routes/get-app.js';
 import { listApps } from './routes/list-apps.js';
 import { listEvents } from './routes/list-events.js';
 import { listTokens } from './routes/list-tokens.js';
+import { createPersonalToken, deletePersonalToken, listPersonalTokens } from './routes/personal-tokens.js';
 import { regenerateToken } from './routes/regenerate-token.js';
 import { updateApp } from './routes/update-app.js';
+import { getPrincipal } from './routes/me.js';
+import { introspectAsPrincipal } from './routes/introspect-me.js';
 
 /** What a management route handler gets. */
 export interface ManagementContext {
@@ -34,14 +37,21 @@ export interface ManagementContext {
   principal: Principal;
   management: AppManagement;
   issuer: string;
+  /** The service, for routes that read options or verify tokens (`/me/…`). */
+  service: AppTokensService;
 }
 
 /** One route of the management API: a file under `routes/`. */
 export interface ManagementRoute {
   method: 'get' | 'post' | 'patch' | 'delete';
   path: string;
-  /** The scope the caller must hold. */
-  scope: 'apps:read' | 'apps:write';
+  /** The scope the caller must hold; `null`: any signed-in caller (the route checks the rest). */
+  scope: 'apps:read' | 'apps:write' | null;
+  /**
+   * Only for a host user signed in through `management.resolvePrincipal` (personal tokens): a
+   * bearer token — an app, or a personal token itself — is refused with 403.
+   */
+  hostUserOnly?: boolean;
   handle(context: ManagementContext): Promise<void>;
 }
 
@@ -56,6 +66,11 @@ export const MANAGEMENT_ROUTES: readonly ManagementRoute[] = [
   regenerateToken,
   deleteToken,
   listEvents,
+  getPrincipal,
+  introspectAsPrincipal,
+  listPersonalTokens,
+  createPersonalToken,
+  deletePersonalToken,
 ];
 
 interface Caller {
@@ -117,7 +132,11 @@ export function managementRouter(service: AppTokensService, management: AppManag
           // A path id that cannot be ours: 404 before any lookup or audit event (issue 11, finding 5).
           if (req.params.id !== undefined) checkId(String(req.params.id), 'app');
           if (req.params.tokenId !== undefined) checkId(String(req.params.tokenId), 'token');
-          if (who.principal.scopes !== null && !new GrantedScopes(who.principal.scopes).grants(route.scope)) {
+          if (route.hostUserOnly && who.bearer) {
+            // A personal token minting more personal tokens would outlive its own expiry and deletion.
+            throw new AppTokensError('forbidden', 'personal tokens are managed by a host user signed in to the host (management.resolvePrincipal), not with a bearer token');
+          }
+          if (route.scope !== null && who.principal.scopes !== null && !new GrantedScopes(who.principal.scopes).grants(route.scope)) {
             const error = new AppTokensError('insufficient_scope', `this request needs the scope ${route.scope}`, {
               scopes: [route.scope],
             });
@@ -137,7 +156,7 @@ export function managementRouter(service: AppTokensService, management: AppManag
             await new Promise<void>((resolve, reject) => json(req, res, (err?: unknown) => (err ? reject(err) : resolve())));
           }
           const params = { id: String(req.params.id ?? ''), tokenId: String(req.params.tokenId ?? '') };
-          await route.handle({ req, res, params, principal: who.principal, management, issuer });
+          await route.handle({ req, res, params, principal: who.principal, management, issuer, service });
         } catch (error) {
           if (res.headersSent) return next(error);
           fail(res, error, bearer);

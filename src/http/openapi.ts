@@ -15,12 +15,13 @@ import { MANAGEMENT_ROUTES, type ManagementRoute } from './management.js';
 import * as responses from './response-schemas.js';
 import { createAppBody, tokenInput } from './routes/create-app.js';
 import { introspectionForm } from './routes/introspect.js';
-import { pageQuery } from './routes/list-apps.js';
+import { listAppsQuery, pageQuery } from './routes/list-apps.js';
 import { refreshBody } from './routes/refresh-token.js';
 import { revocationForm } from './routes/revoke.js';
 import { clientCredentialsForm, tokenExchangeForm } from './routes/token.js';
 import { updateAppBody } from './routes/update-app.js';
 import { regenerateTokenBody } from './routes/regenerate-token.js';
+import { introspectBody } from './routes/introspect-me.js';
 
 /** A JSON Schema or any other JSON object of the document. */
 type Json = Record<string, unknown>;
@@ -72,6 +73,7 @@ const REQUEST_SCHEMAS = {
   TokenExchangeForm: tokenExchangeForm,
   IntrospectionForm: introspectionForm,
   RevocationForm: revocationForm,
+  PrincipalIntrospectionRequest: introspectBody,
 } satisfies Record<string, z.ZodType>;
 
 /** Response components, converted as the output side (`io: 'output'`). */
@@ -79,6 +81,8 @@ const RESPONSE_SCHEMAS = {
   App: responses.appViewSchema,
   ApiToken: responses.apiTokenViewSchema,
   IssuedApiToken: responses.issuedApiTokenSchema,
+  IssuedPersonalToken: responses.issuedPersonalTokenSchema,
+  AppListItem: responses.appListItemSchema,
   CreatedApp: responses.createdAppSchema,
   AppDetails: responses.appDetailsSchema,
   AppPage: responses.appPageSchema,
@@ -89,6 +93,7 @@ const RESPONSE_SCHEMAS = {
   TokenResponse: responses.tokenResponseSchema,
   TokenExchangeResponse: responses.exchangeResponseSchema,
   IntrospectionResponse: responses.introspectionResponseSchema,
+  Principal: responses.principalSchema,
   AuthorizationServerMetadata: responses.metadataSchema,
   JsonWebKeySet: responses.jwksSchema,
   Problem: responses.problemSchema,
@@ -185,6 +190,8 @@ interface ManagementDoc {
   /** Status and schema of success; `secret` routes answer the download variants too. */
   ok: { status: 200 | 201 | 204; schema?: keyof typeof RESPONSE_SCHEMAS; secret?: boolean };
   paged?: boolean;
+  /** Takes `?expiringWithin=` (`GET /apps`). */
+  expiring?: boolean;
   conflict?: boolean;
 }
 
@@ -198,7 +205,13 @@ const MANAGEMENT_DOCS: Record<string, ManagementDoc> = {
     ok: { status: 201, schema: 'CreatedApp', secret: true },
     conflict: true,
   },
-  'get /apps': { operationId: 'listApps', summary: "The tenant's apps, oldest first", ok: { status: 200, schema: 'AppPage' }, paged: true },
+  'get /apps': {
+    operationId: 'listApps',
+    summary: "The tenant's apps, oldest first, each with a summary of its tokens",
+    ok: { status: 200, schema: 'AppPage' },
+    paged: true,
+    expiring: true,
+  },
   'get /apps/:id': { operationId: 'getApp', summary: "An app with its live tokens' metadata, never a value", ok: { status: 200, schema: 'AppDetails' } },
   'patch /apps/:id': {
     operationId: 'updateApp',
@@ -225,6 +238,36 @@ const MANAGEMENT_DOCS: Record<string, ManagementDoc> = {
   },
   'delete /apps/:id/tokens/:tokenId': { operationId: 'deleteToken', summary: 'Delete a token: it stops working at once', ok: { status: 204 } },
   'get /apps/:id/events': { operationId: 'listEvents', summary: "The app's audit log, newest first", ok: { status: 200, schema: 'AuditEventPage' }, paged: true },
+  'get /me/principal': {
+    operationId: 'getPrincipal',
+    summary: 'Who the caller is: tenant, actor, the scopes it holds (null: unrestricted) and the declared roles',
+    ok: { status: 200, schema: 'Principal' },
+  },
+  'get /me/tokens': {
+    operationId: 'listPersonalTokens',
+    summary: "The signed-in host user's live personal tokens, oldest first (only with management.resolvePrincipal and management.userScopes)",
+    ok: { status: 200, schema: 'ApiTokenPage' },
+    paged: true,
+  },
+  'post /me/tokens': {
+    operationId: 'createPersonalToken',
+    summary: 'A personal token acting as the signed-in host user, its scopes at most the user’s (the value is shown once)',
+    body: 'CreateTokenRequest',
+    ok: { status: 201, schema: 'IssuedPersonalToken', secret: true },
+    conflict: true,
+  },
+  'delete /me/tokens/:tokenId': {
+    operationId: 'deletePersonalToken',
+    summary: 'Delete one of your personal tokens: it and its access tokens stop working at once',
+    ok: { status: 204 },
+  },
+  'post /me/introspect': {
+    operationId: 'introspectAsPrincipal',
+    summary: "RFC 7662-style introspection for a management principal, confined to the caller's tenant (anything else is {active: false}); never cached",
+    body: 'PrincipalIntrospectionRequest',
+    bodyRequired: true,
+    ok: { status: 200, schema: 'IntrospectionResponse' },
+  },
 };
 
 /**
@@ -253,6 +296,7 @@ function managementOperation(route: ManagementRoute, hostPrincipal: boolean): Js
   if (route.path.includes(':id')) parameters.push({ $ref: '#/components/parameters/AppId' });
   if (route.path.includes(':tokenId')) parameters.push({ $ref: '#/components/parameters/TokenId' });
   if (doc.paged) parameters.push({ $ref: '#/components/parameters/Limit' }, { $ref: '#/components/parameters/Cursor' });
+  if (doc.expiring) parameters.push({ $ref: '#/components/parameters/ExpiringWithin' });
   if (doc.ok.secret) parameters.push({ $ref: '#/components/parameters/Format' });
 
   const { status, schema, secret } = doc.ok;
@@ -264,7 +308,7 @@ function managementOperation(route: ManagementRoute, hostPrincipal: boolean): Js
     '401': { $ref: '#/components/responses/Unauthorized' },
     '403': { $ref: '#/components/responses/Forbidden' },
   };
-  if (route.path.includes(':id')) errors['404'] = { $ref: '#/components/responses/NotFound' };
+  if (route.path.includes(':id') || route.path.includes(':tokenId')) errors['404'] = { $ref: '#/components/responses/NotFound' };
   if (doc.conflict) errors['409'] = { $ref: '#/components/responses/Conflict' };
   if (route.method === 'post' || route.method === 'patch') {
     errors['413'] = { $ref: '#/components/responses/PayloadTooLarge' };
@@ -276,10 +320,14 @@ function managementOperation(route: ManagementRoute, hostPrincipal: boolean): Js
   return {
     operationId: doc.operationId,
     summary: doc.summary,
-    description: `Needs \`${route.scope}\`${route.scope === 'apps:write' ? ', and every scope the app holds' : ''}. Errors are RFC 9457 problem details.`,
+    description: `${
+      route.scope === null
+        ? 'For a host user signed in through management.resolvePrincipal (a bearer token is refused with 403); needs management.userScopes.'
+        : `Needs \`${route.scope}\`${route.scope === 'apps:write' ? ', and every scope the app holds' : ''}.`
+    } Errors are RFC 9457 problem details.`,
     tags: ['apps'],
     // With management.resolvePrincipal the host authenticates its users; OpenAPI cannot name how.
-    ...(hostPrincipal ? {} : { security: [{ bearerAuth: [route.scope] }] }),
+    ...(hostPrincipal ? {} : { security: route.scope === null ? [] : [{ bearerAuth: [route.scope] }] }),
     ...(parameters.length ? { parameters } : {}),
     ...(doc.body
       ? { requestBody: { required: doc.bodyRequired ?? false, content: { 'application/json': { schema: ref(doc.body) } } } }
@@ -400,6 +448,9 @@ function build(service: AppTokensService): OpenApiDocument {
   });
   const page = queryParameters(pageQuery, { limit: `page size, 1–${PAGE_SIZE.max} (default ${PAGE_SIZE.default})`, cursor: 'nextCursor of the previous page' });
   const format = queryParameters(formatQuery);
+  const expiring = queryParameters(listAppsQuery.pick({ expiringWithin: true }), {
+    expiringWithin: 'only apps with a token (not revoked, not retiring) expiring within this many seconds, 1 – 10 years',
+  });
 
   return {
     openapi: '3.1.1',
@@ -424,6 +475,7 @@ function build(service: AppTokensService): OpenApiDocument {
         TokenId: idParameter('tokenId', 'token'),
         Limit: page.limit!,
         Cursor: page.cursor!,
+        ExpiringWithin: expiring.expiringWithin!,
         Format: format.format!,
       },
       responses: RESPONSES,

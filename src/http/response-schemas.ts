@@ -14,7 +14,8 @@ import type { AuditEvent } from '../core/events.js';
 import type { ErrorCode } from '../core/errors.js';
 import type { AppDetails, CreatedApp, PageView } from '../core/management.js';
 import type { TokenResponse } from '../core/service.js';
-import type { ApiTokenView, AppView, IssuedApiToken } from '../core/views.js';
+import type { IssuedPersonalToken } from '../core/personal-tokens.js';
+import type { ApiTokenView, AppListItem, AppView, IssuedApiToken } from '../core/views.js';
 import type { AuditEventType } from '../store.js';
 import { OAUTH_CODES } from './responses.js';
 
@@ -29,6 +30,11 @@ export const appViewSchema = z
     name: z.string(),
     description: z.string().nullable(),
     scopes: z.array(z.string()).meta({ description: 'fixed at creation' }),
+    roles: z.array(z.string()).meta({ description: 'names of host-declared roles, fixed at creation' }),
+    unknownRoles: z.array(z.string()).meta({ description: 'role names the host no longer declares (normally empty): they grant nothing' }),
+    effectiveScopes: z
+      .array(z.string())
+      .meta({ description: "what the app's tokens may carry today: its scopes and those of its roles as the host defines them now" }),
     unknownScopes: z
       .array(z.string())
       .meta({ description: 'stored scopes the current catalogue no longer declares (normally empty): no token carries them' }),
@@ -51,6 +57,7 @@ export const apiTokenViewSchema = z
     status: z
       .enum(['active', 'retiring', 'expired'])
       .meta({ description: 'expired: past its expiration date, refused everywhere; retiring: regenerated with a grace period, works until expirationDate' }),
+    expiringSoon: z.boolean().meta({ description: 'active, not retiring, and expiring within the widest notifyBeforeExpiry threshold (7 days by default)' }),
   })
   .meta({ description: 'API-token metadata; never the value.' });
 
@@ -73,7 +80,25 @@ export const appDetailsSchema = appViewSchema
 
 const nextCursor = z.string().nullable().meta({ description: 'opaque; pass as ?cursor= for the next page; null on the last page' });
 
-export const appPageSchema = z.strictObject({ items: z.array(appViewSchema), nextCursor });
+export const appListItemSchema = appViewSchema
+  .extend({
+    tokenSummary: z.strictObject({
+      active: z.number().int().meta({ description: 'tokens that work now (retiring ones included)' }),
+      expiringSoon: z.number().int().meta({ description: 'of those, how many expire soon' }),
+      lastUsedDate: isoDate.nullable().meta({ description: "the last use of any of the app's tokens" }),
+    }),
+  })
+  .meta({ description: 'An app in a listing, with a summary of its tokens.' });
+
+export const issuedPersonalTokenSchema = z
+  .strictObject({
+    token: apiTokenViewSchema,
+    value: secretValue,
+    clientId: z.string().meta({ description: "the user's personal client: client_id at the token endpoint" }),
+  })
+  .meta({ description: 'A new personal token, its value (shown once), and the client id to use it with.' });
+
+export const appPageSchema = z.strictObject({ items: z.array(appListItemSchema), nextCursor });
 export const tokenPageSchema = z.strictObject({ items: z.array(apiTokenViewSchema), nextCursor });
 
 const EVENT_TYPES = [
@@ -86,10 +111,12 @@ const EVENT_TYPES = [
   'token.deleted',
   'token.reuse_detected',
   'token.refresh_refused',
+  'token.expiring',
   'access_token.issued',
   'access_token.refused',
   'access_token.revoked',
   'management.refused',
+  'token.leaked',
 ] as const satisfies readonly AuditEventType[];
 
 export const auditEventSchema = z
@@ -150,6 +177,17 @@ export const introspectionResponseSchema = z
     description: "RFC 7662 §2.2: active tokens of the caller's tenant are described; anything else is exactly {\"active\": false}.",
   });
 
+export const principalSchema = z
+  .strictObject({
+    tenantId: z.string(),
+    actorId: z.string().nullable().meta({ description: 'recorded in audit events: a client id or a host user id' }),
+    scopes: z.array(z.string()).nullable().meta({ description: 'the scopes the caller holds, wildcards included; null: unrestricted' }),
+    roles: z
+      .array(z.strictObject({ name: z.string(), scopes: z.array(z.string()), description: z.string().nullable() }))
+      .meta({ description: 'the roles the host declared (option roles), which an app may be given at creation' }),
+  })
+  .meta({ description: 'GET /me/principal: who the management API takes the caller for.' });
+
 export const metadataSchema = z
   .strictObject({
     issuer: z.string(),
@@ -196,6 +234,7 @@ const ERROR_CODES = [
   'unsupported_media_type',
   'rate_limited',
   'unavailable',
+  'invalid_signature',
   'invalid_options',
   'key_error',
   'server_error',
@@ -245,11 +284,12 @@ const exact: [
   Same<z.infer<typeof issuedApiTokenSchema>, IssuedApiToken>,
   Same<z.infer<typeof createdAppSchema>, CreatedApp>,
   Same<z.infer<typeof appDetailsSchema>, AppDetails>,
-  Same<z.infer<typeof appPageSchema>, PageView<AppView>>,
+  Same<z.infer<typeof appPageSchema>, PageView<AppListItem>>,
+  Same<z.infer<typeof issuedPersonalTokenSchema>, IssuedPersonalToken>,
   Same<z.infer<typeof tokenPageSchema>, PageView<ApiTokenView>>,
   Same<z.infer<typeof auditEventSchema>, AuditEvent>,
   Same<z.infer<typeof tokenResponseSchema>, TokenResponse>,
   Same<Missing<typeof EVENT_TYPES, AuditEventType>, never>,
   Same<Missing<typeof ERROR_CODES, ErrorCode>, never>,
-] = [true, true, true, true, true, true, true, true, true, true, true];
+] = [true, true, true, true, true, true, true, true, true, true, true, true];
 void exact;

@@ -16,7 +16,7 @@ import { tokenEndpoint } from './routes/token.js';
 import { jwksRoute, metadataRoute, wellKnownPath } from './routes/well-known.js';
 
 /** The path prefixes of the HTTP contract: everything `routes()` serves is under one of them. */
-const OUR_PREFIXES = ['/.well-known/oauth-authorization-server', '/.well-known/jwks.json', '/openapi.json', '/oauth', '/apps', '/tokens'];
+const OUR_PREFIXES = ['/.well-known/oauth-authorization-server', '/.well-known/jwks.json', '/openapi.json', '/oauth', '/apps', '/tokens', '/me/principal', '/me/introspect', '/me/tokens'];
 /** Their second characters, lower case: a cheap first test that turns most host paths away. */
 const OUR_SECOND_CHARS = new Set(OUR_PREFIXES.map((p) => p[1]!));
 

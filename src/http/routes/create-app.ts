@@ -1,4 +1,7 @@
-/** `POST /apps` (`apps:write`): create an app and its first API token → 201 `{app, token, value}`. */
+/**
+ * `POST /apps` (`apps:write`): create an app (`scopes` and/or `roles`, at least one non-empty) and
+ * its first API token → 201 `{app, token, value}`.
+ */
 import { z } from 'zod';
 import { requestedFormat, sendSecret } from '../downloads.js';
 import type { ManagementRoute } from '../management.js';
@@ -16,7 +19,8 @@ export const createAppBody = z
   .object({
     name: z.string({ error: 'required, a string' }),
     description: z.string({ error: 'must be a string or null' }).nullable().optional(),
-    scopes: z.array(z.string({ error: 'must be a string' }), { error: 'required, an array of scopes' }),
+    scopes: z.array(z.string({ error: 'must be a string' }), { error: 'must be an array of scopes' }).optional(),
+    roles: z.array(z.string({ error: 'must be a role name' }), { error: 'must be an array of role names' }).optional(),
     customClaims: z.record(z.string(), z.unknown(), { error: 'must be a JSON object' }).optional(),
     token: tokenInput.optional(),
   })

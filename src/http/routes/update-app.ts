@@ -1,4 +1,4 @@
-/** `PATCH /apps/:id` (`apps:write`): edit `name`, `description`, `customClaims`; `scopes` → 400. */
+/** `PATCH /apps/:id` (`apps:write`): edit `name`, `description`, `customClaims`; `scopes` or `roles` → 400. */
 import { z } from 'zod';
 import type { ManagementRoute } from '../management.js';
 import { parseInput } from '../validation.js';
@@ -10,6 +10,7 @@ export const updateAppBody = z
     customClaims: z.record(z.string(), z.unknown(), { error: 'must be a JSON object' }).optional(),
     // Accepted by the schema only so that the service can say why it is refused.
     scopes: z.unknown().optional(),
+    roles: z.unknown().optional(),
   })
   .strict();
 

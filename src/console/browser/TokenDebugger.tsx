@@ -1,0 +1,132 @@
+/**
+ * The token debugger: decodes a JWT's header and claims here, in the page (nothing is sent for
+ * that), and asks the server what it says of the token (`POST /me/introspect`: active in this
+ * tenant or not), with a live expiry countdown.
+ */
+import { useEffect, useState } from 'preact/hooks';
+import type { Introspection } from './api.js';
+import { useConsole } from './context.js';
+import { decodeToken, formatDate, formatDuration, type Decoded } from './format.js';
+import { ErrorMessage, Scopes, messageOf } from './ui.js';
+
+/** Why a token may not be active, from what its claims say (the server says only "not active"). */
+function whyNot(decoded: Decoded | null, issuer: string): string {
+  if (decoded?.kind === 'jwt') {
+    const { exp, iss } = decoded.claims;
+    if (typeof exp === 'number' && exp * 1000 <= Date.now()) return `It expired ${formatDate(new Date(exp * 1000).toISOString())}.`;
+    if (typeof iss === 'string' && iss !== issuer) return `It was issued by ${iss}, not by this server (${issuer}).`;
+    return 'Its signature does not verify, it was revoked, or it belongs to another tenant.';
+  }
+  if (decoded?.kind === 'api_token') return 'It is unknown, expired, deleted, or belongs to another tenant.';
+  return 'It is not a token of this server.';
+}
+
+export function TokenDebugger() {
+  const { api, config } = useConsole();
+  const [token, setToken] = useState('');
+  const [decoded, setDecoded] = useState<Decoded | null>(null);
+  const [result, setResult] = useState<Introspection | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [now, setNow] = useState(Date.now());
+
+  useEffect(() => {
+    const timer = window.setInterval(() => setNow(Date.now()), 1000);
+    return () => window.clearInterval(timer);
+  }, []);
+
+  const inspect = async (e: Event) => {
+    e.preventDefault();
+    setError(null);
+    setResult(null);
+    const value = token.trim();
+    if (!value) {
+      setDecoded(null);
+      setError('Paste an access token or an API token first.');
+      return;
+    }
+    setDecoded(decodeToken(value));
+    setBusy(true);
+    try {
+      setResult(await api.post<Introspection>('me/introspect', { token: value }));
+    } catch (e) {
+      setError(messageOf(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <section aria-labelledby="debug-title" class="stack">
+      <h1 id="debug-title">Token debugger</h1>
+      <form class="card form" onSubmit={(e) => void inspect(e)} noValidate>
+        <div class="field">
+          <label for="debug-token">Token</label>
+          <textarea id="debug-token" class="mono" rows={4} spellcheck={false} autocomplete="off" value={token} onInput={(e) => setToken(e.currentTarget.value)} aria-describedby="debug-hint" />
+          <p class="hint" id="debug-hint">
+            An access token (JWT) or an API token. It is decoded in this page and checked by this server only; it is never stored.
+          </p>
+        </div>
+        {error && <ErrorMessage>{error}</ErrorMessage>}
+        <div class="actions left">
+          <button type="submit" class="button primary" disabled={busy}>
+            Inspect
+          </button>
+        </div>
+      </form>
+      {result && (
+        <section class="card" aria-labelledby="verdict-title">
+          <h2 id="verdict-title">What the server says</h2>
+          {result.active ? (
+            <>
+              <p>
+                <span class="badge ok">Active</span> in tenant <strong>{result.tenant_id}</strong>
+              </p>
+              <dl class="facts">
+                <dt>Client</dt>
+                <dd class="mono">{result.client_id}</dd>
+                <dt>Scopes</dt>
+                <dd>
+                  <Scopes scopes={result.scope ? result.scope.split(' ') : []} />
+                </dd>
+                <dt>API token</dt>
+                <dd class="mono">{result.api_token_id}</dd>
+                <dt>Expires</dt>
+                <dd>{result.exp === undefined ? 'never' : result.exp * 1000 > now ? `in ${formatDuration(result.exp - now / 1000)} (${formatDate(new Date(result.exp * 1000).toISOString())})` : 'expired'}</dd>
+              </dl>
+            </>
+          ) : (
+            <p>
+              <span class="badge bad">Not active</span> {whyNot(decoded, config.issuer)}
+            </p>
+          )}
+        </section>
+      )}
+      {decoded && (
+        <section class="card" aria-labelledby="decoded-title">
+          <h2 id="decoded-title">Decoded</h2>
+          {decoded.kind === 'jwt' ? (
+            <div class="grid-2">
+              <div>
+                <h3>Header</h3>
+                <pre class="code">
+                  {JSON.stringify(decoded.header, null, 2)}
+                </pre>
+              </div>
+              <div>
+                <h3>Claims</h3>
+                <pre class="code">
+                  {JSON.stringify(decoded.claims, null, 2)}
+                </pre>
+              </div>
+            </div>
+          ) : decoded.kind === 'api_token' ? (
+            <p class="muted">An API token: an opaque value with nothing to decode. The server's answer above is all there is to know.</p>
+          ) : (
+            <p class="muted">{decoded.reason}</p>
+          )}
+        </section>
+      )}
+    </section>
+  );
+}
