@@ -14,6 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { AxeBuilder } from '@axe-core/playwright';
+import express from 'express';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { expect } from 'vitest';
 import type { ConsoleOptions } from '../src/index.js';
@@ -66,19 +67,30 @@ export interface ConsoleServer {
  */
 export async function consoleServer(
   options: FixtureOptions = {},
-  mount: { path?: string; console?: ConsoleOptions; before?: (app: Fixture['app']) => void } = {},
+  mount: {
+    path?: string;
+    console?: ConsoleOptions;
+    before?: (app: Fixture['app']) => void;
+    /** Serve the whole host under this prefix, stripped before it reaches the host (as a rewriting proxy does). */
+    prefix?: string;
+  } = {},
 ): Promise<ConsoleServer> {
   const fixture = await setup(options);
   const path = mount.path ?? '/console';
   mount.before?.(fixture.app);
   fixture.app.use(path, fixture.auth.console(mount.console));
-  const server: Server = createServer(fixture.app);
+  let handler = fixture.app;
+  if (mount.prefix) {
+    handler = express();
+    handler.use(mount.prefix, fixture.app);
+  }
+  const server: Server = createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     fixture,
     url,
-    consoleUrl: `${url}${path}/`,
+    consoleUrl: `${url}${mount.prefix ?? ''}${path}/`,
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

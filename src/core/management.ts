@@ -193,6 +193,8 @@ export class AppManagement {
         cursor: options.cursor,
         ...(within !== undefined ? { expiring: { after: now, before: new Date(now.getTime() + within * 1000) } } : {}),
       });
+      // Uses not yet flushed count too (a failed flush is kept for the next one; the listing goes on).
+      await this.#s.lastUsed.flush().catch(() => undefined);
       const summaries = await store.summarizeApiTokens(tenantId, page.items.map((a) => a.id), { now, soonBefore: this.#soonBefore(now) });
       return {
         items: page.items.map((a) => {

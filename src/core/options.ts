@@ -218,21 +218,21 @@ const schema = z
         { error: 'must be an array of {name, scopes, description?}' },
       )
       .default([]),
-    notifyBeforeExpiry: z
-      .union(
-        [
-          z.literal(false),
-          z.array(
-            z
-              .number({ error: 'must be a number of seconds' })
-              .int({ error: 'must be a whole number of seconds' })
-              .min(60, { error: 'must be between 60 seconds and 365 days' })
-              .max(365 * DAY, { error: 'must be between 60 seconds and 365 days' }),
-          ).max(10, { error: 'must list at most 10 thresholds' }),
-        ],
-        { error: 'must be an array of seconds or false' },
-      )
-      .default([7 * DAY, DAY]),
+    // `false` is read as no thresholds, so that a bad entry of the array is named by its index.
+    notifyBeforeExpiry: z.preprocess(
+      (v) => (v === false ? [] : v),
+      z
+        .array(
+          z
+            .number({ error: 'must be a number of seconds' })
+            .int({ error: 'must be a whole number of seconds' })
+            .min(60, { error: 'must be between 60 seconds and 365 days' })
+            .max(365 * DAY, { error: 'must be between 60 seconds and 365 days' }),
+          { error: 'must be an array of seconds, or false' },
+        )
+        .max(10, { error: 'must list at most 10 thresholds' })
+        .default([7 * DAY, DAY]),
+    ),
     audience: z.string().min(1, { error: 'must not be empty' }).optional(),
     accessTokenTtl: z
       .number({ error: 'must be a number of seconds' })
@@ -425,7 +425,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     }
     roleNames.add(role.name);
   });
-  if (options.notifyBeforeExpiry !== false && new Set(options.notifyBeforeExpiry).size !== options.notifyBeforeExpiry.length) {
+  if (new Set(options.notifyBeforeExpiry).size !== options.notifyBeforeExpiry.length) {
     throw new AppTokensError('invalid_options', '"notifyBeforeExpiry" lists a threshold twice', { field: 'notifyBeforeExpiry' });
   }
   return { ...options, issuer: options.issuer, audience: options.audience ?? options.issuer };
