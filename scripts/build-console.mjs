@@ -38,4 +38,5 @@ writeFileSync(join(out, 'manifest.json'), `${JSON.stringify({ script, style }, n
 
 const { readFileSync } = await import('node:fs');
 const gz = [script, style].reduce((n, f) => n + gzipSync(readFileSync(join(out, f)), { level: 9 }).length, 0);
-console.log(`console: ${script}, ${style}: ${(gz / 1024).toFixed(1)} KB gzipped`);
+// On stderr: `npm run cli --silent` pipes stdout (the CLI prints JSON that scripts parse).
+console.error(`console: ${script}, ${style}: ${(gz / 1024).toFixed(1)} KB gzipped`);

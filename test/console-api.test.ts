@@ -3,6 +3,7 @@
  * `POST /me/introspect` (introspection for a management principal, tenant-confined). Every
  * response is also checked against the OpenAPI document by the fixture.
  */
+import { validate } from '@readme/openapi-parser';
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 import { accessToken, createClient, expectProblem, setup, type Fixture } from './helpers.js';
@@ -93,5 +94,16 @@ describe('POST /me/introspect', () => {
     const ok = await request(f.app).post('/me/introspect').send({ token: 'x' });
     expect(ok.status).toBe(200);
     expect(ok.body).toEqual({ active: false });
+  });
+});
+
+describe('the OpenAPI document', () => {
+  it('documents GET /me/principal and POST /me/introspect, and stays a valid document', async () => {
+    f = await setup();
+    const doc = f.auth.openapi();
+    expect(doc.paths['/me/principal']?.get).toMatchObject({ operationId: 'getPrincipal', security: [{ bearerAuth: ['apps:read'] }] });
+    expect(doc.paths['/me/introspect']?.post).toMatchObject({ operationId: 'introspectAsPrincipal', requestBody: { required: true } });
+    const result = await validate(structuredClone(doc) as never);
+    expect(result.valid, JSON.stringify(result)).toBe(true);
   });
 });

@@ -7,6 +7,7 @@
  * `CONSOLE_SCREENSHOTS=1` also writes each screen to docs/console/<name>-<scheme>.png (for the
  * README); CI leaves them alone.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -151,7 +152,12 @@ export async function checkAccessibility(page: Page, name: string): Promise<void
     expect(bad, `axe on ${name} (${colorScheme})`).toEqual([]);
     if (SHOTS) {
       mkdirSync(SHOTS, { recursive: true });
-      await page.screenshot({ path: join(SHOTS, `${name}-${colorScheme}.png`), fullPage: true, animations: 'disabled', caret: 'hide' });
+      // A modal's backdrop covers the viewport only: show a dialog as the user sees it.
+      const modal = (await page.locator('dialog[open]').count()) > 0;
+      const file = join(SHOTS, `${name}-${colorScheme}.png`);
+      await page.screenshot({ path: file, fullPage: !modal, animations: 'disabled', caret: 'hide' });
+      // Smaller files for the repository and the package (Debian's pngquant, when installed).
+      if (existsSync('/usr/bin/pngquant')) spawnSync('/usr/bin/pngquant', ['--force', '--skip-if-larger', '--quality', '65-90', '--speed', '1', '--output', file, file]);
     }
   }
   await page.emulateMedia({ colorScheme: 'light' });

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppTokensError } from '../src/core/errors.js';
 import type { Principal } from '../src/index.js';
 import { checkAccessibility, consoleServer, HAVE_CHROMIUM, launch, openTab, signIn, TEST_TIMEOUT, type ConsoleServer } from './console-harness.js';
+import { EXAMPLE_ROLES } from '../src/cli.js';
 import { CATALOGUE, createClient, setup, tokenRequest } from './helpers.js';
 
 const ADMIN_SCOPES = [...new Set([...CATALOGUE, 'apps:read', 'apps:write'])];
@@ -37,7 +38,7 @@ describe.skipIf(!HAVE_CHROMIUM)('the console', { timeout: TEST_TIMEOUT }, () => 
   describe('with the host session', () => {
     let server: ConsoleServer;
     beforeAll(async () => {
-      server = await consoleServer({ management: { resolvePrincipal, userScopes } });
+      server = await consoleServer({ management: { resolvePrincipal, userScopes }, roles: EXAMPLE_ROLES });
     }, 120_000);
     afterAll(async () => {
       await server?.close();
@@ -64,6 +65,13 @@ describe.skipIf(!HAVE_CHROMIUM)('the console', { timeout: TEST_TIMEOUT }, () => 
       await page.getByRole('link', { name: 'My tokens' }).waitFor();
 
       await page.getByRole('button', { name: 'Create app' }).click();
+      // The declared roles (GET /me/principal) the user may give, each with its scopes and description.
+      const roles = page.getByRole('group', { name: 'Roles' });
+      for (const role of EXAMPLE_ROLES) {
+        await expect.poll(() => roles.getByRole('checkbox', { name: new RegExp(`^${role.name} `) }).count()).toBe(1);
+        expect(await roles.textContent()).toContain(role.description);
+      }
+      await checkAccessibility(page, 'create-app-roles');
       await page.getByLabel('Name', { exact: true }).fill('Session made');
       await page.getByRole('checkbox', { name: 'streams:read', exact: true }).check();
       await page.getByRole('button', { name: 'Create', exact: true }).click();

@@ -20,7 +20,12 @@ describe.skipIf(!HAVE_CHROMIUM)('the console, signed in with client credentials'
   beforeAll(async () => {
     browser = await launch();
     server = await consoleServer({ accessTokenTtl: 600 });
-    admin = await createClient(server.fixture.auth, { scopes: ADMIN_SCOPES });
+    const auth = server.fixture.auth;
+    const made = await auth.apps.create({ tenantId: 'acme', name: 'Console admin', scopes: ADMIN_SCOPES, token: { name: 'console' } });
+    admin = { clientId: made.app.id, secret: made.value };
+    // A few apps as a tenant would have them (the screenshots show this list).
+    await auth.apps.create({ tenantId: 'acme', name: 'Invoice webhook', description: 'Posts notarized invoices', scopes: ['notarization:read', 'notarization:write'] });
+    await auth.apps.create({ tenantId: 'acme', name: 'Nightly backup', scopes: ['storage:read', 'storage:write'], token: { name: 'cron', expiresIn: 3 * 86_400 } });
   }, 120_000);
   afterAll(async () => {
     await browser?.close();

@@ -157,6 +157,51 @@ describe('example server', () => {
     }
   });
 
+  it('declares the roles viewer, editor and apps-admin (issue 13): the bootstrap admin creates a viewer app whose tokens carry the role', async () => {
+    const databaseUrl = `sqlite:${join(dir, 'roles.db')}`;
+    const server = await startServer({ PORT: '3921', DATABASE_URL: databaseUrl });
+    try {
+      const boot = cli(['bootstrap', '--tenant', 'acme'], { DATABASE_URL: databaseUrl, PORT: '3921' });
+      expect(boot.status, boot.stderr).toBe(0);
+      const creds = JSON.parse(boot.stdout) as { client_id: string; client_secret: string };
+      const grant = async (id: string, secret: string, scope?: string) => {
+        const res = await fetch('http://localhost:3921/oauth/token', {
+          method: 'POST',
+          headers: { Authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`, 'Content-Type': 'application/x-www-form-urlencoded' },
+          body: `grant_type=client_credentials${scope ? `&scope=${scope}` : ''}`,
+        });
+        expect(res.status).toBe(200);
+        return (await res.json()) as { access_token: string; scope: string };
+      };
+      const admin = await grant(creds.client_id, creds.client_secret, 'apps:write notarization:* storage:* streams:*');
+      const expected = {
+        viewer: ['notarization:read', 'storage:read', 'streams:read'],
+        editor: ['notarization:read', 'notarization:write', 'storage:read', 'storage:write', 'streams:read', 'streams:write'],
+        'apps-admin': ['apps:read', 'apps:write'],
+      } as const;
+      for (const [role, scopes] of Object.entries(expected)) {
+        const created = await fetch('http://localhost:3921/apps', {
+          method: 'POST',
+          headers: { Authorization: `Bearer ${admin.access_token}`, 'Content-Type': 'application/json' },
+          body: JSON.stringify({ name: `${role} app`, roles: [role] }),
+        });
+        if (role === 'apps-admin') {
+          // The admin's token above was narrowed to exclude apps:read: it may not assign apps-admin.
+          expect(created.status).toBe(403);
+          continue;
+        }
+        expect(created.status).toBe(201);
+        const body = (await created.json()) as { app: { id: string; effectiveScopes: string[] }; value: string };
+        expect([...body.app.effectiveScopes].sort()).toEqual([...scopes].sort());
+        const token = await grant(body.app.id, body.value);
+        expect(token.scope.split(' ').sort()).toEqual([...scopes].sort());
+        expect(JSON.parse(Buffer.from(token.access_token.split('.')[1]!, 'base64url').toString()).roles).toEqual([role]);
+      }
+    } finally {
+      await stop(server.child);
+    }
+  });
+
   it('uses ./data/app-tokens.db by default', async () => {
     const server = await startServer({ PORT: '3919', DATABASE_URL: '' });
     await stop(server.child);

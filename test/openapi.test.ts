@@ -35,6 +35,13 @@ const CONTRACT = [
   'POST /apps/{id}/tokens/{tokenId}/regenerate',
   'DELETE /apps/{id}/tokens/{tokenId}',
   'GET /apps/{id}/events',
+  // Issue 14 (the console): who the caller is, and introspection for management principals.
+  'GET /me/principal',
+  'POST /me/introspect',
+  // Issue 13: personal tokens of a host user.
+  'GET /me/tokens',
+  'POST /me/tokens',
+  'DELETE /me/tokens/{tokenId}',
 ];
 
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
@@ -102,7 +109,8 @@ describe('the OpenAPI document', () => {
     const { token, ...actualProps } = actual.properties as Json;
     expect(token).toEqual({ $ref: '#/components/schemas/CreateTokenRequest' });
     expect(actualProps).toEqual(expectedProps);
-    expect(actual.required).toEqual(['name', 'scopes']);
+    // Issue 13: scopes and/or roles (the service requires at least one of them non-empty).
+    expect(actual.required).toEqual(['name']);
     expect(actual.additionalProperties).toBe(false);
   });
 
@@ -315,6 +323,34 @@ describe('what the routers answer matches the document', () => {
     expect(charset.status).toBe(415);
     expect((await conforms(request(f.app).post('/oauth/revoke').type('form').send({ token: 'x' }))).status).toBe(401);
     expect((await conforms(request(f.app).post('/tokens/refresh').send({ client_id: 'x' }))).status).toBe(400);
+  });
+
+  it('issue 13: /me/tokens (a host session) and GET /apps?expiringWithin answer as documented', async () => {
+    const g = await setup({
+      roles: [{ name: 'viewer', scopes: ['notarization:read'] }],
+      management: {
+        resolvePrincipal: (req) => (req.headers['x-user'] === 'alice' ? { tenantId: 'acme', scopes: ['notarization:read', 'apps:read'], actorId: 'alice' } : null),
+        userScopes: () => ['notarization:read', 'apps:read'],
+      },
+    });
+    try {
+      const alice = (t: Test) => t.set('X-User', 'alice');
+      const created = await conforms(alice(request(g.app).post('/me/tokens')).send({ name: 'laptop', scopes: ['notarization:read'] }));
+      expect(created.status).toBe(201);
+      expect((await conforms(alice(request(g.app).post('/me/tokens')).send({ scopes: ['storage:read'] }))).status).toBe(403);
+      expect((await conforms(alice(request(g.app).post('/me/tokens')).send({ name: 42 }))).status).toBe(400);
+      expect((await conforms(alice(request(g.app).get('/me/tokens')))).status).toBe(200);
+      expect((await conforms(request(g.app).get('/me/tokens'))).status).toBe(401);
+      expect((await conforms(alice(request(g.app).delete(`/me/tokens/tok_nope`)))).status).toBe(404);
+      expect((await conforms(alice(request(g.app).delete(`/me/tokens/${created.body.token.id}`)))).status).toBe(204);
+      expect((await conforms(alice(request(g.app).get('/apps?expiringWithin=604800')))).status).toBe(200);
+      expect((await conforms(alice(request(g.app).get('/apps?expiringWithin=soon')))).status).toBe(400);
+      // Issue 14's routes for the console: who the caller is, and introspection confined to its tenant.
+      expect((await conforms(alice(request(g.app).get('/me/principal')))).status).toBe(200);
+      expect((await conforms(alice(request(g.app).post('/me/introspect')).send({ token: 'eat_nope' }))).body).toEqual({ active: false });
+    } finally {
+      await g.cleanup();
+    }
   });
 
   it('every operation of the document was answered successfully at least once above', () => {

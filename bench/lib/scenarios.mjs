@@ -170,6 +170,23 @@ export async function tokenScenario(ctx) {
         meta: { alg, store: storeKind },
       });
     }
+    // Issue 13: the same grant for an app of two roles, and for a personal token (the user's
+    // scopes from management.userScopes, cached), on the memory store: what resolution costs.
+    for (const clientKind of ['roles', 'personal']) {
+      contenders.push({
+        id: `ours-memory-${clientKind}-${alg}`,
+        label: `ours, memory, ${alg}, ${clientKind === 'roles' ? 'app of two roles' : 'personal token'}`,
+        group: alg,
+        config: oursConfig(`token-ours-memory-${clientKind}-${alg}`, { kind: 'memory' }, { alg, createClient: true, clientKind }),
+        afterSpawn: (c) => {
+          c.http = tokenPost('/oauth/token', c.child.info.client);
+        },
+        expect: 'token',
+        refs: { ...refs, plain: `ours-memory-${alg}` },
+        settle: 1.0,
+        meta: { alg, store: 'memory', clientKind },
+      });
+    }
     for (const variant of ['oidc-provider', 'oauth2-server']) {
       contenders.push({
         id: `${variant}-${alg}`,

@@ -6,7 +6,9 @@
  * config: {
  *   store: {kind: 'memory'} | {kind: 'sqlite', filename} | {kind: 'postgres', url},
  *   alg: 'RS256' | 'ES256' | 'EdDSA', issuer, scopes, keyEncryptionSecret,
- *   mode: 'authenticate' | 'passport', cacheMax?, createClient?: boolean, mountRoutes?: boolean (default true)
+ *   mode: 'authenticate' | 'passport', cacheMax?, createClient?: boolean, mountRoutes?: boolean (default true),
+ *   clientKind?: 'app' (default) | 'roles' (an app of two roles: role resolution on every grant)
+ *     | 'personal' (a personal token: the user's scopes from management.userScopes on every grant)
  * }
  * info: `{client: {clientId, secret}}` when `createClient`.
  */
@@ -39,6 +41,12 @@ export async function start(config) {
     signingAlgorithm: config.alg ?? 'RS256',
     keyEncryptionSecret: config.keyEncryptionSecret,
     advanced: config.cacheMax ? { cacheMax: config.cacheMax } : {},
+    // Issue 13: what resolving roles and a user's scopes costs a grant.
+    roles: [
+      { name: 'reader', scopes: ['notarization:read'] },
+      { name: 'writer', scopes: ['notarization:read', 'notarization:write'] },
+    ],
+    management: { userScopes: async (_tenant, user) => (user === 'bench-user' ? ['notarization:read', 'notarization:write'] : null) },
   });
   await auth.ready();
 
@@ -57,7 +65,13 @@ export async function start(config) {
   }
 
   const info = {};
-  if (config.createClient) {
+  if (config.createClient && config.clientKind === 'roles') {
+    const created = await auth.apps.create({ tenantId: 'bench', name: 'bench app', roles: ['reader', 'writer'], token: { name: 'bench' } });
+    info.client = { clientId: created.app.id, secret: created.value };
+  } else if (config.createClient && config.clientKind === 'personal') {
+    const issued = await auth.users.createToken('bench', 'bench-user', { name: 'bench', scopes: ['notarization:read'] });
+    info.client = { clientId: issued.clientId, secret: issued.value };
+  } else if (config.createClient) {
     const created = await auth.apps.create({
       tenantId: 'bench',
       name: 'bench app',

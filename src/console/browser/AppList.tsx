@@ -43,6 +43,7 @@ export function AppList() {
         </div>
       )}
       {page && page.items.length > 0 && (
+        <div class="card">
         <div class="table-wrap">
           <table class="table">
             <caption class="visually-hidden">Apps of this tenant</caption>
@@ -62,7 +63,6 @@ export function AppList() {
                     <a href={`#/apps/${app.id}`} class="strong-link">
                       {app.name}
                     </a>
-                    {app.tokenSummary && app.tokenSummary.expiringSoon > 0 && <span class="badge warn">Expiring soon</span>}
                     <div class="muted mono small">{app.id}</div>
                   </td>
                   <td>
@@ -77,13 +77,19 @@ export function AppList() {
                       </ul>
                     )}
                   </td>
-                  <td>{app.tokenSummary ? app.tokenSummary.active : <span class="muted">—</span>}</td>
+                  <td>
+                    {app.tokenSummary ? app.tokenSummary.active : <span class="muted">—</span>}
+                    {app.tokenSummary && app.tokenSummary.expiringSoon > 0 && (
+                      <span class="badge warn block-badge">{app.tokenSummary.expiringSoon === 1 ? 'Expiring soon' : `${app.tokenSummary.expiringSoon} expiring soon`}</span>
+                    )}
+                  </td>
                   <td>{formatDate(app.creationDate)}</td>
                   <td>{app.tokenSummary ? formatDate(app.tokenSummary.lastUsedDate, 'never') : <span class="muted">—</span>}</td>
                 </tr>
               ))}
             </tbody>
           </table>
+        </div>
         </div>
       )}
       {page && <Pager label="Apps pages" page={pager.page} hasNext={page.nextCursor !== null} onNext={() => pager.next(page.nextCursor!)} onPrevious={pager.previous} />}

@@ -462,7 +462,7 @@ function AuditLog(props: { appId: string; version: number }) {
                     <code>{e.type}</code>
                   </td>
                   <td>
-                    <span class={`badge ${e.outcome === 'success' ? 'ok' : 'bad'}`}>{e.outcome}</span>
+                    <span class={`badge ${e.outcome === 'success' ? 'ok' : 'bad'}`}>{e.outcome === 'success' ? 'Success' : 'Failure'}</span>
                   </td>
                   <td class="mono small">{e.actorId ?? '—'}</td>
                   <td class="mono small">{e.tokenId ?? '—'}</td>

@@ -32,7 +32,9 @@ export function SignIn(props: { api: Api; title: string; message: string | null;
     <main id="main" class="main signin">
       <form class="card signin-card" onSubmit={(e) => void submit(e)} noValidate>
         <h1>{props.title}</h1>
-        <p class="muted">Sign in with the client ID and client secret of an app holding apps:read or apps:write. The session lives in this tab only.</p>
+        <p class="muted">
+          Sign in with the client ID and client secret of an app holding <code>apps:read</code> or <code>apps:write</code>. The session lives in this tab only, in memory.
+        </p>
         {props.message && (
           <p class="message info" role="status">
             {props.message}

@@ -62,7 +62,7 @@ export function TokenDebugger() {
       <form class="card form" onSubmit={(e) => void inspect(e)} noValidate>
         <div class="field">
           <label for="debug-token">Token</label>
-          <textarea id="debug-token" class="mono" rows={4} spellcheck={false} autocomplete="off" value={token} onInput={(e) => setToken(e.currentTarget.value)} aria-describedby="debug-hint" />
+          <textarea id="debug-token" class="mono token-input" rows={4} spellcheck={false} autocomplete="off" value={token} onInput={(e) => setToken(e.currentTarget.value)} aria-describedby="debug-hint" />
           <p class="hint" id="debug-hint">
             An access token (JWT) or an API token. It is decoded in this page and checked by this server only; it is never stored.
           </p>

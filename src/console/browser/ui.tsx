@@ -98,7 +98,8 @@ export function Scopes(props: { scopes: readonly string[]; empty?: string }) {
 export function StatusBadge(props: { status: string; expiringSoon?: boolean | undefined }) {
   if (props.status === 'active' && props.expiringSoon) return <span class="badge warn">Expiring soon</span>;
   const cls = props.status === 'active' ? 'ok' : props.status === 'retiring' ? 'warn' : 'bad';
-  return <span class={`badge ${cls}`}>{props.status}</span>;
+  const label = props.status === 'active' ? 'Active' : props.status === 'retiring' ? 'Retiring' : 'Expired';
+  return <span class={`badge ${cls}`}>{label}</span>;
 }
 
 export function Loading() {
