@@ -36,11 +36,48 @@ export interface AppRecord {
    * do not count towards {@link CreateAppOptions.maxAppsPerTenant}. Adapters always return it.
    */
   ownerUserId?: string | null;
+  /**
+   * How the client authenticates at the OAuth endpoints (RFC 7591 §2 names): an API token as a
+   * client secret (`client_secret_basic` or `client_secret_post`, both accepted), or a signed
+   * assertion (`private_key_jwt`, RFC 7523 §2.2) checked against its keys. Adapters always return
+   * it (`client_secret_basic` for older rows).
+   */
+  tokenEndpointAuthMethod?: ClientAuthMethod;
+  /** `private_key_jwt`: where the client publishes its JWK Set, instead of keys stored here; `null` otherwise. */
+  jwksUri?: string | null;
+  /** RFC 9449 §5: every access token of this client must be DPoP-bound. Adapters always return it. */
+  dpopBoundAccessTokens?: boolean;
   /** Extra claims copied into every access token minted for this app. */
   customClaims: Record<string, unknown>;
   createdAt: Date;
   updatedAt: Date;
 }
+
+/** Client authentication methods (RFC 7591 §2 `token_endpoint_auth_method`). */
+export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+
+/**
+ * A public key of a `private_key_jwt` client (RFC 7523 §2.2): a credential like an API token. Its
+ * `id` (`key_…`) is what access tokens minted with it name as `api_token_id`, so deleting the key
+ * kills them through the same tombstones.
+ */
+export interface ClientKeyRecord {
+  id: string;
+  appId: string;
+  tenantId: string;
+  /** The JWK `kid`, unique per app. */
+  kid: string;
+  /** The one algorithm assertions signed with this key may use. */
+  alg: string;
+  /** JSON of the public JWK (no private member). */
+  jwk: string;
+  createdAt: Date;
+  /** `null`: never expires. */
+  expiresAt: Date | null;
+}
+
+/** What a replay guard records ({@link Store.useOnce}). */
+export type UsedOnceKind = 'client_assertion' | 'dpop_proof';
 
 /** Why an API token stopped working. */
 export type ApiTokenRevocationReason =
@@ -229,6 +266,14 @@ export interface CreateAppOptions {
    * clients do not count); atomic.
    */
   maxAppsPerTenant?: number;
+  /** Public keys of a `private_key_jwt` app, inserted in the same atomic step. */
+  keys?: ClientKeyRecord[];
+}
+
+/** Options of {@link Store.addClientKey}. */
+export interface AddClientKeyOptions {
+  /** Throw `limit_exceeded` (inserting nothing) when the app already has this many keys; atomic. */
+  maxPerApp?: number;
 }
 
 /** Options of {@link Store.createApiToken}. */
@@ -297,7 +342,7 @@ export interface Store {
   /** Apply the patch atomically; returns the updated app, or `undefined` if absent in that tenant. */
   updateApp(tenantId: string, id: string, patch: AppPatch, now: Date): Promise<AppRecord | undefined>;
   /**
-   * Atomically delete the app and every API token of it, and write the tombstone.
+   * Atomically delete the app, every API token and client key of it, and write the tombstone.
    * Returns `false` (and writes nothing) if the app is absent in that tenant.
    */
   deleteApp(tenantId: string, id: string, tombstone: Tombstone): Promise<boolean>;
@@ -366,6 +411,35 @@ export interface Store {
   /** For each of the apps `appIds` of the tenant, a summary of its tokens (absent apps are left out). */
   summarizeApiTokens(tenantId: string, appIds: readonly string[], at: { now: Date; soonBefore: Date }): Promise<Map<string, TokenSummary>>;
 
+  // ---- client keys (private_key_jwt) --------------------------------------------------------
+
+  /** The app's public keys, oldest first (expired ones included). */
+  listClientKeys(tenantId: string, appId: string): Promise<ClientKeyRecord[]>;
+  /** Insert a key of an existing app; `conflict` if the app already has that `kid` (or the id exists), `not_found` if the app is absent. */
+  addClientKey(key: ClientKeyRecord, options?: AddClientKeyOptions): Promise<void>;
+  /**
+   * Atomically delete the app's key `kid` and write a tombstone (kind `api_token`, id = the key's
+   * `id`, with these dates), so every access token minted with it dies. Returns the deleted key,
+   * or `undefined` (writing nothing) if absent in that tenant and app.
+   */
+  deleteClientKey(
+    tenantId: string,
+    appId: string,
+    kid: string,
+    tombstone: { createdAt: Date; expiresAt: Date },
+  ): Promise<ClientKeyRecord | undefined>;
+
+  // ---- replay guard -------------------------------------------------------------------------
+
+  /**
+   * Record `key` of `kind` until `expiresAt`, atomically: `true` the first time, `false` while it
+   * is recorded — of any number of concurrent callers, in this process and in every process
+   * sharing the database, exactly one gets `true`. An entry stays recorded until
+   * {@link Store.purgeTombstones} runs after its `expiresAt` (callers refuse an expired value anyway).
+   * For single-use values: client-assertion `jti`s (RFC 7523 §3), DPoP proof `jti`s (RFC 9449 §11.1).
+   */
+  useOnce(kind: UsedOnceKind, key: string, expiresAt: Date): Promise<boolean>;
+
   // ---- audit events -------------------------------------------------------------------------
 
   /** Append events (ids are unique; an existing id throws `conflict`). Batched: one call, many events. */
@@ -413,7 +487,7 @@ export interface Store {
   addTombstones(tombstones: Tombstone[]): Promise<void>;
   /** Tombstones not yet expired at `now`, created at or after `since` when given. */
   listTombstones(now: Date, since?: Date): Promise<Tombstone[]>;
-  /** Delete tombstones expired before `now`. */
+  /** Delete tombstones and replay-guard entries ({@link Store.useOnce}) expired before `now`. */
   purgeTombstones(now: Date): Promise<void>;
   /** Subscribe to tombstones committed by this process. Returns the unsubscribe function. */
   onChange(listener: ChangeListener): () => void;
@@ -485,6 +559,11 @@ export function tokensLimit(max: number): AppTokensError {
   return new AppTokensError('limit_exceeded', `limits.tokensPerApp: the app already has ${max} active tokens; delete one first`, {
     field: 'limits.tokensPerApp',
   });
+}
+
+/** For adapters: the error of {@link AddClientKeyOptions.maxPerApp}. */
+export function keysLimit(max: number): AppTokensError {
+  return new AppTokensError('limit_exceeded', `limits.keysPerApp: the app already has ${max} keys; delete one first`, { field: 'limits.keysPerApp' });
 }
 
 /** Encode a listing position as an opaque cursor. */

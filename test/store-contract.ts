@@ -17,6 +17,7 @@ import type { ErrorCode } from '../src/core/errors.js';
 import type {
   ApiTokenRecord,
   AppRecord,
+  ClientKeyRecord,
   AuditEventRecord,
   SigningKeyRecord,
   Store,
@@ -64,6 +65,9 @@ export function makeApp(overrides: Partial<AppRecord> = {}): AppRecord {
     // What the store returns for an app without roles that is not a personal client.
     roles: [],
     ownerUserId: null,
+    tokenEndpointAuthMethod: 'client_secret_basic',
+    jwksUri: null,
+    dpopBoundAccessTokens: false,
     ...overrides,
   };
 }
@@ -1031,6 +1035,72 @@ export function storeContract(name: string, makeStore: () => Promise<MadeStore>)
         expect(summary.get(app.id)).toEqual({ active: 2, expiringSoon: 1, lastUsedAt: at(9 * SECOND) });
         expect(summary.get(empty.app.id)).toEqual({ active: 0, expiringSoon: 0, lastUsedAt: null });
         expect((await store.summarizeApiTokens('tenant-a', [], { now: at(HOUR), soonBefore: at(HOUR) })).size).toBe(0);
+      });
+    });
+
+    describe('client keys and the replay guard (issue 15)', () => {
+      const keyOf = (app: AppRecord, kid: string, overrides: Partial<ClientKeyRecord> = {}): ClientKeyRecord => ({
+        id: uid('key'),
+        appId: app.id,
+        tenantId: app.tenantId,
+        kid,
+        alg: 'ES256',
+        jwk: JSON.stringify({ kty: 'EC', crv: 'P-256', x: kid, y: kid, kid }),
+        createdAt: at(SECOND),
+        expiresAt: null,
+        ...overrides,
+      });
+
+      it('an app keeps its auth method, jwksUri and dpop flag; createApp inserts its keys in the same step; listClientKeys is tenant-confined, oldest first', async () => {
+        const app = makeApp({ tokenEndpointAuthMethod: 'private_key_jwt', jwksUri: 'https://client.example/jwks', dpopBoundAccessTokens: true });
+        const k1 = keyOf(app, 'k1');
+        const k2 = keyOf(app, 'k2', { createdAt: at(2 * SECOND), expiresAt: at(HOUR) });
+        await store.createApp(app, [], { keys: [k2, k1] });
+        expect(await store.getApp(app.tenantId, app.id)).toEqual(app);
+        expect(await store.listClientKeys(app.tenantId, app.id)).toEqual([k1, k2]);
+        expect(await store.listClientKeys('tenant-b', app.id)).toEqual([]);
+      });
+
+      it('addClientKey: conflict on a kid the app has; not_found for an absent app; maxPerApp never overshot by concurrent writers', async () => {
+        const { app } = await seedApp({ tokenEndpointAuthMethod: 'private_key_jwt' }, 0);
+        await store.addClientKey(keyOf(app, 'a'));
+        await expectCode(store.addClientKey(keyOf(app, 'a')), 'conflict');
+        await expectCode(store.addClientKey(keyOf(makeApp(), 'x')), 'not_found');
+        await expectCode(store.addClientKey(keyOf({ ...app, tenantId: 'tenant-b' }, 'y')), 'not_found');
+        const results = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => store.addClientKey(keyOf(app, `c${i}`), { maxPerApp: 3 })));
+        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(2);
+        for (const r of results) if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: 'limit_exceeded', field: 'limits.keysPerApp' });
+        expect(await store.listClientKeys(app.tenantId, app.id)).toHaveLength(3);
+      });
+
+      it('deleteClientKey deletes one key of that tenant and app, writes and emits its tombstone (kind api_token, the key id); deleteApp deletes the keys', async () => {
+        const seen = listen();
+        const { app } = await seedApp({ tokenEndpointAuthMethod: 'private_key_jwt' }, 0);
+        const key = keyOf(app, 'a');
+        await store.addClientKey(key);
+        await store.addClientKey(keyOf(app, 'b'));
+        const dates = { createdAt: at(HOUR), expiresAt: at(2 * HOUR) };
+        expect(await store.deleteClientKey('tenant-b', app.id, 'a', dates)).toBeUndefined();
+        expect(await store.deleteClientKey(app.tenantId, 'app_other', 'a', dates)).toBeUndefined();
+        expect(await store.deleteClientKey(app.tenantId, app.id, 'a', dates)).toEqual(key);
+        expect(await store.deleteClientKey(app.tenantId, app.id, 'a', dates)).toBeUndefined();
+        const tombstone = { kind: 'api_token', id: key.id, tenantId: app.tenantId, ...dates };
+        expect(seen).toEqual([[tombstone]]);
+        expect(await store.listTombstones(at(HOUR))).toContainEqual(tombstone);
+        expect((await store.listClientKeys(app.tenantId, app.id)).map((k) => k.kid)).toEqual(['b']);
+        await store.deleteApp(app.tenantId, app.id, makeTombstone('app', app.id));
+        expect(await store.listClientKeys(app.tenantId, app.id)).toEqual([]);
+      });
+
+      it('useOnce: of concurrent uses of one key exactly one is first; kinds are separate; purgeTombstones forgets expired entries only', async () => {
+        const results = await Promise.all(Array.from({ length: 10 }, () => store.useOnce('client_assertion', 'jti-1', at(HOUR))));
+        expect(results.filter(Boolean)).toHaveLength(1);
+        expect(await store.useOnce('client_assertion', 'jti-1', at(HOUR))).toBe(false);
+        expect(await store.useOnce('dpop_proof', 'jti-1', at(HOUR))).toBe(true);
+        expect(await store.useOnce('client_assertion', 'jti-2', at(3 * HOUR))).toBe(true);
+        await store.purgeTombstones(at(2 * HOUR));
+        expect(await store.useOnce('client_assertion', 'jti-1', at(4 * HOUR))).toBe(true);
+        expect(await store.useOnce('client_assertion', 'jti-2', at(4 * HOUR))).toBe(false);
       });
     });
 

@@ -6,7 +6,7 @@
  */
 
 import { AppTokensError } from '../../src/core/errors.js';
-import { ChangeFeed, appsLimit, encodeCursor, parseListOptions, tokensLimit } from '../../src/store.js';
+import { ChangeFeed, appsLimit, encodeCursor, keysLimit, parseListOptions, tokensLimit } from '../../src/store.js';
 import type {
   ApiTokenRecord,
   ApiTokenRevocationReason,
@@ -15,7 +15,10 @@ import type {
   AppRecord,
   ChangeListener,
   CreateApiTokenOptions,
+  AddClientKeyOptions,
+  ClientKeyRecord,
   CreateAppOptions,
+  UsedOnceKind,
   ExpiringTokensQuery,
   ListAppsOptions,
   Page,
@@ -41,6 +44,10 @@ export class MemoryStore implements Store {
   /** family id → ids of its tokens */
   readonly #families = new Map<string, Set<string>>();
   readonly #keys = new Map<string, SigningKeyRecord>();
+  /** id → public key of a private_key_jwt client */
+  readonly #clientKeys = new Map<string, ClientKeyRecord>();
+  /** `${kind}\u0000${key}` → expiresAt (epoch ms) */
+  readonly #usedOnce = new Map<string, number>();
   /** `${kind}\u0000${id}` → tombstone */
   readonly #tombstones = new Map<string, Tombstone>();
   /** id → event */
@@ -91,8 +98,23 @@ export class MemoryStore implements Store {
     }
     if (this.#apps.has(app.id)) throw new AppTokensError('conflict', `App ${app.id} already exists.`);
     this.#assertTokensAreNew(tokens);
-    this.#apps.set(app.id, { ...structuredClone(app), roles: [...(app.roles ?? [])], ownerUserId: app.ownerUserId ?? null });
+    const keys = options.keys ?? [];
+    const kids = new Set<string>();
+    for (const key of keys) {
+      if (key.appId !== app.id || key.tenantId !== app.tenantId) throw new AppTokensError('validation_failed', `Key ${key.id} does not belong to app ${app.id}.`);
+      if (kids.has(key.kid) || this.#clientKeys.has(key.id)) throw new AppTokensError('conflict', `Key ${key.kid} already exists.`);
+      kids.add(key.kid);
+    }
+    this.#apps.set(app.id, {
+      ...structuredClone(app),
+      roles: [...(app.roles ?? [])],
+      ownerUserId: app.ownerUserId ?? null,
+      tokenEndpointAuthMethod: app.tokenEndpointAuthMethod ?? 'client_secret_basic',
+      jwksUri: app.jwksUri ?? null,
+      dpopBoundAccessTokens: app.dpopBoundAccessTokens ?? false,
+    });
     for (const token of tokens) this.#putToken(token);
+    for (const key of keys) this.#clientKeys.set(key.id, structuredClone(key));
   }
 
   /** @inheritDoc */
@@ -188,6 +210,7 @@ export class MemoryStore implements Store {
         this.#families.delete(token.familyId!);
       }
     }
+    for (const key of [...this.#clientKeys.values()]) if (key.appId === id) this.#clientKeys.delete(key.id);
     this.#apps.delete(id);
     this.#putTombstone(tombstone);
     this.#feed.emit([structuredClone(tombstone)]);
@@ -395,6 +418,59 @@ export class MemoryStore implements Store {
     return out;
   }
 
+  // ---- client keys --------------------------------------------------------------------------
+
+  /** @inheritDoc */
+  async listClientKeys(tenantId: string, appId: string): Promise<ClientKeyRecord[]> {
+    this.#assertOpen();
+    return [...this.#clientKeys.values()]
+      .filter((k) => k.appId === appId && k.tenantId === tenantId)
+      .sort(compareByCreatedAtThenId)
+      .map((k) => structuredClone(k));
+  }
+
+  /** @inheritDoc */
+  async addClientKey(key: ClientKeyRecord, options: AddClientKeyOptions = {}): Promise<void> {
+    this.#assertOpen();
+    const app = this.#apps.get(key.appId);
+    if (!app || app.tenantId !== key.tenantId) throw new AppTokensError('not_found', `App ${key.appId} does not exist.`);
+    let count = 0;
+    for (const k of this.#clientKeys.values()) {
+      if (k.appId !== key.appId) continue;
+      count++;
+      if (k.kid === key.kid) throw new AppTokensError('conflict', `The app already has a key with kid ${key.kid}.`);
+    }
+    if (this.#clientKeys.has(key.id)) throw new AppTokensError('conflict', `Key ${key.id} already exists.`);
+    if (options.maxPerApp !== undefined && count >= options.maxPerApp) throw keysLimit(options.maxPerApp);
+    this.#clientKeys.set(key.id, structuredClone(key));
+  }
+
+  /** @inheritDoc */
+  async deleteClientKey(
+    tenantId: string,
+    appId: string,
+    kid: string,
+    tombstone: { createdAt: Date; expiresAt: Date },
+  ): Promise<ClientKeyRecord | undefined> {
+    this.#assertOpen();
+    const key = [...this.#clientKeys.values()].find((k) => k.appId === appId && k.tenantId === tenantId && k.kid === kid);
+    if (!key) return undefined;
+    this.#clientKeys.delete(key.id);
+    const t: Tombstone = { kind: 'api_token', id: key.id, tenantId, createdAt: new Date(tombstone.createdAt.getTime()), expiresAt: new Date(tombstone.expiresAt.getTime()) };
+    this.#putTombstone(t);
+    this.#feed.emit([structuredClone(t)]);
+    return structuredClone(key);
+  }
+
+  /** @inheritDoc */
+  async useOnce(kind: UsedOnceKind, key: string, expiresAt: Date): Promise<boolean> {
+    this.#assertOpen();
+    const k = `${kind}\u0000${key}`;
+    if (this.#usedOnce.has(k)) return false;
+    this.#usedOnce.set(k, expiresAt.getTime());
+    return true;
+  }
+
   // ---- audit events -------------------------------------------------------------------------
 
   /**
@@ -542,6 +618,7 @@ export class MemoryStore implements Store {
     for (const [key, t] of this.#tombstones) {
       if (t.expiresAt.getTime() <= nowMs) this.#tombstones.delete(key);
     }
+    for (const [key, expiresAt] of this.#usedOnce) if (expiresAt <= nowMs) this.#usedOnce.delete(key);
   }
 
   /** @inheritDoc */

@@ -186,6 +186,46 @@ export function migrations(dialect: SqlDialectName): Record<string, Migration> {
         await db.schema.alterTable('apps').dropColumn('roles').execute();
       },
     },
+
+    '0006_client_keys_and_replay': {
+      async up(db) {
+        // Issue 15: private_key_jwt clients (their keys, or a jwks_uri) and DPoP-bound clients.
+        await db.schema
+          .alterTable('apps')
+          .addColumn('token_endpoint_auth_method', 'text', (c) => c.notNull().defaultTo('client_secret_basic'))
+          .execute();
+        await db.schema.alterTable('apps').addColumn('jwks_uri', 'text').execute();
+        await db.schema.alterTable('apps').addColumn('dpop_bound', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+        await db.schema
+          .createTable('client_keys')
+          .addColumn('id', idType, (c) => c.primaryKey())
+          .addColumn('app_id', idType, (c) => c.notNull())
+          .addColumn('tenant_id', 'text', (c) => c.notNull())
+          .addColumn('kid', 'text', (c) => c.notNull())
+          .addColumn('alg', 'text', (c) => c.notNull())
+          .addColumn('jwk', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint')
+          .execute();
+        await db.schema.createIndex('client_keys_app_kid').on('client_keys').columns(['app_id', 'kid']).unique().execute();
+        // Single-use values (assertion and DPoP proof jtis): the primary key is the atomic check.
+        await db.schema
+          .createTable('used_once')
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('key', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('used_once_pk', ['kind', 'key'])
+          .execute();
+        await db.schema.createIndex('used_once_expires').on('used_once').column('expires_at').execute();
+      },
+      async down(db) {
+        await db.schema.dropTable('used_once').execute();
+        await db.schema.dropTable('client_keys').execute();
+        await db.schema.alterTable('apps').dropColumn('dpop_bound').execute();
+        await db.schema.alterTable('apps').dropColumn('jwks_uri').execute();
+        await db.schema.alterTable('apps').dropColumn('token_endpoint_auth_method').execute();
+      },
+    },
   };
 }
 

@@ -40,6 +40,31 @@ export interface AppsTable {
   roles: ColumnType<string, string | undefined, string>;
   /** The host user of a personal client; `null` for an app. Unique per tenant (migration 0005). */
   owner_user_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Migration 0006: `client_secret_basic` (older rows), `client_secret_post` or `private_key_jwt`. */
+  token_endpoint_auth_method: ColumnType<string, string | undefined, string>;
+  /** Migration 0006: the client's JWK Set URL (private_key_jwt), or `null`. */
+  jwks_uri: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Migration 0006: 1 when every access token must be DPoP-bound (RFC 9449 §5). */
+  dpop_bound: ColumnType<number | string, number | undefined, number>;
+}
+
+/** Table `client_keys` (migration 0006): public keys of private_key_jwt clients; unique (`app_id`, `kid`). */
+export interface ClientKeysTable {
+  id: string;
+  app_id: string;
+  tenant_id: string;
+  kid: string;
+  alg: string;
+  jwk: string;
+  created_at: EpochMsColumn;
+  expires_at: NullableEpochMsColumn;
+}
+
+/** Table `used_once` (migration 0006): the replay guard; primary key (`kind`, `key`). */
+export interface UsedOnceTable {
+  kind: string;
+  key: string;
+  expires_at: EpochMsColumn;
 }
 
 /** Table `api_tokens`: one row per API token, revoked ones included. */
@@ -105,7 +130,12 @@ export interface Database {
   signing_keys: SigningKeysTable;
   tombstones: TombstonesTable;
   events: EventsTable;
+  client_keys: ClientKeysTable;
+  used_once: UsedOnceTable;
 }
+
+/** A selected `client_keys` row. */
+export type ClientKeyRow = Selectable<ClientKeysTable>;
 
 /** A selected `apps` row. */
 export type AppRow = Selectable<AppsTable>;

@@ -9,7 +9,7 @@
 
 import { sql, type Insertable, type Kysely, type Updateable } from 'kysely';
 import { AppTokensError } from '../../src/core/errors.js';
-import { ChangeFeed, appsLimit, encodeCursor, parseListOptions, tokensLimit } from '../../src/store.js';
+import { ChangeFeed, appsLimit, encodeCursor, keysLimit, parseListOptions, tokensLimit } from '../../src/store.js';
 import type {
   ApiTokenRecord,
   ApiTokenRevocationReason,
@@ -18,7 +18,11 @@ import type {
   AuditEventRecord,
   ChangeListener,
   CreateApiTokenOptions,
+  AddClientKeyOptions,
+  ClientAuthMethod,
+  ClientKeyRecord,
   CreateAppOptions,
+  UsedOnceKind,
   ExpiringTokensQuery,
   ListAppsOptions,
   Page,
@@ -35,6 +39,8 @@ import type {
   ApiTokenRow,
   ApiTokensTable,
   AppRow,
+  ClientKeyRow,
+  ClientKeysTable,
   AppsTable,
   Database,
   EventRow,
@@ -144,6 +150,12 @@ export class SqlStore implements Store {
         await trx.insertInto('apps').values(appToRow(app)).execute();
         for (const part of chunk(tokens, CHUNK / 10)) {
           await trx.insertInto('api_tokens').values(part.map(tokenToRow)).execute();
+        }
+        for (const key of options.keys ?? []) {
+          if (key.appId !== app.id || key.tenantId !== app.tenantId) {
+            throw new AppTokensError('validation_failed', `Key ${key.id} does not belong to app ${app.id}.`);
+          }
+          await trx.insertInto('client_keys').values(keyRecordToRow(key)).execute();
         }
       });
     } catch (error) {
@@ -255,6 +267,7 @@ export class SqlStore implements Store {
         .executeTakeFirst();
       if (!found) return false;
       await trx.deleteFrom('api_tokens').where('app_id', '=', id).execute();
+      await trx.deleteFrom('client_keys').where('app_id', '=', id).execute();
       const result = await trx.deleteFrom('apps').where('id', '=', id).executeTakeFirst();
       if (result.numDeletedRows !== 1n) return false;
       await insertTombstones(trx, [tombstone]);
@@ -551,6 +564,88 @@ export class SqlStore implements Store {
     return out;
   }
 
+  // ---- client keys --------------------------------------------------------------------------
+
+  /** @inheritDoc */
+  async listClientKeys(tenantId: string, appId: string): Promise<ClientKeyRecord[]> {
+    const db = await this.#ready();
+    const rows = await db
+      .selectFrom('client_keys')
+      .selectAll()
+      .where('app_id', '=', appId)
+      .where('tenant_id', '=', tenantId)
+      .orderBy('created_at', 'asc')
+      .orderBy('id', 'asc')
+      .execute();
+    return rows.map(rowToKeyRecord);
+  }
+
+  /** @inheritDoc */
+  async addClientKey(key: ClientKeyRecord, options: AddClientKeyOptions = {}): Promise<void> {
+    const db = await this.#ready();
+    try {
+      await db.transaction().execute(async (trx) => {
+        // The app row, locked: one key writer per app at a time, so the count and the insert are one step.
+        const app = await trx
+          .selectFrom('apps')
+          .select('id')
+          .where('id', '=', key.appId)
+          .where('tenant_id', '=', key.tenantId)
+          .$if(this.dialect === 'postgres', (qb) => qb.forUpdate())
+          .executeTakeFirst();
+        if (!app) throw new AppTokensError('not_found', `App ${key.appId} does not exist.`);
+        if (options.maxPerApp !== undefined) {
+          const { n } = await trx
+            .selectFrom('client_keys')
+            .select((eb) => eb.fn.countAll<number | string | bigint>().as('n'))
+            .where('app_id', '=', key.appId)
+            .executeTakeFirstOrThrow();
+          if (Number(n) >= options.maxPerApp) throw keysLimit(options.maxPerApp);
+        }
+        await trx.insertInto('client_keys').values(keyRecordToRow(key)).execute();
+      });
+    } catch (error) {
+      throw mapWriteError(error);
+    }
+  }
+
+  /** @inheritDoc */
+  async deleteClientKey(
+    tenantId: string,
+    appId: string,
+    kid: string,
+    tombstone: { createdAt: Date; expiresAt: Date },
+  ): Promise<ClientKeyRecord | undefined> {
+    const db = await this.#ready();
+    const result = await db.transaction().execute(async (trx) => {
+      const row = await trx
+        .deleteFrom('client_keys')
+        .where('app_id', '=', appId)
+        .where('tenant_id', '=', tenantId)
+        .where('kid', '=', kid)
+        .returningAll()
+        .executeTakeFirst();
+      if (!row) return undefined;
+      const t: Tombstone = { kind: 'api_token', id: row.id, tenantId, createdAt: tombstone.createdAt, expiresAt: tombstone.expiresAt };
+      await insertTombstones(trx, [t]);
+      return { key: rowToKeyRecord(row), tombstone: t };
+    });
+    if (!result) return undefined;
+    this.committed([copyTombstone(result.tombstone)]);
+    return result.key;
+  }
+
+  /** @inheritDoc One INSERT … ON CONFLICT DO NOTHING: the primary key decides. */
+  async useOnce(kind: UsedOnceKind, key: string, expiresAt: Date): Promise<boolean> {
+    const db = await this.#ready();
+    const result = await db
+      .insertInto('used_once')
+      .values({ kind, key, expires_at: expiresAt.getTime() })
+      .onConflict((oc) => oc.columns(['kind', 'key']).doNothing())
+      .executeTakeFirst();
+    return Number(result.numInsertedOrUpdatedRows ?? 0n) === 1;
+  }
+
   // ---- audit events -------------------------------------------------------------------------
 
   /**
@@ -709,6 +804,7 @@ export class SqlStore implements Store {
   async purgeTombstones(now: Date): Promise<void> {
     const db = await this.#ready();
     await db.deleteFrom('tombstones').where('expires_at', '<=', now.getTime()).execute();
+    await db.deleteFrom('used_once').where('expires_at', '<=', now.getTime()).execute();
   }
 
   /** @inheritDoc */
@@ -842,6 +938,9 @@ function appToRow(app: AppRecord): Insertable<AppsTable> {
     updated_at: app.updatedAt.getTime(),
     roles: JSON.stringify(app.roles ?? []),
     owner_user_id: app.ownerUserId ?? null,
+    token_endpoint_auth_method: app.tokenEndpointAuthMethod ?? 'client_secret_basic',
+    jwks_uri: app.jwksUri ?? null,
+    dpop_bound: app.dpopBoundAccessTokens ? 1 : 0,
   };
 }
 
@@ -857,6 +956,35 @@ function rowToApp(row: AppRow): AppRecord {
     updatedAt: new Date(ms(row.updated_at)),
     roles: JSON.parse(row.roles) as string[],
     ownerUserId: row.owner_user_id,
+    tokenEndpointAuthMethod: row.token_endpoint_auth_method as ClientAuthMethod,
+    jwksUri: row.jwks_uri,
+    dpopBoundAccessTokens: Number(row.dpop_bound) === 1,
+  };
+}
+
+function keyRecordToRow(key: ClientKeyRecord): Insertable<ClientKeysTable> {
+  return {
+    id: key.id,
+    app_id: key.appId,
+    tenant_id: key.tenantId,
+    kid: key.kid,
+    alg: key.alg,
+    jwk: key.jwk,
+    created_at: key.createdAt.getTime(),
+    expires_at: key.expiresAt?.getTime() ?? null,
+  };
+}
+
+function rowToKeyRecord(row: ClientKeyRow): ClientKeyRecord {
+  return {
+    id: row.id,
+    appId: row.app_id,
+    tenantId: row.tenant_id,
+    kid: row.kid,
+    alg: row.alg,
+    jwk: row.jwk,
+    createdAt: new Date(ms(row.created_at)),
+    expiresAt: dateOrNull(row.expires_at),
   };
 }
 
