@@ -11,6 +11,7 @@ import {
   type CreateAppInput,
   type CreateTokenInput,
   type CreatedApp,
+  type CreatedKeyApp,
   type PageView,
   type Principal,
   type RegenerateTokenInput,
@@ -18,6 +19,8 @@ import {
 } from './core/management.js';
 import type { AppTokensOptions } from './core/options.js';
 import type { IssuedPersonalToken } from './core/personal-tokens.js';
+import type { ClientKeyView } from './core/client-keys.js';
+import type { AddKeyInput } from './core/key-management.js';
 import { resolveOptions } from './core/options.js';
 import { AppTokensService } from './core/service.js';
 import type { ApiTokenView, AppListItem, AppView, IssuedApiToken } from './core/views.js';
@@ -33,8 +36,16 @@ import { secretScanningRouter, type SecretScanningOptions } from './http/secret-
  * same rules as the management API, confined to `tenantId`, without a caller's scope limit.
  */
 export interface AppsApi {
+  /** Create a `private_key_jwt` app (RFC 7523 §2.2) with its public keys (`jwks`) or a `jwksUri`: it has no secret. */
+  create(input: CreateAppInput & { tenantId: string; tokenEndpointAuthMethod: 'private_key_jwt' }): Promise<CreatedKeyApp>;
   /** Create an app with its first API token; the value is returned once. */
-  create(input: CreateAppInput & { tenantId: string }): Promise<CreatedApp>;
+  create(input: CreateAppInput & { tenantId: string; tokenEndpointAuthMethod?: 'client_secret_basic' | 'client_secret_post' | undefined }): Promise<CreatedApp>;
+  /** The app's public keys (private_key_jwt). */
+  listKeys(tenantId: string, appId: string): Promise<{ items: ClientKeyView[] }>;
+  /** Register another public key of a private_key_jwt app (a JWK, or a PEM with its alg). */
+  addKey(tenantId: string, appId: string, input: AddKeyInput): Promise<ClientKeyView>;
+  /** Delete a key: every access token minted with it dies at once. */
+  deleteKey(tenantId: string, appId: string, kid: string): Promise<void>;
   /** Apps of a tenant, oldest first; `limit` 1–100 (default 20), `cursor` from the previous page. */
   list(tenantId: string, options?: { limit?: number; cursor?: string; expiringWithin?: number }): Promise<PageView<AppListItem>>;
   /** The app with its live tokens' metadata. `not_found` for another tenant's app. */
@@ -206,7 +217,10 @@ export function createAppTokens(options: AppTokensOptions): AppTokens {
     console: (opts) => consoleRouter(service, opts),
     secretScanning: (opts) => secretScanningRouter(service, opts),
     apps: {
-      create: ({ tenantId, ...input }) => run(() => management.createApp(system(tenantId), input)),
+      create: (({ tenantId, ...input }: CreateAppInput & { tenantId: string }) => run(() => management.createApp(system(tenantId), input))) as AppsApi['create'],
+      listKeys: (tenantId, appId) => run(() => management.keys.list(system(tenantId), appId)),
+      addKey: (tenantId, appId, input) => run(() => management.keys.add(system(tenantId), appId, input)),
+      deleteKey: (tenantId, appId, kid) => run(() => management.keys.delete(system(tenantId), appId, kid)),
       list: (tenantId, opts) => run(() => management.listApps(system(tenantId), opts)),
       get: (tenantId, appId) => run(() => management.getApp(system(tenantId), appId)),
       update: (tenantId, appId, patch) => run(() => management.updateApp(system(tenantId), appId, patch)),

@@ -7,6 +7,8 @@ export { createAppTokens } from './create-app-tokens.js';
 export type { AppTokens, AppsApi, UsersApi } from './create-app-tokens.js';
 export type { IssuedPersonalToken } from './core/personal-tokens.js';
 export type { RoleDefinition } from './core/roles.js';
+export type { ClientKeyView } from './core/client-keys.js';
+export type { AddKeyInput } from './core/key-management.js';
 export type { AppTokensOptions } from './core/options.js';
 export type { AuthInfo, AuthClaims } from './core/access-tokens.js';
 export type { TokenResponse } from './core/service.js';
@@ -15,6 +17,7 @@ export type {
   CreateAppInput,
   CreateTokenInput,
   CreatedApp,
+  CreatedKeyApp,
   PageView,
   Principal,
   RegenerateTokenInput,

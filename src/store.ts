@@ -198,6 +198,8 @@ export type AuditEventType =
   | 'token.reuse_detected'
   | 'token.refresh_refused'
   | 'token.expiring'
+  | 'key.added'
+  | 'key.deleted'
   | 'access_token.issued'
   | 'access_token.refused'
   | 'access_token.revoked'
@@ -437,6 +439,7 @@ export interface Store {
    * sharing the database, exactly one gets `true`. An entry stays recorded until
    * {@link Store.purgeTombstones} runs after its `expiresAt` (callers refuse an expired value anyway).
    * For single-use values: client-assertion `jti`s (RFC 7523 §3), DPoP proof `jti`s (RFC 9449 §11.1).
+   * `key` is printable ASCII (callers pass a digest of client-chosen text), at most 200 characters.
    */
   useOnce(kind: UsedOnceKind, key: string, expiresAt: Date): Promise<boolean>;
 

@@ -34,6 +34,8 @@ export interface AuthClaims {
   api_token_id?: string;
   /** RFC 9068 §2.2.3.1: the app's roles (absent when it has none). */
   roles?: string[];
+  /** RFC 9449 §6.1: a DPoP-bound token names the SHA-256 thumbprint of its key (absent for a bearer token). */
+  cnf?: { jkt: string };
   [claim: string]: unknown;
 }
 
@@ -109,6 +111,8 @@ export interface MintInput {
   audience: string;
   /** RFC 9068 §2.2.3.1 `roles`: the app's declared roles (omitted when empty). */
   roles?: readonly string[];
+  /** RFC 9449 §6.1: bind the token to a DPoP key (its RFC 7638 thumbprint). */
+  cnf?: { jkt: string } | undefined;
 }
 
 export interface MintedAccessToken {
@@ -138,7 +142,7 @@ export class AccessTokens {
   }
 
   /** Sign an RFC 9068 access token. Its lifetime never outlives the API token that minted it. */
-  async mint({ app, apiTokenId, notAfter, scopes, audience, roles }: MintInput): Promise<MintedAccessToken> {
+  async mint({ app, apiTokenId, notAfter, scopes, audience, roles, cnf }: MintInput): Promise<MintedAccessToken> {
     const nowMs = this.#options.now().getTime();
     const iat = Math.floor(nowMs / 1000);
     let exp = iat + this.#options.ttl;
@@ -156,6 +160,7 @@ export class AccessTokens {
       app_name: app.name,
       api_token_id: apiTokenId,
       ...(roles !== undefined && roles.length > 0 ? { roles: [...roles] } : {}),
+      ...(cnf !== undefined ? { cnf: { jkt: cnf.jkt } } : {}),
     };
     const jwt = await new SignJWT(payload)
       .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'at+jwt' })

@@ -23,6 +23,9 @@ export type ErrorCode =
   | 'invalid_target'
   | 'invalid_token'
   | 'insufficient_scope'
+  // RFC 9449 §5, §7.1, §8, §9: a DPoP proof that fails its checks; a proof without the server's nonce
+  | 'invalid_dpop_proof'
+  | 'use_dpop_nonce'
   // bearer middleware: no credentials at all (RFC 6750 §3.1: no error code in the challenge)
   | 'missing_token'
   // management API and programmatic use
@@ -66,6 +69,9 @@ const DEFAULT_STATUS: Record<ErrorCode, number> = {
   invalid_target: 400,
   invalid_token: 401,
   insufficient_scope: 403,
+  // RFC 9449 §5 / §9 at the token endpoint; the bearer middleware answers them with 401 (§7.1, §8).
+  invalid_dpop_proof: 400,
+  use_dpop_nonce: 400,
   missing_token: 401,
   validation_failed: 400,
   forbidden: 403,

@@ -11,6 +11,10 @@ import { RESERVED_CLAIMS } from './access-tokens.js';
 import { AppTokensError } from './errors.js';
 import { eventView, type AuditEvent } from './events.js';
 import { PersonalTokens } from './personal-tokens.js';
+import { KeyManagement } from './key-management.js';
+import { clientKeyView, type ClientKeyView } from './client-keys.js';
+import { jwksUriProblem } from './remote-jwks.js';
+import type { ClientAuthMethod } from '../store.js';
 import { GrantedScopes, printable } from './scopes.js';
 import { hashSecret, randomId } from './secrets.js';
 import type { AppTokensService } from './service.js';
@@ -37,8 +41,16 @@ export interface CreateAppInput {
   /** Names of host-declared roles (option `roles`), fixed for the app's life. */
   roles?: string[] | undefined;
   customClaims?: Record<string, unknown> | undefined;
-  /** The first API token. */
+  /** The first API token (not for `private_key_jwt` apps, which have no secret). */
   token?: CreateTokenInput | undefined;
+  /** RFC 7591 §2: `client_secret_basic` (default) and `client_secret_post` are one method here (both accepted); `private_key_jwt` (RFC 7523 §2.2) needs `jwks` or `jwksUri`. */
+  tokenEndpointAuthMethod?: ClientAuthMethod | undefined;
+  /** `private_key_jwt`: the client's public keys, as a JWK Set. */
+  jwks?: { keys: unknown[] } | undefined;
+  /** `private_key_jwt`: where the client publishes its JWK Set (https; fetched and cached). */
+  jwksUri?: string | undefined;
+  /** RFC 9449 §5: the client must present a DPoP proof at the token endpoint; its access tokens are all bound. */
+  dpopBoundAccessTokens?: boolean | undefined;
 }
 
 /** Input of {@link AppManagement.createToken}. */
@@ -66,6 +78,15 @@ export type UpdateAppInput = AppPatch;
 /** The result of creating an app: the app, its first token, and that token's value (shown once). */
 export interface CreatedApp extends IssuedApiToken {
   app: AppView;
+}
+
+/** The result of creating a `private_key_jwt` app: no secret exists, so none is shown. */
+export interface CreatedKeyApp {
+  app: AppView;
+  token: null;
+  value: null;
+  /** The registered public keys (none for a `jwksUri` app). */
+  keys: ClientKeyView[];
 }
 
 /**
@@ -134,14 +155,17 @@ export class AppManagement {
 
   /** Personal tokens of host users (`/me/tokens`). */
   readonly personal: PersonalTokens;
+  /** Public keys of private_key_jwt apps (`/apps/:id/keys`). */
+  readonly keys: KeyManagement;
 
   constructor(service: AppTokensService) {
     this.#s = service;
     this.personal = new PersonalTokens(service, this);
+    this.keys = new KeyManagement(service, this);
   }
 
   /** Create an app and its first API token. The value is returned once and never again. */
-  createApp(p: Principal, input: CreateAppInput): Promise<CreatedApp> {
+  createApp(p: Principal, input: CreateAppInput): Promise<CreatedApp | CreatedKeyApp> {
     return this.#audited(p, 'create_app', null, async () => {
       const tenantId = tenantOf(p);
       const now = this.#now();
@@ -152,6 +176,21 @@ export class AppManagement {
       }
       this.#assertMayGrant(p, scopes, 'scopes');
       const description = checkDescription(input.description);
+      const method = input.tokenEndpointAuthMethod ?? 'client_secret_basic';
+      if (!['client_secret_basic', 'client_secret_post', 'private_key_jwt'].includes(method)) {
+        throw invalid('tokenEndpointAuthMethod', 'must be client_secret_basic, client_secret_post or private_key_jwt');
+      }
+      if (input.dpopBoundAccessTokens !== undefined && typeof input.dpopBoundAccessTokens !== 'boolean') throw invalid('dpopBoundAccessTokens', 'must be a boolean');
+      const keyed = method === 'private_key_jwt';
+      if (!keyed && input.jwks !== undefined) throw invalid('jwks', 'only for tokenEndpointAuthMethod private_key_jwt');
+      if (!keyed && input.jwksUri !== undefined) throw invalid('jwksUri', 'only for tokenEndpointAuthMethod private_key_jwt');
+      if (keyed && input.token !== undefined) throw invalid('token', 'a private_key_jwt app has no secret: register keys instead');
+      if (keyed && (input.jwks === undefined) === (input.jwksUri === undefined)) throw invalid('jwks', 'a private_key_jwt app needs exactly one of "jwks" and "jwksUri"');
+      if (input.jwksUri !== undefined) {
+        const problem = typeof input.jwksUri === 'string' ? jwksUriProblem(input.jwksUri, this.#s.options.clientJwks.allowPrivateAddresses) : 'must be a URL string';
+        if (problem) throw invalid('jwksUri', problem);
+      }
+      const parsedKeys = input.jwks !== undefined ? await this.keys.parseSet(input.jwks) : [];
       const app: AppRecord = {
         id: randomId('app'),
         tenantId,
@@ -160,10 +199,19 @@ export class AppManagement {
         scopes,
         roles,
         ownerUserId: null,
+        tokenEndpointAuthMethod: method,
+        jwksUri: input.jwksUri ?? null,
+        dpopBoundAccessTokens: input.dpopBoundAccessTokens ?? false,
         customClaims: checkCustomClaims(input.customClaims),
         createdAt: now,
         updatedAt: now,
       };
+      if (keyed) {
+        const keys = parsedKeys.map((k) => this.keys.record(app.id, tenantId, k, now, null));
+        await this.#s.options.store.createApp(app, [], { maxAppsPerTenant: this.#s.options.limits.appsPerTenant, keys });
+        this.#event(p, 'app.created', app.id, null, { name: app.name, scopes: app.scopes, method, ...(roles.length > 0 ? { roles } : {}) });
+        return { app: this.#appView(app), token: null, value: null, keys: await Promise.all(keys.map((k) => clientKeyView(k, now))) };
+      }
       const { record, value } = this.#newToken(app, input.token ?? {}, 'token.', now);
       await this.#s.options.store.createApp(app, [record], { maxAppsPerTenant: this.#s.options.limits.appsPerTenant });
       this.#event(p, 'app.created', app.id, null, { name: app.name, scopes: app.scopes, ...(roles.length > 0 ? { roles } : {}) });
@@ -232,7 +280,7 @@ export class AppManagement {
       if (input.description !== undefined) patch.description = checkDescription(input.description);
       if (input.customClaims !== undefined) patch.customClaims = checkCustomClaims(input.customClaims);
       if (Object.keys(patch).length === 0) throw invalid('body', 'give at least one of name, description, customClaims');
-      this.#assertMayActOn(p, await this.#app(p, appId));
+      this.assertMayActOn(p, await this.#app(p, appId));
       const app = await this.#s.options.store.updateApp(tenantOf(p), appId, patch, this.#now());
       if (!app) throw notFound('app', appId);
       this.#s.forgetClient(app.id);
@@ -245,7 +293,7 @@ export class AppManagement {
   deleteApp(p: Principal, appId: string): Promise<void> {
     return this.#audited(p, 'delete_app', appId, async () => {
       const tenantId = tenantOf(p);
-      this.#assertMayActOn(p, await this.#app(p, appId));
+      this.assertMayActOn(p, await this.#app(p, appId));
       const deleted = await this.#s.options.store.deleteApp(tenantId, appId, this.#s.tombstone('app', appId, tenantId));
       if (!deleted) throw notFound('app', appId);
       this.#event(p, 'app.deleted', appId, null, {});
@@ -268,7 +316,7 @@ export class AppManagement {
     return this.#audited(p, 'create_token', appId, async () => {
       const app = await this.#app(p, appId);
       // A token carries the app's identity: issuing one acts on the app, whatever its own scopes.
-      this.#assertMayActOn(p, app);
+      this.assertMayActOn(p, app);
       const now = this.#now();
       const { record, value } = this.#newToken(app, input, '', now);
       this.#assertMayGrant(p, record.scopes ?? this.#s.roles.scopesOf(app), 'scopes');
@@ -286,7 +334,7 @@ export class AppManagement {
     return this.#audited(p, 'regenerate_token', appId, async () => {
       const grace = checkGracePeriod(options.gracePeriod);
       const app = await this.#app(p, appId);
-      this.#assertMayActOn(p, app);
+      this.assertMayActOn(p, app);
       const old = await this.#liveToken(app, tokenId);
       if (old.replacedBy !== null) {
         throw new AppTokensError('conflict', `tokenId: token ${printable(tokenId)} is retiring (already regenerated); regenerate its successor`, {
@@ -319,7 +367,7 @@ export class AppManagement {
   deleteToken(p: Principal, appId: string, tokenId: string): Promise<void> {
     return this.#audited(p, 'delete_token', appId, async () => {
       const app = await this.#app(p, appId);
-      this.#assertMayActOn(p, app);
+      this.assertMayActOn(p, app);
       await this.#liveToken(app, tokenId);
       const revoked = await this.#s.options.store.revokeApiTokens(
         app.tenantId,
@@ -497,6 +545,11 @@ export class AppManagement {
     return tokenView(token, now, this.#soonBefore(now));
   }
 
+  /** An app of the caller's tenant (`not_found` otherwise, and for a personal client). */
+  appOf(p: Principal, appId: string): Promise<AppRecord> {
+    return this.#app(p, appId);
+  }
+
   /** An app of the caller's tenant; a personal client is not an app (`not_found`). */
   async #app(p: Principal, appId: string): Promise<AppRecord> {
     checkId(appId, 'app');
@@ -533,7 +586,7 @@ export class AppManagement {
    * `apps:write` alone could rewrite an admin app's claims or mint a credential carrying its identity.
    * Scopes the catalogue no longer declares do not count: no token can carry them.
    */
-  #assertMayActOn(p: Principal, app: AppRecord): void {
+  assertMayActOn(p: Principal, app: AppRecord): void {
     if (p.scopes === null) return;
     const missing = new GrantedScopes(p.scopes).missing(this.#s.roles.scopesOf(app));
     if (missing.length > 0) {

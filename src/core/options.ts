@@ -53,6 +53,35 @@ export interface AppTokensOptions {
   tokenPrefix?: string;
   /** Accept API tokens directly as bearer tokens on protected routes. Default: `true`. */
   acceptApiTokens?: boolean;
+  /**
+   * DPoP (RFC 9449): sender-constrained access tokens. A token request with a `DPoP` proof gets a
+   * token bound to the proof's key (`cnf.jkt`, `token_type: "DPoP"`); `authenticate()` then wants
+   * `Authorization: DPoP <token>` with a fresh proof of that key on every request.
+   *
+   * @example
+   * ```ts
+   * createAppTokens({ …, dpop: { baseUrl: 'https://api.example.com', nonceSecret: process.env.DPOP_NONCE_SECRET } });
+   * ```
+   */
+  dpop?: {
+    /**
+     * The public URL clients call (scheme, host, port, and a path prefix a proxy strips), from which
+     * the expected `htu` is built: this plus the request's path. Never taken from the `Host` header.
+     * Default: the issuer's origin.
+     */
+    baseUrl?: string;
+    /** Seconds a proof's `iat` may lie before or after now (plus `advanced.clockTolerance`), 5–600. Default: 60. */
+    iatWindow?: number;
+    /**
+     * Secret (at least 32 characters) from which server nonces are derived (§8, §9). When set, every
+     * proof must carry a current nonce; one without gets `use_dpop_nonce` and a `DPoP-Nonce` header.
+     * Give every instance the same secret: nonces are stateless, so any instance accepts another's.
+     * Default: no nonces.
+     */
+    nonceSecret?: string;
+    /** Seconds of one nonce step, 10–3600; a nonce is accepted for one to two steps. Default: 300. */
+    nonceLifetime?: number;
+  };
   /** Lifetime of API tokens, seconds. */
   apiTokenTtl?: {
     /** When the caller asks for none. Default: 90 days. `null`: no expiry. */
@@ -111,7 +140,16 @@ export interface AppTokensOptions {
     tokensPerApp?: number;
     /** Apps per tenant, 1–1000000. Default: 1000. */
     appsPerTenant?: number;
+    /** Public keys per `private_key_jwt` app, 1–20. Default: 5. */
+    keysPerApp?: number;
   };
+  /**
+   * Fetching the JWK Sets of `private_key_jwt` clients registered with a `jwksUri`: https only, never
+   * from a private, loopback or link-local address unless `allowPrivateAddresses` (tests, a trusted
+   * network); `timeout` in ms (100–10000, default 3000). Sets are cached 5 minutes; an unknown kid
+   * refetches at most every 30 s.
+   */
+  clientJwks?: { allowPrivateAddresses?: boolean; timeout?: number };
   /** The audit log in the store. */
   events?: {
     /**
@@ -188,6 +226,16 @@ function isIssuer(value: string): boolean {
   return url.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
 }
 
+function isBaseUrl(value: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return false;
+  }
+  return (url.protocol === 'https:' || url.protocol === 'http:') && !url.search && !url.hash && !value.includes('#') && !url.username && !url.password;
+}
+
 function isResourceUri(value: string): boolean {
   try {
     new URL(value);
@@ -256,6 +304,27 @@ const schema = z
       .regex(SECRET_PREFIX, { error: 'must be 2–16 lowercase letters or digits, starting with a letter' })
       .default('eat'),
     acceptApiTokens: z.boolean({ error: 'must be a boolean' }).default(true),
+    dpop: z
+      .object({
+        baseUrl: z
+          .string({ error: 'must be a URL string' })
+          .refine(isBaseUrl, { error: 'must be an http(s) URL without query, fragment or user info' })
+          .optional(),
+        iatWindow: z
+          .number({ error: 'must be a number of seconds' })
+          .min(5, { error: 'must be between 5 and 600 seconds' })
+          .max(600, { error: 'must be between 5 and 600 seconds' })
+          .default(60),
+        nonceSecret: z.string({ error: 'must be a string' }).min(32, { error: 'must be at least 32 characters of high-entropy secret' }).optional(),
+        nonceLifetime: z
+          .number({ error: 'must be a number of seconds' })
+          .int({ error: 'must be a whole number of seconds' })
+          .min(10, { error: 'must be between 10 and 3600 seconds' })
+          .max(3600, { error: 'must be between 10 and 3600 seconds' })
+          .default(300),
+      })
+      .strict()
+      .default({ iatWindow: 60, nonceLifetime: 300 }),
     resources: z
       .array(
         z
@@ -331,9 +400,17 @@ const schema = z
       .object({
         tokensPerApp: z.number().int({ error: 'must be a whole number' }).min(1, { error: 'must be between 1 and 10000' }).max(10_000, { error: 'must be between 1 and 10000' }).default(50),
         appsPerTenant: z.number().int({ error: 'must be a whole number' }).min(1, { error: 'must be between 1 and 1000000' }).max(1_000_000, { error: 'must be between 1 and 1000000' }).default(1000),
+        keysPerApp: z.number().int({ error: 'must be a whole number' }).min(1, { error: 'must be between 1 and 20' }).max(20, { error: 'must be between 1 and 20' }).default(5),
       })
       .strict()
-      .default({ tokensPerApp: 50, appsPerTenant: 1000 }),
+      .default({ tokensPerApp: 50, appsPerTenant: 1000, keysPerApp: 5 }),
+    clientJwks: z
+      .object({
+        allowPrivateAddresses: z.boolean({ error: 'must be a boolean' }).default(false),
+        timeout: z.number().int().min(100, { error: 'must be between 100 and 10000 ms' }).max(10_000, { error: 'must be between 100 and 10000 ms' }).default(3000),
+      })
+      .strict()
+      .default({ allowPrivateAddresses: false, timeout: 3000 }),
     events: z
       .object({
         retention: z

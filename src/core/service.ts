@@ -4,7 +4,6 @@
  *
  * @module
  */
-import { timingSafeEqual } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { ApiTokenRecord, AppRecord, Tombstone } from '../store.js';
 import { AccessTokens, GRANTED, makeAuthInfo, type InternalAuthInfo } from './access-tokens.js';
@@ -20,13 +19,20 @@ import { ReuseDetector, type ReuseDoor } from './reuse.js';
 import { RevocationView } from './revocation.js';
 import { RoleCatalogue, intersectScopes } from './roles.js';
 import { GrantedScopes, ScopeCatalogue, printable } from './scopes.js';
-import { DUMMY_HASH, SecretCodec, hashSecret } from './secrets.js';
+import { SecretCodec, hashSecret } from './secrets.js';
 import { UserScopes } from './user-scopes.js';
+import { DpopVerifier, boundJkt } from './dpop.js';
+import { ClientAuthenticator, type AuthenticatedClient, type ClientAuthRequest, type ClientCredential } from './client-auth.js';
+import { ClientSecretMethod } from './client-secret.js';
+import { PrivateKeyJwtMethod } from './private-key-jwt.js';
+import { ClientKeySource } from './client-keys.js';
+import { RemoteJwks } from './remote-jwks.js';
 
 /** A successful client_credentials grant (RFC 6749 §4.4.3, §5.1). */
 export interface TokenResponse {
   access_token: string;
-  token_type: 'Bearer';
+  /** `DPoP` when the token is bound to the key of the request's DPoP proof (RFC 9449 §5). */
+  token_type: 'Bearer' | 'DPoP';
   expires_in: number;
   scope: string;
 }
@@ -34,15 +40,6 @@ export interface TokenResponse {
 /** How long an API token verified as a bearer is trusted from cache before re-reading it. */
 const API_TOKEN_CACHE_MS = 60_000;
 
-/** Client credentials kept verified at once (a bound, not a tuning knob: a few seconds' worth of busy clients). */
-const CLIENT_CACHE_MAX = 2_000;
-
-/** A client authenticated by the full path, trusted until `until` (epoch ms). */
-interface ClientEntry {
-  app: AppRecord;
-  token: ApiTokenRecord;
-  until: number;
-}
 
 /** A verified credential in the cache, and the epoch ms after which it must be verified again. */
 interface CacheEntry {
@@ -66,6 +63,8 @@ export interface ExchangeInput {
   resource: string | undefined;
   /** RFC 8693 `audience` (the same identifiers as `resource` here). */
   audience: string | undefined;
+  /** RFC 9449: the thumbprint of the request's DPoP proof key; the new token is bound to it. */
+  dpopJkt?: string | undefined;
 }
 
 export class AppTokensService {
@@ -93,6 +92,12 @@ export class AppTokensService {
   readonly lockout: ClientLockout | undefined;
   /** Refresh-token reuse detection, consulted by every door that checks an API token. */
   readonly reuse: ReuseDetector;
+  /** RFC 9449 DPoP proofs (token endpoint and `authenticate()`): their checks, nonces and replay guard. */
+  readonly dpop: DpopVerifier;
+  /** Client authentication at the OAuth endpoints: secrets and private_key_jwt. */
+  readonly clients: ClientAuthenticator;
+  /** The public keys private_key_jwt clients may sign with: stored, or from their jwksUri. */
+  readonly clientKeys: ClientKeySource;
   #maintenance: NodeJS.Timeout | undefined;
   #retention: NodeJS.Timeout | undefined;
   #expirySweep: NodeJS.Timeout | undefined;
@@ -106,8 +111,6 @@ export class AppTokensService {
    */
   readonly #jwtCache: LRUCache<string, CacheEntry>;
   readonly #apiTokenCache: LRUCache<string, CacheEntry>;
-  /** Verified client credentials (`advanced.clientCacheTtl`): SHA-256 of the secret → the records. */
-  readonly #clients: LRUCache<string, ClientEntry> | undefined;
   #ready: Promise<void> | undefined;
   #isReady = false;
 
@@ -148,10 +151,23 @@ export class AppTokensService {
     this.expiry = new ExpiryNotices(store, this.events, { thresholds: options.notifyBeforeExpiry, now: advanced.now });
     this.#jwtCache = new LRUCache({ max: advanced.cacheMax });
     this.#apiTokenCache = new LRUCache({ max: advanced.cacheMax });
-    this.#clients = advanced.clientCacheTtl > 0 ? new LRUCache({ max: CLIENT_CACHE_MAX }) : undefined;
+    this.clientKeys = new ClientKeySource(
+      (app) => store.listClientKeys(app.tenantId, app.id),
+      new RemoteJwks({ ...options.clientJwks, cacheTtl: 300_000, refetchInterval: 30_000, now: this.#nowMs }),
+    );
+    this.clients = new ClientAuthenticator(this, {
+      secret: new ClientSecretMethod(this, this.#nowMs),
+      privateKeyJwt: new PrivateKeyJwtMethod(this),
+    });
     this.resources = new Map(options.resources.map((r) => [r.id, new Set(r.scopes)]));
     this.audiences = [...new Set([options.audience, ...this.resources.keys()])];
     this.lockout = options.clientLockout === false ? undefined : new ClientLockout(store, options.clientLockout);
+    this.dpop = new DpopVerifier(store, {
+      ...options.dpop,
+      baseUrl: options.dpop.baseUrl ?? new URL(options.issuer).origin,
+      clockTolerance: advanced.clockTolerance,
+      nowMs: this.#nowMs,
+    });
     this.reuse = new ReuseDetector({
       store,
       events: this.events,
@@ -202,68 +218,16 @@ export class AppTokensService {
   // ---- OAuth ----------------------------------------------------------------------------------
 
   /**
-   * Client authentication (RFC 6749 §2.3.1): `clientId` is the app id, `secret` one of its API
-   * tokens. An unknown client, a wrong, revoked, expired or malformed secret all throw the same
-   * `invalid_client`, after the same work.
+   * Client authentication (RFC 6749 §2.3): a client secret (an API token) or a `private_key_jwt`
+   * assertion (RFC 7523 §2.2). Every failure is the same `invalid_client`.
    */
-  async authenticateClient(clientId: string, secret: string): Promise<{ app: AppRecord; token: ApiTokenRecord }> {
-    const { store } = this.options;
-    const lockoutKey = clientId.slice(0, 128);
-    await this.lockout?.assertOpen(lockoutKey);
-    const presentedHex = hashSecret(secret);
-    const cached = this.#cachedClient(clientId, presentedHex);
-    if (cached !== undefined) return this.#withLiveOwner(cached);
-    const wellFormed = this.secrets.isWellFormed(secret);
-    const presented = Buffer.from(presentedHex, 'hex');
-    // Both lookups always run, so that an unknown client and a wrong secret take the same path.
-    const [app, token] = await Promise.all([
-      clientId.length <= 128 ? store.getAppByClientId(clientId) : undefined,
-      wellFormed ? store.findApiTokenByHash(presented.toString('hex')) : undefined,
-    ]);
-    const stored = Buffer.from(token?.hash ?? DUMMY_HASH, 'hex');
-    const hashMatches = timingSafeEqual(stored, presented) && token !== undefined;
-    const now = this.options.advanced.now();
-    const ok =
-      hashMatches &&
-      app !== undefined &&
-      token.appId === app.id &&
-      token.tenantId === app.tenantId &&
-      token.revokedAt === null &&
-      (token.expiresAt === null || token.expiresAt > now);
-    if (!ok) {
-      // The exact value of a token that was refreshed: reuse, whatever door it comes through.
-      if (hashMatches && token.revokedAt !== null && app !== undefined && token.appId === app.id) {
-        await this.reuse.presented(token, 'client_authentication', app.id);
-      }
-      // Audit the refusal in the tenant of the client it claimed to be, when that client exists.
-      if (app) {
-        this.events.emit({
-          type: 'access_token.refused',
-          outcome: 'failure',
-          tenantId: app.tenantId,
-          appId: app.id,
-          actorId: app.id,
-          data: { reason: 'invalid_client' },
-        });
-      }
-      await this.lockout?.failed(lockoutKey);
-      throw new AppTokensError('invalid_client', 'client authentication failed');
-    }
-    this.lastUsed.record(token.id, now);
-    this.#clients?.set(presentedHex, { app: app!, token, until: this.#nowMs() + this.options.advanced.clientCacheTtl * 1000 });
-    return this.#withLiveOwner({ app: app!, token });
+  authenticateClient(request: ClientAuthRequest): Promise<AuthenticatedClient> {
+    return this.clients.authenticate(request);
   }
 
-  /**
-   * A personal client whose user is gone (`management.userScopes` says `null`) fails client
-   * authentication like a wrong secret: the token is dead while the host says so.
-   */
-  async #withLiveOwner(client: { app: AppRecord; token: ApiTokenRecord }): Promise<{ app: AppRecord; token: ApiTokenRecord }> {
-    const { app } = client;
-    if (!app.ownerUserId) return client;
-    if ((await this.userScopes.get(app.tenantId, app.ownerUserId)) !== null) return client;
-    this.events.emit({ type: 'access_token.refused', outcome: 'failure', tenantId: app.tenantId, appId: app.id, actorId: app.id, data: { reason: 'user_gone' } });
-    throw new AppTokensError('invalid_client', 'client authentication failed');
+  /** Forget cached client credentials of an app whose record changed (name, claims) in this process. */
+  forgetClient(appId: string): void {
+    this.clients.forget(appId);
   }
 
   /**
@@ -271,7 +235,7 @@ export class AppTokensService {
    * the app's scopes and roles as the host defines them today, within the catalogue; for a
    * personal token, within its user's current scopes. `null`: the token's user is gone.
    */
-  async allowedScopes(app: AppRecord, token: ApiTokenRecord): Promise<readonly string[] | null> {
+  async allowedScopes(app: AppRecord, token: ClientCredential): Promise<readonly string[] | null> {
     if (app.ownerUserId) {
       const user = await this.userScopes.get(app.tenantId, app.ownerUserId);
       if (user === null) return null;
@@ -285,51 +249,21 @@ export class AppTokensService {
   }
 
   /**
-   * A client authenticated with this very secret within `advanced.clientCacheTtl`, still unrevoked
-   * (the revocation view sees a deleted, refreshed or regenerated token and a deleted app at once
-   * in this process) and unexpired; `undefined` sends the caller down the full path. The key is the
-   * hash of the presented secret, so a hit implies the exact secret that was checked, and a wrong
-   * secret always misses: it takes the full, constant-time path.
-   */
-  #cachedClient(clientId: string, presentedHex: string): { app: AppRecord; token: ApiTokenRecord } | undefined {
-    const entry = this.#clients?.get(presentedHex);
-    if (entry === undefined) return undefined;
-    const { app, token } = entry;
-    const nowMs = this.#nowMs();
-    if (
-      nowMs >= entry.until ||
-      app.id !== clientId ||
-      (token.expiresAt !== null && token.expiresAt.getTime() <= nowMs) ||
-      this.revocation.isRevoked(app.id, token.id)
-    ) {
-      this.#clients!.delete(presentedHex);
-      return undefined;
-    }
-    this.lastUsed.record(token.id, new Date(nowMs));
-    return { app, token };
-  }
-
-  /** Forget cached client credentials of an app whose record changed (name, claims) in this process. */
-  forgetClient(appId: string): void {
-    if (this.#clients === undefined) return;
-    for (const [key, entry] of this.#clients.entries()) if (entry.app.id === appId) this.#clients.delete(key);
-  }
-
-  /**
    * The client_credentials grant (RFC 6749 §4.4): an access token for `requested` scopes (default:
    * everything the API token may use), for the default audience or a declared resource server
    * (RFC 8707). Throws `invalid_scope` or `invalid_target`.
    */
   async issueClientCredentials(
     app: AppRecord,
-    token: ApiTokenRecord,
+    token: ClientCredential,
     requested: string[] | undefined,
     resource?: string,
+    dpopJkt?: string,
   ): Promise<TokenResponse> {
     const allowed = await this.allowedScopes(app, token);
     if (allowed === null) throw new AppTokensError('invalid_client', 'client authentication failed');
     const grant = this.#grant(new GrantedScopes(allowed), requested, resource);
-    return this.#issue(app, token.id, token.expiresAt, grant, { grant: 'client_credentials' });
+    return this.#issue(app, token.id, token.expiresAt, grant, { grant: 'client_credentials' }, dpopJkt);
   }
 
   /**
@@ -384,12 +318,21 @@ export class AppTokensService {
         field: input.resource !== undefined ? 'resource' : 'audience',
       });
     }
+    // RFC 9449 §7.2 in spirit: a DPoP-bound subject is never exchanged for a token less bound.
+    const subjectJkt = boundJkt(subject.claims);
+    if (subjectJkt !== undefined && subjectJkt !== input.dpopJkt) {
+      throw new AppTokensError('invalid_dpop_proof', 'DPoP: subject_token is DPoP-bound; send a DPoP proof of its key', { field: 'DPoP' });
+    }
     const grant = this.#grant(subject[GRANTED], input.scopes, target, input.resource !== undefined ? 'resource' : 'audience');
     if (target === undefined && subjectAudience !== null) grant.audience = subjectAudience[0]!;
-    const response = await this.#issue(app, subject.apiTokenId, subject.expiresAt, grant, {
-      grant: 'token_exchange',
-      ...(subject.claims.jti ? { subjectJti: subject.claims.jti } : {}),
-    });
+    const response = await this.#issue(
+      app,
+      subject.apiTokenId,
+      subject.expiresAt,
+      grant,
+      { grant: 'token_exchange', ...(subject.claims.jti ? { subjectJti: subject.claims.jti } : {}) },
+      input.dpopJkt,
+    );
     return { ...response, issued_token_type: ACCESS_TOKEN_TYPE };
   }
 
@@ -424,7 +367,8 @@ export class AppTokensService {
       ...(claims.exp !== undefined ? { exp: claims.exp } : {}),
       ...(claims.iat !== undefined ? { iat: claims.iat } : {}),
       ...(claims.jti !== undefined ? { jti: claims.jti } : {}),
-      token_type: 'Bearer',
+      // RFC 9449 §6.2: a bound token is introspected with its confirmation and type.
+      ...(boundJkt(claims) !== undefined ? { cnf: { jkt: boundJkt(claims)! }, token_type: 'DPoP' } : { token_type: 'Bearer' }),
       tenant_id: info.tenantId,
       api_token_id: info.apiTokenId,
     };
@@ -537,19 +481,21 @@ export class AppTokensService {
     notAfter: Date | null,
     grant: { scopes: string[]; audience: string },
     data: Record<string, unknown>,
+    dpopJkt?: string,
   ): Promise<TokenResponse> {
     const { scopes, audience } = grant;
     const roles = this.roles.knownRoles(app);
-    const minted = await this.accessTokens.mint({ app, apiTokenId, notAfter, scopes, audience, roles });
+    const cnf = dpopJkt === undefined ? undefined : { jkt: dpopJkt };
+    const minted = await this.accessTokens.mint({ app, apiTokenId, notAfter, scopes, audience, roles, cnf });
     this.events.emit({
       type: 'access_token.issued',
       tenantId: app.tenantId,
       appId: app.id,
       tokenId: apiTokenId,
       actorId: app.id,
-      data: { ...data, jti: minted.jti, scope: scopes.join(' '), aud: audience, expiresAt: minted.expiresAt.toISOString() },
+      data: { ...data, jti: minted.jti, scope: scopes.join(' '), aud: audience, expiresAt: minted.expiresAt.toISOString(), ...(cnf ? { jkt: cnf.jkt } : {}) },
     });
-    return { access_token: minted.jwt, token_type: 'Bearer', expires_in: minted.expiresIn, scope: scopes.join(' ') };
+    return { access_token: minted.jwt, token_type: cnf ? 'DPoP' : 'Bearer', expires_in: minted.expiresIn, scope: scopes.join(' ') };
   }
 
   // ---- bearer verification ----------------------------------------------------------------------

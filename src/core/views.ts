@@ -17,6 +17,12 @@ export interface AppView {
   scopes: string[];
   /** Names of the host-declared roles the app was given at creation (fixed). */
   roles: string[];
+  /** How it authenticates at the token endpoint (RFC 7591 §2): a client secret, or `private_key_jwt`. */
+  tokenEndpointAuthMethod: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+  /** `private_key_jwt` with published keys: their URL; otherwise `null`. */
+  jwksUri: string | null;
+  /** Every access token must be DPoP-bound (RFC 9449 §5). */
+  dpopBoundAccessTokens: boolean;
   /** Role names the host no longer declares (normally empty): they grant nothing. */
   unknownRoles: string[];
   /**
@@ -94,6 +100,9 @@ export function appView(app: AppRecord, context: ViewContext): AppView {
     description: app.description,
     scopes: [...app.scopes],
     roles: [...roles],
+    tokenEndpointAuthMethod: app.tokenEndpointAuthMethod ?? 'client_secret_basic',
+    jwksUri: app.jwksUri ?? null,
+    dpopBoundAccessTokens: app.dpopBoundAccessTokens ?? false,
     unknownRoles: roles.filter((r) => !context.hasRole(r)),
     effectiveScopes: [...context.effectiveScopes(app)],
     unknownScopes: app.scopes.filter((s) => !context.knows(s)),

@@ -10,6 +10,7 @@ import { AppTokensError } from '../core/errors.js';
 import { compileRequirement } from '../core/scopes.js';
 import type { AppTokensService } from '../core/service.js';
 import { toAppTokensError } from './responses.js';
+import { downgradeError, dpopChallenge, dpopRequiredError, isDpopScheme, offerNonce, sendDpopError, verifyDpopRequest } from './dpop.js';
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
@@ -27,6 +28,10 @@ export interface AppTokensStrategy {
   name: string;
   authenticate(req: Request, options?: unknown): void;
 }
+
+/** Requests that authenticated with DPoP: their scope failures are challenged with DPoP (RFC 9449 §7.1). */
+const VIA_DPOP = new WeakSet<Request>();
+const DOWNGRADE_MESSAGE = downgradeError().message;
 
 /** Why the request failed, handed from the verify callback to `fail()`. */
 const FAILURE = Symbol('express-app-tokens.failure');
@@ -57,10 +62,17 @@ class Strategy extends BearerStrategy {
 
   constructor(service: AppTokensService, audience: string) {
     super({ realm: service.options.realm, passReqToCallback: true }, (req, token, done) => {
+      // RFC 9449 §7.2: a DPoP-bound token never passes as a bearer token.
+      const accept = (info: InternalAuthInfo) => {
+        if (info.claims.cnf === undefined) return done(null, info);
+        const e = downgradeError();
+        (req as WithFailure)[FAILURE] = e;
+        done(null, false, e.message);
+      };
       const cached = service.cachedBearer(token, audience);
-      if (cached) return done(null, cached);
+      if (cached) return accept(cached);
       service.verifyBearer(token, audience).then(
-        (info) => done(null, info),
+        accept,
         (error: unknown) => {
           const e = toAppTokensError(error, service.log);
           if (e.code === 'invalid_token') {
@@ -92,11 +104,29 @@ class Strategy extends BearerStrategy {
       (req as WithFailure)[FAILURE] = twoCredentials();
       return this.fail(400);
     }
+    // RFC 9449 §7.1: `Authorization: DPoP` with a proof, which passport-http-bearer does not read.
+    if (isDpopScheme(req.headers.authorization)) {
+      const res = (req as Request & { res?: Response }).res;
+      verifyDpopRequest(this.appTokens, req, this.audience).then(
+        ({ info, proof }) => {
+          if (res) offerNonce(this.appTokens, res, proof);
+          req.auth = info;
+          this.success(info);
+        },
+        (error: unknown) => {
+          const e = toAppTokensError(error, this.appTokens.log);
+          if (e.status >= 500) return this.error(e);
+          (req as WithFailure)[FAILURE] = e;
+          this.fail(dpopChallenge(e), 401);
+        },
+      );
+      return;
+    }
     // Hosts that run passport get the same cached fast path as authenticate(): no verify callback.
     const token = headerToken(req);
     const cached =
       token === undefined || req.body?.access_token !== undefined ? undefined : this.appTokens.cachedBearer(token, this.audience);
-    if (cached) {
+    if (cached && cached.claims.cnf === undefined) {
       req.auth = cached;
       return this.success(cached);
     }
@@ -155,6 +185,7 @@ export async function verifyRequestBearer(service: AppTokensService, req: Reques
     throw tokenInQuery();
   }
   if (req.headers.authorization !== undefined && repeatedAuthorization(req)) throw twoCredentials();
+  if (isDpopScheme(req.headers.authorization)) return (await verifyDpopRequest(service, req)).info;
   const token = headerToken(req);
   if (token === undefined) {
     const header = req.headers.authorization;
@@ -164,7 +195,10 @@ export async function verifyRequestBearer(service: AppTokensService, req: Reques
     throw new AppTokensError('missing_token', 'a bearer token is required');
   }
   await service.ready();
-  return service.cachedBearer(token) ?? (await service.verifyBearer(token));
+  const info = service.cachedBearer(token) ?? (await service.verifyBearer(token));
+  // RFC 9449 §7.2: a DPoP-bound token is refused as a bearer token at every door.
+  if (info.claims.cnf !== undefined) throw downgradeError();
+  return info;
 }
 
 /** Write an RFC 6750 §3 error response. */
@@ -190,6 +224,13 @@ export interface AuthenticateOptions {
    * default audience.
    */
   audience?: string;
+  /**
+   * RFC 9449 DPoP on this route. `'allowed'`: bearer tokens as before, and `Authorization: DPoP`
+   * with a proof for DPoP-bound tokens (a bound token sent as Bearer is refused). `'required'`:
+   * only DPoP-bound tokens with a proof; anything else answers 401 with a `DPoP` challenge.
+   * Default: `'allowed'`.
+   */
+  dpop?: 'allowed' | 'required';
 }
 
 /** The bearer middleware factory and scope guards of one AppTokens instance. */
@@ -206,18 +247,41 @@ export function bearer(service: AppTokensService) {
             new AppTokensError('invalid_request', 'malformed Authorization header, or more than one bearer credential')
           : new AppTokensError('missing_token', 'a bearer token is required');
     }
+    // A DPoP-bound token sent as Bearer: the Bearer error, and the scheme to use instead (§7.1).
+    if (error.code === 'invalid_token' && error.message === DOWNGRADE_MESSAGE) return sendDpopError(service, res, error, error.bearerChallenge(realm));
     sendBearerError(res, error, realm);
   };
 
-  const middlewareFor = (audience: string, strategy: Strategy): RequestHandler => (req, res, next) => {
+  /** RFC 9449 §7.1: `Authorization: DPoP <token>` and one proof. */
+  const dpopRequest = (req: Request, res: Response, next: NextFunction, audience: string): void => {
+    if (queryToken(req)) return sendDpopError(service, res, tokenInQuery());
+    verifyDpopRequest(service, req, audience).then(
+      ({ info, proof }) => {
+        offerNonce(service, res, proof);
+        req.auth = info;
+        VIA_DPOP.add(req);
+        next();
+      },
+      (error: unknown) => sendDpopError(service, res, unavailable(error, service)),
+    );
+  };
+
+  const middlewareFor = (audience: string, strategy: Strategy, mode: 'allowed' | 'required'): RequestHandler => (req, res, next) => {
     if (req.headers.authorization !== undefined && repeatedAuthorization(req)) {
-      return sendBearerError(res, twoCredentials(), realm);
+      return mode === 'required' ? sendDpopError(service, res, twoCredentials()) : sendBearerError(res, twoCredentials(), realm);
+    }
+    if (isDpopScheme(req.headers.authorization)) return dpopRequest(req, res, next, audience);
+    if (mode === 'required') {
+      const none = req.headers.authorization === undefined && !queryToken(req) && (req.body === undefined || req.body?.access_token === undefined);
+      return sendDpopError(service, res, none ? new AppTokensError('missing_token', 'a DPoP-bound access token is required') : dpopRequiredError());
     }
     // Fast path: a cached, unrevoked token in a well-formed header. No passport work, no I/O.
     const token = headerToken(req);
     if (token !== undefined && !queryToken(req) && (req.body === undefined || req.body?.access_token === undefined)) {
       const cached = service.cachedBearer(token, audience);
       if (cached) {
+        // RFC 9449 §7.2: a DPoP-bound token is not a bearer token (one property read on the hot path).
+        if (cached.claims.cnf !== undefined) return sendDpopError(service, res, downgradeError(), downgradeError().bearerChallenge(realm));
         req.auth = cached;
         return next();
       }
@@ -250,26 +314,28 @@ export function bearer(service: AppTokensService) {
       }
       if (requirement.check(granted).length > 0) {
         const wanted = requirement.scopes.join(mode === 'all' ? ' and ' : ' or ');
-        return sendBearerError(
-          res,
-          new AppTokensError('insufficient_scope', `this request needs the scope ${wanted}`, { scopes: requirement.scopes }),
-          realm,
-        );
+        const error = new AppTokensError('insufficient_scope', `this request needs the scope ${wanted}`, { scopes: requirement.scopes });
+        // A DPoP request is challenged in its own scheme (RFC 9449 §7.1).
+        return VIA_DPOP.has(req) ? sendDpopError(service, res, error) : sendBearerError(res, error, realm);
       }
       next();
     };
   };
 
-  const defaultMiddleware = middlewareFor(service.options.audience, strategy);
+  const defaultMiddleware = middlewareFor(service.options.audience, strategy, 'allowed');
   const authenticate = (options: AuthenticateOptions = {}): RequestHandler => {
     const audience = options.audience ?? service.options.audience;
-    if (audience === service.options.audience) return defaultMiddleware;
+    const dpop = options.dpop ?? 'allowed';
+    if (dpop !== 'allowed' && dpop !== 'required') {
+      throw new AppTokensError('invalid_options', `authenticate(): "dpop" must be 'allowed' or 'required'`, { field: 'dpop' });
+    }
+    if (audience === service.options.audience && dpop === 'allowed') return defaultMiddleware;
     if (!service.audiences.includes(audience)) {
       throw new AppTokensError('invalid_options', `authenticate(): "audience" '${audience}' is neither the default audience nor one of "resources"`, {
         field: 'audience',
       });
     }
-    return middlewareFor(audience, new Strategy(service, audience));
+    return middlewareFor(audience, audience === service.options.audience ? strategy : new Strategy(service, audience), dpop);
   };
 
   return {

@@ -23,6 +23,7 @@ import { listApps } from './routes/list-apps.js';
 import { listEvents } from './routes/list-events.js';
 import { listTokens } from './routes/list-tokens.js';
 import { createPersonalToken, deletePersonalToken, listPersonalTokens } from './routes/personal-tokens.js';
+import { addKey, deleteKey, listKeys } from './routes/client-keys.js';
 import { regenerateToken } from './routes/regenerate-token.js';
 import { updateApp } from './routes/update-app.js';
 import { getPrincipal } from './routes/me.js';
@@ -71,6 +72,9 @@ export const MANAGEMENT_ROUTES: readonly ManagementRoute[] = [
   listPersonalTokens,
   createPersonalToken,
   deletePersonalToken,
+  listKeys,
+  addKey,
+  deleteKey,
 ];
 
 interface Caller {

@@ -10,7 +10,8 @@ import express, { type NextFunction, type Request, type RequestHandler, type Res
 import { z } from 'zod';
 import { AppTokensError } from '../core/errors.js';
 import type { AppTokensService } from '../core/service.js';
-import type { ApiTokenRecord, AppRecord } from '../store.js';
+import type { AuthenticatedClient, ClientAuthRequest } from '../core/client-auth.js';
+import { JWT_BEARER_ASSERTION } from '../core/private-key-jwt.js';
 import { repeatedAuthorization } from './bearer.js';
 import { bodyEncodingError } from './body.js';
 import { noStore, sendOAuthError, toAppTokensError } from './responses.js';
@@ -80,7 +81,7 @@ export interface OAuthContext {
   res: Response;
   /** Parameters sent once each; empty ones dropped (§3.1). */
   params: Readonly<Record<string, string>>;
-  client: { app: AppRecord; token: ApiTokenRecord };
+  client: AuthenticatedClient;
 }
 
 export interface OAuthEndpoint {
@@ -138,12 +139,7 @@ export function oauthEndpoint(service: AppTokensService, endpoint: OAuthEndpoint
       }
       endpoint.precheck?.(params);
 
-      const clientId = basic?.clientId ?? params.client_id;
-      const secret = basic?.secret ?? params.client_secret;
-      if (clientId === undefined || secret === undefined) {
-        throw new AppTokensError('invalid_client', 'client authentication required (client_secret_basic or client_secret_post)');
-      }
-      const client = await service.authenticateClient(clientId, secret);
+      const client = await service.authenticateClient(clientAuthRequest(basic, params));
       noStore(res);
       await endpoint.handle({ req, res, params, client });
     } catch (error) {
@@ -165,6 +161,33 @@ export function oauthEndpoint(service: AppTokensService, endpoint: OAuthEndpoint
       void handle(req, res);
     },
   ];
+}
+
+/**
+ * Which method the request used, after the rules every method shares: one method per request
+ * (RFC 6749 §2.3), an assertion as `client_assertion_type` + `client_assertion` (RFC 7521 §4.2).
+ */
+function clientAuthRequest(basic: BasicCredentials | undefined, params: Readonly<Record<string, string>>): ClientAuthRequest {
+  const type = params.client_assertion_type;
+  const assertion = params.client_assertion;
+  if (type !== undefined || assertion !== undefined) {
+    if (basic !== undefined || params.client_secret !== undefined) {
+      throw new AppTokensError('invalid_request', 'client authentication: use either a client secret or client_assertion, not both', {
+        field: 'client_assertion',
+      });
+    }
+    if (type === undefined) throw new AppTokensError('invalid_request', 'client_assertion_type: required with client_assertion', { field: 'client_assertion_type' });
+    if (assertion === undefined) throw new AppTokensError('invalid_request', 'client_assertion: required with client_assertion_type', { field: 'client_assertion' });
+    // RFC 7521 §4.2.1: an assertion type we do not support cannot authenticate the client.
+    if (type !== JWT_BEARER_ASSERTION) throw new AppTokensError('invalid_client', 'client authentication failed');
+    return { method: 'private_key_jwt', clientId: params.client_id, assertion };
+  }
+  const clientId = basic?.clientId ?? params.client_id;
+  const secret = basic?.secret ?? params.client_secret;
+  if (clientId === undefined || secret === undefined) {
+    throw new AppTokensError('invalid_client', 'client authentication required (client_secret_basic, client_secret_post or private_key_jwt)');
+  }
+  return { method: basic ? 'client_secret_basic' : 'client_secret_post', clientId, secret };
 }
 
 /**

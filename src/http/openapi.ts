@@ -16,6 +16,7 @@ import * as responses from './response-schemas.js';
 import { createAppBody, tokenInput } from './routes/create-app.js';
 import { introspectionForm } from './routes/introspect.js';
 import { listAppsQuery, pageQuery } from './routes/list-apps.js';
+import { addKeyBody } from './routes/client-keys.js';
 import { refreshBody } from './routes/refresh-token.js';
 import { revocationForm } from './routes/revoke.js';
 import { clientCredentialsForm, tokenExchangeForm } from './routes/token.js';
@@ -66,6 +67,7 @@ const refreshRequest = refreshBody.extend({
 const REQUEST_SCHEMAS = {
   CreateAppRequest: createAppBody,
   CreateTokenRequest: tokenInput,
+  AddKeyRequest: addKeyBody,
   RegenerateTokenRequest: regenerateTokenBody,
   UpdateAppRequest: updateAppBody,
   RefreshRequest: refreshRequest,
@@ -82,6 +84,10 @@ const RESPONSE_SCHEMAS = {
   ApiToken: responses.apiTokenViewSchema,
   IssuedApiToken: responses.issuedApiTokenSchema,
   IssuedPersonalToken: responses.issuedPersonalTokenSchema,
+  CreatedKeyApp: responses.createdKeyAppSchema,
+  CreateAppResponse: responses.createAppResponseSchema,
+  ClientKey: responses.clientKeyViewSchema,
+  ClientKeyList: responses.clientKeyListSchema,
   AppListItem: responses.appListItemSchema,
   CreatedApp: responses.createdAppSchema,
   AppDetails: responses.appDetailsSchema,
@@ -167,7 +173,7 @@ const RESPONSES: Record<string, Json> = {
     content: { 'application/json': { schema: ref('OAuthError') }, [PROBLEM]: { schema: ref('Problem') } },
   },
   OAuthBadRequest: oauthErrorResponse(
-    'RFC 6749 §5.2: invalid_request, invalid_grant, unsupported_grant_type, invalid_scope, invalid_target (credentials in the query string, a repeated parameter, a body that is not a form)',
+    'RFC 6749 §5.2: invalid_request, invalid_grant, unsupported_grant_type, invalid_scope, invalid_target (credentials in the query string, a repeated parameter, a body that is not a form); RFC 9449 §5, §9: invalid_dpop_proof, use_dpop_nonce (with a DPoP-Nonce header)',
   ),
   OAuthUnauthorized: oauthErrorResponse('RFC 6749 §5.2: invalid_client', {
     'WWW-Authenticate': header('Basic realm="…", when the client tried HTTP Basic'),
@@ -202,7 +208,7 @@ const MANAGEMENT_DOCS: Record<string, ManagementDoc> = {
     summary: 'Create an app and its first API token (the value is shown once)',
     body: 'CreateAppRequest',
     bodyRequired: true,
-    ok: { status: 201, schema: 'CreatedApp', secret: true },
+    ok: { status: 201, schema: 'CreateAppResponse', secret: true },
     conflict: true,
   },
   'get /apps': {
@@ -261,6 +267,20 @@ const MANAGEMENT_DOCS: Record<string, ManagementDoc> = {
     summary: 'Delete one of your personal tokens: it and its access tokens stop working at once',
     ok: { status: 204 },
   },
+  'get /apps/:id/keys': { operationId: 'listKeys', summary: "A private_key_jwt app's public keys", ok: { status: 200, schema: 'ClientKeyList' } },
+  'post /apps/:id/keys': {
+    operationId: 'addKey',
+    summary: 'Register another public key of a private_key_jwt app (a JWK, or a PEM public key)',
+    body: 'AddKeyRequest',
+    bodyRequired: true,
+    ok: { status: 201, schema: 'ClientKey' },
+    conflict: true,
+  },
+  'delete /apps/:id/keys/:kid': {
+    operationId: 'deleteKey',
+    summary: 'Delete a key: every access token minted with it stops working at once',
+    ok: { status: 204 },
+  },
   'post /me/introspect': {
     operationId: 'introspectAsPrincipal',
     summary: "RFC 7662-style introspection for a management principal, confined to the caller's tenant (anything else is {active: false}); never cached",
@@ -295,6 +315,7 @@ function managementOperation(route: ManagementRoute, hostPrincipal: boolean): Js
   const parameters: Json[] = [];
   if (route.path.includes(':id')) parameters.push({ $ref: '#/components/parameters/AppId' });
   if (route.path.includes(':tokenId')) parameters.push({ $ref: '#/components/parameters/TokenId' });
+  if (route.path.includes(':kid')) parameters.push({ $ref: '#/components/parameters/Kid' });
   if (doc.paged) parameters.push({ $ref: '#/components/parameters/Limit' }, { $ref: '#/components/parameters/Cursor' });
   if (doc.expiring) parameters.push({ $ref: '#/components/parameters/ExpiringWithin' });
   if (doc.ok.secret) parameters.push({ $ref: '#/components/parameters/Format' });
@@ -473,6 +494,7 @@ function build(service: AppTokensService): OpenApiDocument {
       parameters: {
         AppId: idParameter('id', 'app'),
         TokenId: idParameter('tokenId', 'token'),
+        Kid: { name: 'kid', in: 'path', required: true, description: 'the key id (JWK kid)', schema: { type: 'string', minLength: 1, maxLength: 128 } },
         Limit: page.limit!,
         Cursor: page.cursor!,
         ExpiringWithin: expiring.expiringWithin!,

@@ -12,7 +12,8 @@
 import { z } from 'zod';
 import type { AuditEvent } from '../core/events.js';
 import type { ErrorCode } from '../core/errors.js';
-import type { AppDetails, CreatedApp, PageView } from '../core/management.js';
+import type { AppDetails, CreatedApp, CreatedKeyApp, PageView } from '../core/management.js';
+import type { ClientKeyView } from '../core/client-keys.js';
 import type { TokenResponse } from '../core/service.js';
 import type { IssuedPersonalToken } from '../core/personal-tokens.js';
 import type { ApiTokenView, AppListItem, AppView, IssuedApiToken } from '../core/views.js';
@@ -31,6 +32,11 @@ export const appViewSchema = z
     description: z.string().nullable(),
     scopes: z.array(z.string()).meta({ description: 'fixed at creation' }),
     roles: z.array(z.string()).meta({ description: 'names of host-declared roles, fixed at creation' }),
+    tokenEndpointAuthMethod: z
+      .enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt'])
+      .meta({ description: 'RFC 7591 §2: a client secret (both secret methods are accepted), or private_key_jwt (RFC 7523 §2.2)' }),
+    jwksUri: z.string().nullable().meta({ description: 'private_key_jwt: where the client publishes its keys; null otherwise' }),
+    dpopBoundAccessTokens: z.boolean().meta({ description: 'RFC 9449 §5: every access token must be DPoP-bound' }),
     unknownRoles: z.array(z.string()).meta({ description: 'role names the host no longer declares (normally empty): they grant nothing' }),
     effectiveScopes: z
       .array(z.string())
@@ -80,6 +86,26 @@ export const appDetailsSchema = appViewSchema
 
 const nextCursor = z.string().nullable().meta({ description: 'opaque; pass as ?cursor= for the next page; null on the last page' });
 
+export const clientKeyViewSchema = z
+  .strictObject({
+    kid: z.string(),
+    alg: z.enum(['RS256', 'PS256', 'ES256', 'EdDSA']).meta({ description: 'the one algorithm assertions signed with this key may use' }),
+    thumbprint: z.string().meta({ description: 'RFC 7638 SHA-256 thumbprint' }),
+    jwk: z.record(z.string(), z.unknown()).meta({ description: 'the public JWK (never a private member)' }),
+    creationDate: isoDate,
+    expirationDate: isoDate.nullable(),
+    status: z.enum(['active', 'expired']),
+  })
+  .meta({ description: 'A public key of a private_key_jwt app.' });
+
+export const clientKeyListSchema = z.strictObject({ items: z.array(clientKeyViewSchema) });
+
+export const createdKeyAppSchema = z
+  .strictObject({ app: appViewSchema, token: z.null(), value: z.null(), keys: z.array(clientKeyViewSchema) })
+  .meta({ description: 'A private_key_jwt app: it has no secret (token and value are null), only its keys.' });
+
+export const createAppResponseSchema = z.union([createdAppSchema, createdKeyAppSchema]);
+
 export const appListItemSchema = appViewSchema
   .extend({
     tokenSummary: z.strictObject({
@@ -112,6 +138,8 @@ const EVENT_TYPES = [
   'token.reuse_detected',
   'token.refresh_refused',
   'token.expiring',
+  'key.added',
+  'key.deleted',
   'access_token.issued',
   'access_token.refused',
   'access_token.revoked',
@@ -145,7 +173,7 @@ export const refreshedTokenSchema = z
 export const tokenResponseSchema = z
   .strictObject({
     access_token: z.string().meta({ description: 'an RFC 9068 JWT (typ at+jwt)' }),
-    token_type: z.literal('Bearer'),
+    token_type: z.enum(['Bearer', 'DPoP']).meta({ description: 'DPoP when the request carried a DPoP proof: the token is bound to its key (RFC 9449 §5)' }),
     expires_in: z.number().int(),
     scope: z.string().meta({ description: 'the granted scopes, space-separated' }),
   })
@@ -167,7 +195,8 @@ export const introspectionResponseSchema = z
       exp: z.number().int().optional(),
       iat: z.number().int().optional(),
       jti: z.string().optional(),
-      token_type: z.literal('Bearer'),
+      cnf: z.strictObject({ jkt: z.string() }).optional().meta({ description: 'RFC 9449 §6.2: the key a DPoP-bound token is bound to' }),
+      token_type: z.enum(['Bearer', 'DPoP']),
       tenant_id: z.string(),
       api_token_id: z.string(),
     }),
@@ -195,11 +224,15 @@ export const metadataSchema = z
     jwks_uri: z.string(),
     grant_types_supported: z.array(z.string()),
     token_endpoint_auth_methods_supported: z.array(z.string()),
+    token_endpoint_auth_signing_alg_values_supported: z.array(z.string()),
     introspection_endpoint: z.string(),
     introspection_endpoint_auth_methods_supported: z.array(z.string()),
+    introspection_endpoint_auth_signing_alg_values_supported: z.array(z.string()),
     revocation_endpoint: z.string(),
     revocation_endpoint_auth_methods_supported: z.array(z.string()),
+    revocation_endpoint_auth_signing_alg_values_supported: z.array(z.string()),
     scopes_supported: z.array(z.string()),
+    dpop_signing_alg_values_supported: z.array(z.string()).meta({ description: 'RFC 9449 §5.1: the algorithms a DPoP proof may use' }),
   })
   .meta({ description: 'RFC 8414 §2.' });
 
@@ -223,6 +256,8 @@ const ERROR_CODES = [
   'invalid_target',
   'invalid_token',
   'insufficient_scope',
+  'invalid_dpop_proof',
+  'use_dpop_nonce',
   'missing_token',
   'validation_failed',
   'forbidden',
@@ -286,10 +321,12 @@ const exact: [
   Same<z.infer<typeof appDetailsSchema>, AppDetails>,
   Same<z.infer<typeof appPageSchema>, PageView<AppListItem>>,
   Same<z.infer<typeof issuedPersonalTokenSchema>, IssuedPersonalToken>,
+  Same<z.infer<typeof createdKeyAppSchema>, CreatedKeyApp>,
+  Same<z.infer<typeof clientKeyViewSchema>, ClientKeyView>,
   Same<z.infer<typeof tokenPageSchema>, PageView<ApiTokenView>>,
   Same<z.infer<typeof auditEventSchema>, AuditEvent>,
   Same<z.infer<typeof tokenResponseSchema>, TokenResponse>,
   Same<Missing<typeof EVENT_TYPES, AuditEventType>, never>,
   Same<Missing<typeof ERROR_CODES, ErrorCode>, never>,
-] = [true, true, true, true, true, true, true, true, true, true, true, true];
+] = [true, true, true, true, true, true, true, true, true, true, true, true, true, true];
 void exact;

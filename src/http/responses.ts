@@ -76,6 +76,9 @@ export const OAUTH_CODES: ReadonlySet<string> = new Set([
   'unsupported_grant_type',
   'invalid_scope',
   'invalid_target',
+  // RFC 9449 §5, §9
+  'invalid_dpop_proof',
+  'use_dpop_nonce',
   'server_error',
   'temporarily_unavailable',
 ]);

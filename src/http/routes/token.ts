@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { AppTokensError } from '../../core/errors.js';
 import { parseScopeString } from '../../core/scopes.js';
 import type { AppTokensService } from '../../core/service.js';
+import { tokenRequestBinding } from '../dpop.js';
 import { clientSecretPostForm, oauthEndpoint } from '../oauth-endpoint.js';
 import { sendSecretJson } from '../responses.js';
 
@@ -30,10 +31,12 @@ export function tokenEndpoint(service: AppTokensService): RequestHandler[] {
         throw new AppTokensError('invalid_request', 'subject_token: required', { field: 'subject_token' });
       }
     },
-    async handle({ res, params, client }) {
+    async handle({ req, res, params, client }) {
       const scopes = params.scope === undefined ? undefined : parseScopeString(params.scope);
+      // RFC 9449 §5: a DPoP proof binds the new access token to its key.
+      const dpopJkt = await tokenRequestBinding(service, req, res, client.app);
       if (params.grant_type === CLIENT_CREDENTIALS) {
-        sendSecretJson(res, 200, await service.issueClientCredentials(client.app, client.token, scopes, params.resource));
+        sendSecretJson(res, 200, await service.issueClientCredentials(client.app, client.credential, scopes, params.resource, dpopJkt));
         return;
       }
       sendSecretJson(
@@ -47,6 +50,7 @@ export function tokenEndpoint(service: AppTokensService): RequestHandler[] {
           scopes,
           resource: params.resource,
           audience: params.audience,
+          dpopJkt,
         }),
       );
     },

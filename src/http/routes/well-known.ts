@@ -4,6 +4,8 @@
  * @module
  */
 import type { Request, Response } from 'express';
+import { ASSERTION_ALGS } from '../../core/client-keys.js';
+import { DPOP_ALGORITHMS } from '../../core/dpop.js';
 import type { AppTokensService } from '../../core/service.js';
 
 /** Absolute URL of an endpoint under the issuer (the host mounts `auth.routes()` there). */
@@ -17,18 +19,25 @@ export function endpointUrl(issuer: string, path: string): string {
  */
 export function metadata(service: AppTokensService): Record<string, unknown> {
   const { issuer } = service.options;
-  const authMethods = ['client_secret_basic', 'client_secret_post'];
+  const authMethods = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'];
+  // RFC 8414 §2: the algorithms a private_key_jwt assertion may be signed with (never none or HMAC).
+  const assertionAlgs = [...ASSERTION_ALGS];
   return {
     issuer,
     token_endpoint: endpointUrl(issuer, '/oauth/token'),
     jwks_uri: endpointUrl(issuer, '/.well-known/jwks.json'),
     grant_types_supported: ['client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange'],
     token_endpoint_auth_methods_supported: authMethods,
+    token_endpoint_auth_signing_alg_values_supported: assertionAlgs,
     introspection_endpoint: endpointUrl(issuer, '/oauth/introspect'),
     introspection_endpoint_auth_methods_supported: authMethods,
+    introspection_endpoint_auth_signing_alg_values_supported: assertionAlgs,
     revocation_endpoint: endpointUrl(issuer, '/oauth/revoke'),
     revocation_endpoint_auth_methods_supported: authMethods,
+    revocation_endpoint_auth_signing_alg_values_supported: assertionAlgs,
     scopes_supported: [...service.catalogue.scopes],
+    // RFC 9449 §5.1: the algorithms a DPoP proof may be signed with (asymmetric only).
+    dpop_signing_alg_values_supported: [...DPOP_ALGORITHMS],
   };
 }
 

@@ -1,0 +1,95 @@
+/**
+ * Client authentication at the OAuth endpoints (RFC 6749 §2.3), behind one interface: what the
+ * request presented (a client secret, or a signed assertion) goes in, an authenticated client and
+ * the credential that proved it come out — or `invalid_client`, the same for every failure, after
+ * a lockout count. The methods live in their own modules: `client-secret.ts` (an API token as the
+ * secret, `client_secret_basic` / `client_secret_post`) and `private-key-jwt.ts` (RFC 7523 §2.2).
+ *
+ * @module
+ */
+import type { AppRecord, ClientAuthMethod } from '../store.js';
+import { AppTokensError } from './errors.js';
+import type { AppTokensService } from './service.js';
+
+/**
+ * What proved the client: an API token (a client secret) or one of its public keys. Access tokens
+ * name its `id` as `api_token_id`, so revoking the credential (deleting the token or the key)
+ * kills them.
+ */
+export interface ClientCredential {
+  id: string;
+  /** A subset of the app's scopes, or `null` for all of them. */
+  scopes: string[] | null;
+  /** Access tokens never outlive it; `null`: no expiry. */
+  expiresAt: Date | null;
+}
+
+/** An authenticated client. */
+export interface AuthenticatedClient {
+  app: AppRecord;
+  credential: ClientCredential;
+  method: ClientAuthMethod;
+}
+
+/** What the request presented, after the protocol checks of the endpoint. */
+export type ClientAuthRequest =
+  | { method: 'client_secret_basic' | 'client_secret_post'; clientId: string; secret: string }
+  | {
+      method: 'private_key_jwt';
+      /** The form's `client_id`, when sent: it must equal the assertion's `iss` and `sub`. */
+      clientId: string | undefined;
+      assertion: string;
+    };
+
+/** One client authentication method. */
+export interface ClientAuthMethodHandler {
+  authenticate(request: ClientAuthRequest): Promise<AuthenticatedClient>;
+}
+
+/** The failure of every method: indistinguishable, whatever went wrong (RFC 6749 §5.2). */
+export function clientAuthFailed(): AppTokensError {
+  return new AppTokensError('invalid_client', 'client authentication failed');
+}
+
+/** The methods {@link ClientAuthenticator} dispatches to. */
+export interface ClientAuthMethods {
+  /** `client_secret_basic` / `client_secret_post`; caches verified secrets, hence `forget`. */
+  secret: ClientAuthMethodHandler & { forget(appId: string): void };
+  privateKeyJwt: ClientAuthMethodHandler;
+}
+
+/**
+ * Dispatches to the method the request used and applies what every method shares: the lockout
+ * (checked before any work, counted on failure by the method) and the personal-client rule.
+ */
+export class ClientAuthenticator {
+  readonly #s: AppTokensService;
+  readonly #methods: ClientAuthMethods;
+
+  constructor(service: AppTokensService, methods: ClientAuthMethods) {
+    this.#s = service;
+    this.#methods = methods;
+  }
+
+  async authenticate(request: ClientAuthRequest): Promise<AuthenticatedClient> {
+    const client = await (request.method === 'private_key_jwt' ? this.#methods.privateKeyJwt : this.#methods.secret).authenticate(request);
+    return this.#withLiveOwner(client);
+  }
+
+  /** Forget cached credentials of an app whose record changed (name, claims) in this process. */
+  forget(appId: string): void {
+    this.#methods.secret.forget(appId);
+  }
+
+  /**
+   * A personal client whose user is gone (`management.userScopes` says `null`) fails client
+   * authentication like a wrong secret: the token is dead while the host says so.
+   */
+  async #withLiveOwner(client: AuthenticatedClient): Promise<AuthenticatedClient> {
+    const { app } = client;
+    if (!app.ownerUserId) return client;
+    if ((await this.#s.userScopes.get(app.tenantId, app.ownerUserId)) !== null) return client;
+    this.#s.events.emit({ type: 'access_token.refused', outcome: 'failure', tenantId: app.tenantId, appId: app.id, actorId: app.id, data: { reason: 'user_gone' } });
+    throw clientAuthFailed();
+  }
+}
