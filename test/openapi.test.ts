@@ -42,6 +42,10 @@ const CONTRACT = [
   'GET /me/tokens',
   'POST /me/tokens',
   'DELETE /me/tokens/{tokenId}',
+  // Issue 15: public keys of private_key_jwt apps.
+  'GET /apps/{id}/keys',
+  'POST /apps/{id}/keys',
+  'DELETE /apps/{id}/keys/{kid}',
 ];
 
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
@@ -351,6 +355,23 @@ describe('what the routers answer matches the document', () => {
     } finally {
       await g.cleanup();
     }
+  });
+
+  it('issue 15: a private_key_jwt app and its keys answer as documented', async () => {
+    const admin = await createClient(f.auth, { scopes: ['apps:read', 'apps:write', 'notarization:read'] });
+    const jwt = await accessToken(f.app, admin.clientId, admin.secret);
+    const authed = (t: Test) => t.set('Authorization', `Bearer ${jwt}`);
+    const { generateKeyPair, exportJWK } = await import('jose');
+    const jwk = async (kid: string) => ({ ...(await exportJWK((await generateKeyPair('ES256', { extractable: true })).publicKey)), kid });
+    const created = await conforms(authed(request(f.app).post('/apps')).send({ name: 'signer', scopes: ['notarization:read'], tokenEndpointAuthMethod: 'private_key_jwt', jwks: { keys: [await jwk('a')] } }));
+    expect(created.status, created.text).toBe(201);
+    const id = created.body.app.id as string;
+    expect((await conforms(authed(request(f.app).get(`/apps/${id}/keys`)))).status).toBe(200);
+    expect((await conforms(authed(request(f.app).post(`/apps/${id}/keys`)).send({ jwk: await jwk('b') }))).status).toBe(201);
+    expect((await conforms(authed(request(f.app).post(`/apps/${id}/keys`)).send({ jwk: await jwk('b') }))).status).toBe(409);
+    expect((await conforms(authed(request(f.app).post(`/apps/${id}/keys`)).send({ jwk: { kty: 'oct', k: 'eA' } }))).status).toBe(400);
+    expect((await conforms(authed(request(f.app).delete(`/apps/${id}/keys/b`)))).status).toBe(204);
+    expect((await conforms(authed(request(f.app).delete(`/apps/${id}/keys/b`)))).status).toBe(404);
   });
 
   it('every operation of the document was answered successfully at least once above', () => {

@@ -3,6 +3,7 @@
  * key and a client (so every "ours" process verifies with the same key and the peers verify the
  * same JWT against the same JWKS), JWTs minted by our token endpoint, and the scale databases.
  */
+import { createHash, generateKeyPairSync, randomUUID, sign } from 'node:crypto';
 import { join } from 'node:path';
 import express from 'express';
 import { sql } from 'kysely';
@@ -32,6 +33,40 @@ export async function fetchToken(base, clientId, secret, path = '/oauth/token') 
   if (res.status !== 200 || typeof body.access_token !== 'string') {
     throw new Error(`token endpoint ${base}${path}: ${res.status} ${JSON.stringify(body)}`);
   }
+  return body.access_token;
+}
+
+/**
+ * An ES256 DPoP key of the load generator (RFC 9449 §4.2), signing with node:crypto synchronously
+ * so that autocannon's per-request hook can make a fresh proof (new jti, iat, ath) for every request.
+ */
+export function dpopSigner() {
+  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const { kty, crv, x, y } = publicKey.export({ format: 'jwk' });
+  const header = Buffer.from(JSON.stringify({ typ: 'dpop+jwt', alg: 'ES256', jwk: { kty, crv, x, y } })).toString('base64url');
+  return {
+    proof(htm, htu, accessToken) {
+      const claims = { htm, htu, iat: Math.floor(Date.now() / 1000), jti: randomUUID() };
+      if (accessToken !== undefined) claims.ath = createHash('sha256').update(accessToken).digest('base64url');
+      const input = `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+      return `${input}.${sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+    },
+  };
+}
+
+/** POST /oauth/token with a DPoP proof: a DPoP-bound access token (RFC 9449 §5). */
+async function fetchBoundToken(base, clientId, secret, signer) {
+  const res = await fetch(`${base}/oauth/token`, {
+    method: 'POST',
+    headers: {
+      authorization: basic(clientId, secret),
+      'content-type': 'application/x-www-form-urlencoded',
+      dpop: signer.proof('POST', `${ISSUER}/oauth/token`),
+    },
+    body: TOKEN_BODY,
+  });
+  const body = await res.json();
+  if (res.status !== 200 || body.token_type !== 'DPoP') throw new Error(`token endpoint with DPoP: ${res.status} ${JSON.stringify(body)}`);
   return body.access_token;
 }
 
@@ -79,11 +114,14 @@ export async function protectedFixture(dir, alg = 'RS256', name = 'protected.db'
   try {
     await auth.ready();
     const [client] = await createClients(auth, 1);
-    const { jwt, jwks } = await withRoutes(auth, async (base) => ({
+    const signer = dpopSigner();
+    const { jwt, jwks, dpopJwt } = await withRoutes(auth, async (base) => ({
       jwt: await fetchToken(base, client.clientId, client.secret),
       jwks: await (await fetch(`${base}/.well-known/jwks.json`)).json(),
+      dpopJwt: await fetchBoundToken(base, client.clientId, client.secret, signer),
     }));
-    return { filename, client, jwt, jwks };
+    // `dpop`: a token bound to the signer's key, and the signer for the per-request proofs.
+    return { filename, client, jwt, jwks, dpop: { jwt: dpopJwt, signer } };
   } finally {
     await auth.close();
     await store.close();

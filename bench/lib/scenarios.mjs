@@ -25,6 +25,23 @@ const oursConfig = (name, store, extra = {}) => ({
 
 const getWith = (path, bearer) => ({ path, options: { method: 'GET', headers: { authorization: `Bearer ${bearer}` } } });
 
+/**
+ * RFC 9449: `Authorization: DPoP <token>` and a fresh proof for every request, made by the load
+ * generator in autocannon's per-request hook (the smoke test reads `headers`, also fresh).
+ */
+const dpopGet = (path, { jwt, signer }) => {
+  const headers = () => ({ authorization: `DPoP ${jwt}`, dpop: signer.proof('GET', `${ISSUER}${path}`, jwt) });
+  const request = {
+    method: 'GET',
+    path,
+    get headers() {
+      return headers();
+    },
+    setupRequest: (req) => ({ ...req, headers: headers() }),
+  };
+  return { path, options: { requests: [request] } };
+};
+
 const tokenPost = (path, client) => ({
   path,
   options: {
@@ -112,6 +129,13 @@ export async function protectedScenario(ctx) {
   const contenders = [
     { id: 'bare', label: 'bare Express (no auth)', config: peers('bare'), http: getWith('/protected', fx.jwt) },
     { id: 'ours-jwt', label: 'ours, JWT (authenticate + requireScopes)', config: oursConfig('protected-ours-jwt', sqlite), http: getWith('/protected', fx.jwt) },
+    {
+      id: 'ours-dpop',
+      label: 'ours, DPoP-bound JWT + fresh ES256 proof per request (RFC 9449)',
+      config: oursConfig('protected-ours-dpop', sqlite),
+      http: dpopGet('/protected', fx.dpop),
+      refs: { ...refs, jwt: 'ours-jwt' },
+    },
     { id: 'ours-api-token', label: 'ours, API token as bearer', config: oursConfig('protected-ours-api', sqlite), http: getWith('/protected', fx.client.secret) },
     {
       id: 'ours-jwt-no-routes',
@@ -128,7 +152,7 @@ export async function protectedScenario(ctx) {
     { id: 'oauth2-jwt-bearer', label: 'express-oauth2-jwt-bearer', config: peers('oauth2-jwt-bearer'), http: getWith('/protected', fx.jwt) },
     { id: 'express-jwt', label: 'express-jwt + jwks-rsa', config: peers('express-jwt'), http: getWith('/protected', fx.jwt) },
     { id: 'passport-jwt', label: 'passport-jwt + jwks-rsa', config: peers('passport-jwt'), http: getWith('/protected', fx.jwt) },
-  ].map((c) => ({ ...c, expect: 'ok', refs, settle: 0.3 }));
+  ].map((c) => ({ ...c, expect: 'ok', refs: c.refs ?? refs, settle: 0.3 }));
   try {
     await startAll(contenders, log);
     return await measureScenario(
@@ -136,8 +160,12 @@ export async function protectedScenario(ctx) {
       'protected',
       'Protected route (GET, RS256 JWT, notarization:read)',
       contenders,
-      { ...opts.protected, refColumns: { bare: 'vs bare Express', o2jb: 'vs express-oauth2-jwt-bearer' } },
-      [`JWT: ${fx.jwt.length} chars, RS256, minted by our token endpoint; every server verifies this same token.`],
+      { ...opts.protected, refColumns: { bare: 'vs bare Express', o2jb: 'vs express-oauth2-jwt-bearer', jwt: 'vs ours, JWT as Bearer' } },
+      [
+        `JWT: ${fx.jwt.length} chars, RS256, minted by our token endpoint; every server verifies this same token.`,
+        'DPoP row: the same client\'s token bound to an ES256 key (cnf.jkt); the load generator signs a fresh proof (jti, iat, ath) per request, ' +
+          'and the server verifies it (jose, EmbeddedJWK) and inserts its jti into the shared replay guard (SQLite used_once) on every request.',
+      ],
     );
   } finally {
     await stopAll(contenders.map((c) => c.child).filter(Boolean));

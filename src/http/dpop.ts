@@ -59,7 +59,7 @@ export async function verifyDpopRequest(
   const token = header.slice(5);
   if (!TOKEN68.test(token)) throw new AppTokensError('invalid_request', 'malformed Authorization header', { field: 'Authorization' });
   if (!service.isReady) await service.ready();
-  const proof = await service.dpop.check({ proofs: dpopProofs(req), method: req.method, path: requestPath(req), accessToken: token });
+  const proof = await service.dpop.check({ proofs: dpopProofs(req), method: req.method, path: requestPath(req), accessToken: token }).catch(atResource);
   const info = service.cachedBearer(token, audience) ?? (await service.verifyBearer(token, audience));
   const jkt = boundJkt(info.claims);
   if (jkt === undefined) {
@@ -67,8 +67,16 @@ export async function verifyDpopRequest(
     throw new AppTokensError('invalid_token', `${info.kind === 'api_token' ? 'an API token' : 'the access token'} is not DPoP-bound; send it with Authorization: Bearer`);
   }
   if (jkt !== proof.jkt) throw new AppTokensError('invalid_token', 'the DPoP proof key is not the key the access token is bound to');
-  await service.dpop.consume(proof);
+  await service.dpop.consume(proof).catch(atResource);
   return { info, proof };
+}
+
+/** At a resource server, proof errors are 401 (§7.1, §8); the token endpoint answers them 400 (§5, §9). */
+function atResource(error: unknown): never {
+  if (isAppTokensError(error, 'invalid_dpop_proof', 'use_dpop_nonce')) {
+    throw new AppTokensError(error.code, error.message, { status: 401, field: error.field });
+  }
+  throw error;
 }
 
 /** A DPoP-bound token presented as a bearer (§7.2): refused, whatever else holds. */
@@ -115,7 +123,7 @@ export function sendDpopError(service: AppTokensService, res: Response, error: A
     res.status(401).end();
     return;
   }
-  const status = error.code === 'invalid_dpop_proof' || error.code === 'use_dpop_nonce' ? 401 : error.status;
+  const status = error.status;
   if (error.retryAfter !== undefined) res.setHeader('Retry-After', String(error.retryAfter));
   const code = challenged ? error.code : error.status >= 500 && error.status !== 503 ? 'server_error' : error.code;
   res.status(status).json({ error: code, error_description: error.message });
