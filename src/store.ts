@@ -490,7 +490,7 @@ export interface Store {
   addTombstones(tombstones: Tombstone[]): Promise<void>;
   /** Tombstones not yet expired at `now`, created at or after `since` when given. */
   listTombstones(now: Date, since?: Date): Promise<Tombstone[]>;
-  /** Delete tombstones and replay-guard entries ({@link Store.useOnce}) expired before `now`. */
+  /** Delete tombstones, replay-guard entries ({@link Store.useOnce}) and rate counters ({@link Store.addRateUsage}) expired before `now`. */
   purgeTombstones(now: Date): Promise<void>;
   /** Subscribe to tombstones committed by this process. Returns the unsubscribe function. */
   onChange(listener: ChangeListener): () => void;
@@ -500,6 +500,16 @@ export interface Store {
    * that N instances together allow exactly the quota. Without it, limits are per process.
    */
   rateLimiterBackend?(): Promise<RateLimiterBackend>;
+
+  /**
+   * Optional (shared stores): atomically add `count` (≥ 0) to the rate-limit counter `key` of the
+   * window starting at `windowStart` (epoch ms), creating it at 0, and return its total afterwards.
+   * Concurrent calls of every instance each add exactly their count; `count: 0` only reads.
+   * `expiresAt` is when the counter may go ({@link Store.purgeTombstones}). Rate-limit leases
+   * (`src/core/rate-lease.ts`) use it when the store also has {@link Store.rateLimiterBackend}.
+   * `key` is printable ASCII, at most 300 characters.
+   */
+  addRateUsage?(key: string, windowStart: number, count: number, expiresAt: Date): Promise<number>;
 }
 
 /** A shared rate-limit backend an adapter offers (see {@link Store.rateLimiterBackend}). */

@@ -434,4 +434,43 @@ describe.skipIf(!HAVE_CHROMIUM)('the console, signed in with client credentials'
     expect(tab.errors).toEqual([]);
     await tab.close();
   });
+  it('issue 15: a private_key_jwt app shows its public keys; Add key (a JWK, a PEM) and Delete key behind a confirmation; a private key is refused before sending', async () => {
+    const { generateKeyPair, exportJWK, exportSPKI } = await import('jose');
+    const first = { ...(await exportJWK((await generateKeyPair('ES256', { extractable: true })).publicKey)), kid: 'laptop-2026' };
+    const created = await server.fixture.auth.apps.create({
+      tenantId: 'acme',
+      name: 'Key signer',
+      scopes: ['notarization:read'],
+      tokenEndpointAuthMethod: 'private_key_jwt',
+      jwks: { keys: [first] },
+    });
+    const tab = await signedIn(admin, { allowErrors: /status of 400/ });
+    const { page } = tab;
+    await page.goto(`${server.consoleUrl}#/apps/${created.app.id}`);
+    await page.getByRole('heading', { name: 'Public keys' }).waitFor();
+    await page.getByRole('cell', { name: 'laptop-2026', exact: true }).waitFor();
+    expect(await page.getByRole('button', { name: 'Add token' }).count()).toBe(0);
+    // A private key pasted by mistake never leaves the page.
+    const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+    await page.getByLabel('Public key', { exact: true }).fill(JSON.stringify(await exportJWK(privateKey)));
+    await page.getByRole('button', { name: 'Add key' }).click();
+    await expect.poll(() => page.getByRole('alert').textContent()).toContain('private key');
+    expect((await server.fixture.auth.apps.listKeys('acme', created.app.id)).items).toHaveLength(1);
+    // A PEM public key is added.
+    const pem = await exportSPKI((await generateKeyPair('ES256', { extractable: true })).publicKey);
+    await page.getByLabel('Public key', { exact: true }).fill(pem);
+    await page.getByRole('button', { name: 'Add key' }).click();
+    await expect.poll(async () => (await server.fixture.auth.apps.listKeys('acme', created.app.id)).items.length).toBe(2);
+    await checkAccessibility(page, 'keys');
+    // Delete the first key, behind a dialog that says it cannot be undone.
+    await page.getByRole('button', { name: 'Delete key laptop-2026' }).click();
+    const dialog = page.getByRole('dialog');
+    expect(await dialog.textContent()).toContain('cannot be undone');
+    await checkAccessibility(page, 'delete-key');
+    await dialog.getByRole('button', { name: 'Delete' }).click();
+    await expect.poll(async () => (await server.fixture.auth.apps.listKeys('acme', created.app.id)).items.map((k) => k.kid)).not.toContain('laptop-2026');
+    await expect.poll(() => page.getByRole('cell', { name: 'laptop-2026', exact: true }).count()).toBe(0);
+    expect(tab.errors).toEqual([]);
+    await tab.close();
+  });
 });

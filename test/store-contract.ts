@@ -1503,5 +1503,24 @@ export function storeContract(name: string, makeStore: () => Promise<MadeStore>)
         expect(await store.listTombstones(at(0))).toEqual([makeTombstone('access_token', 'copy', { expiresAt: at(HOUR) })]);
       });
     });
+
+    // ---- rate-limit counters (issue 16) -------------------------------------------------------
+
+    describe('rate-limit counters (addRateUsage, issue 16)', () => {
+      it('adds atomically per key and window, reads with 0, and purgeTombstones forgets expired counters only', async () => {
+        if (!store.addRateUsage) return; // optional
+        const add = store.addRateUsage.bind(store);
+        const totals = await Promise.all(Array.from({ length: 20 }, () => add('GET /x:app_1', 60_000, 5, at(HOUR))));
+        // Every addition lands exactly once: the totals are 5, 10, …, 100 in some order.
+        expect([...totals].sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => 5 * (i + 1)));
+        expect(await add('GET /x:app_1', 60_000, 0, at(HOUR))).toBe(100);
+        // Another window and another key are other counters.
+        expect(await add('GET /x:app_1', 120_000, 1, at(3 * HOUR))).toBe(1);
+        expect(await add('GET /x:app_2', 60_000, 2, at(HOUR))).toBe(2);
+        await store.purgeTombstones(at(2 * HOUR));
+        expect(await add('GET /x:app_1', 60_000, 0, at(HOUR))).toBe(0);
+        expect(await add('GET /x:app_1', 120_000, 0, at(3 * HOUR))).toBe(1);
+      });
+    });
   });
 }

@@ -48,6 +48,8 @@ export class MemoryStore implements Store {
   readonly #clientKeys = new Map<string, ClientKeyRecord>();
   /** `${kind}\u0000${key}` → expiresAt (epoch ms) */
   readonly #usedOnce = new Map<string, number>();
+  /** Rate-limit counters ({@link MemoryStore.addRateUsage}): `key \0 windowStart` → total and expiry. */
+  readonly #rateUsage = new Map<string, { used: number; expiresAt: number }>();
   /** `${kind}\u0000${id}` → tombstone */
   readonly #tombstones = new Map<string, Tombstone>();
   /** id → event */
@@ -471,6 +473,20 @@ export class MemoryStore implements Store {
     return true;
   }
 
+  /** @inheritDoc */
+  async addRateUsage(key: string, windowStart: number, count: number, expiresAt: Date): Promise<number> {
+    this.#assertOpen();
+    const k = `${key}\u0000${windowStart}`;
+    const c = this.#rateUsage.get(k);
+    if (c) {
+      c.used += count;
+      c.expiresAt = Math.max(c.expiresAt, expiresAt.getTime());
+      return c.used;
+    }
+    this.#rateUsage.set(k, { used: count, expiresAt: expiresAt.getTime() });
+    return count;
+  }
+
   // ---- audit events -------------------------------------------------------------------------
 
   /**
@@ -619,6 +635,7 @@ export class MemoryStore implements Store {
       if (t.expiresAt.getTime() <= nowMs) this.#tombstones.delete(key);
     }
     for (const [key, expiresAt] of this.#usedOnce) if (expiresAt <= nowMs) this.#usedOnce.delete(key);
+    for (const [key, c] of this.#rateUsage) if (c.expiresAt <= nowMs) this.#rateUsage.delete(key);
   }
 
   /** @inheritDoc */

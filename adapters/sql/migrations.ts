@@ -226,6 +226,24 @@ export function migrations(dialect: SqlDialectName): Record<string, Migration> {
         await db.schema.alterTable('apps').dropColumn('token_endpoint_auth_method').execute();
       },
     },
+
+    '0007_rate_leases': {
+      async up(db) {
+        // Issue 16: shared rate-limit counters that instances add to in leases, not per request.
+        await db.schema
+          .createTable('rate_usage')
+          .addColumn('key', 'text', (c) => c.notNull())
+          .addColumn('window_start', 'bigint', (c) => c.notNull())
+          .addColumn('used', 'bigint', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('rate_usage_pk', ['key', 'window_start'])
+          .execute();
+        await db.schema.createIndex('rate_usage_expires').on('rate_usage').column('expires_at').execute();
+      },
+      async down(db) {
+        await db.schema.dropTable('rate_usage').execute();
+      },
+    },
   };
 }
 

@@ -67,6 +67,14 @@ export interface UsedOnceTable {
   expires_at: EpochMsColumn;
 }
 
+/** Table `rate_usage` (migration 0007): rate-limit counters per key and window; primary key (`key`, `window_start`). */
+export interface RateUsageTable {
+  key: string;
+  window_start: EpochMsColumn;
+  used: number;
+  expires_at: EpochMsColumn;
+}
+
 /** Table `api_tokens`: one row per API token, revoked ones included. */
 export interface ApiTokensTable {
   id: string;
@@ -132,6 +140,7 @@ export interface Database {
   events: EventsTable;
   client_keys: ClientKeysTable;
   used_once: UsedOnceTable;
+  rate_usage: RateUsageTable;
 }
 
 /** A selected `client_keys` row. */

@@ -646,6 +646,18 @@ export class SqlStore implements Store {
     return Number(result.numInsertedOrUpdatedRows ?? 0n) === 1;
   }
 
+  /** @inheritDoc One INSERT … ON CONFLICT DO UPDATE … RETURNING: the row lock makes the addition atomic. */
+  async addRateUsage(key: string, windowStart: number, count: number, expiresAt: Date): Promise<number> {
+    const db = await this.#ready();
+    const row = await db
+      .insertInto('rate_usage')
+      .values({ key, window_start: windowStart, used: count, expires_at: expiresAt.getTime() })
+      .onConflict((oc) => oc.columns(['key', 'window_start']).doUpdateSet((eb) => ({ used: eb('rate_usage.used', '+', count) })))
+      .returning('used')
+      .executeTakeFirstOrThrow();
+    return Number(row.used);
+  }
+
   // ---- audit events -------------------------------------------------------------------------
 
   /**
@@ -805,6 +817,7 @@ export class SqlStore implements Store {
     const db = await this.#ready();
     await db.deleteFrom('tombstones').where('expires_at', '<=', now.getTime()).execute();
     await db.deleteFrom('used_once').where('expires_at', '<=', now.getTime()).execute();
+    await db.deleteFrom('rate_usage').where('expires_at', '<=', now.getTime()).execute();
   }
 
   /** @inheritDoc */

@@ -7,7 +7,8 @@
  * @module
  */
 import { createHash, createHmac } from 'node:crypto';
-import { EmbeddedJWK, calculateJwkThumbprint, errors as joseErrors, jwtVerify, type JWK, type JWTPayload } from 'jose';
+import { EmbeddedJWK, calculateJwkThumbprint, errors as joseErrors, jwtVerify, type CryptoKey, type FlattenedJWSInput, type JWK, type JWTPayload } from 'jose';
+import { LRUCache } from 'lru-cache';
 import type { Store } from '../store.js';
 import { AppTokensError } from './errors.js';
 
@@ -25,6 +26,16 @@ const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 /** JWK members that only a private (or symmetric) key has (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2). */
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
 const UNRESERVED = /[A-Za-z0-9\-._~]/;
+/** Proof keys kept imported (a client signs every proof with one key, so its header repeats). */
+const KEY_CACHE_MAX = 1000;
+/** A protected header longer than this is imported every time rather than cached. */
+const KEY_CACHE_HEADER_MAX = 2048;
+
+/** A proof header's key, imported by jose's EmbeddedJWK, with its thumbprint. */
+interface ProofKey {
+  key: CryptoKey;
+  jkt: string;
+}
 
 export interface DpopOptions {
   /** The public origin (optionally with a path prefix) that request paths are appended to for `htu`. */
@@ -108,6 +119,12 @@ export class DpopVerifier {
   readonly #base: string;
   /** Nonces of recent time steps (step → nonce): derived once per step, not per request. */
   readonly #nonces = new Map<number, string>();
+  /**
+   * Imported proof keys by the exact protected-header segment that named them: the same bytes
+   * always import to the same key, so a hit skips the JWK import and the thumbprint (two thirds of
+   * a proof check). The signature is verified on every proof all the same.
+   */
+  readonly #keys = new LRUCache<string, ProofKey>({ max: KEY_CACHE_MAX });
 
   constructor(store: Store, options: DpopOptions) {
     this.#store = store;
@@ -144,21 +161,13 @@ export class DpopVerifier {
     if (proofs.length > 1 || proofs[0]!.includes(',')) throw invalidProof('DPoP: more than one DPoP proof');
     const proof = proofs[0]!.trim();
     if (proof.length > MAX_PROOF || !COMPACT_JWS.test(proof)) throw invalidProof('DPoP: the proof is not a compact JWS');
-    let header: Record<string, unknown>;
-    try {
-      header = JSON.parse(Buffer.from(proof.slice(0, proof.indexOf('.')), 'base64url').toString('utf8')) as Record<string, unknown>;
-    } catch {
-      throw invalidProof('DPoP: the proof header is not JSON');
-    }
-    if (typeof header !== 'object' || header === null) throw invalidProof('DPoP: the proof header is not a JSON object');
-    const jwk = header.jwk as JWK | undefined;
-    if (typeof jwk !== 'object' || jwk === null || Array.isArray(jwk)) throw invalidProof('DPoP: the proof header has no jwk');
-    // §4.3 check 7: a proof that ships its private key proves nothing.
-    if (PRIVATE_MEMBERS.some((member) => member in jwk)) throw invalidProof('DPoP: the proof jwk holds a private or symmetric key');
+    const segment = proof.slice(0, proof.indexOf('.'));
+    const proofKey = this.#keys.get(segment) ?? (await this.#importKey(segment));
 
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(proof, EmbeddedJWK, {
+      // The key is the header's own jwk (jose's EmbeddedJWK, above); alg and typ are checked here.
+      ({ payload } = await jwtVerify(proof, proofKey.key, {
         typ: 'dpop+jwt',
         algorithms: [...DPOP_ALGORITHMS],
         currentDate: new Date(this.#options.nowMs()),
@@ -194,8 +203,33 @@ export class DpopVerifier {
     if (request.accessToken !== undefined && ath !== accessTokenHash(request.accessToken)) {
       throw invalidProof('DPoP: the proof ath does not match the access token');
     }
-    const jkt = await calculateJwkThumbprint(jwk, 'sha256');
-    return { jkt, jti, rememberUntil: new Date((iat + window + 1) * 1000), currentNonce };
+    return { jkt: proofKey.jkt, jti, rememberUntil: new Date((iat + window + 1) * 1000), currentNonce };
+  }
+
+  /** §4.3 checks 5–7 on the header: a public `jwk` for an allow-listed `alg`, imported by jose. */
+  async #importKey(segment: string): Promise<ProofKey> {
+    let header: Record<string, unknown>;
+    try {
+      header = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8')) as Record<string, unknown>;
+    } catch {
+      throw invalidProof('DPoP: the proof header is not JSON');
+    }
+    if (typeof header !== 'object' || header === null || Array.isArray(header)) throw invalidProof('DPoP: the proof header is not a JSON object');
+    const jwk = header.jwk as JWK | undefined;
+    if (typeof jwk !== 'object' || jwk === null || Array.isArray(jwk)) throw invalidProof('DPoP: the proof header has no jwk');
+    // §4.3 check 7: a proof that ships its private key proves nothing.
+    if (PRIVATE_MEMBERS.some((member) => member in jwk)) throw invalidProof('DPoP: the proof jwk holds a private or symmetric key');
+    // §4.3 check 5, before any key is imported: never none, never an HMAC.
+    if (!(DPOP_ALGORITHMS as readonly unknown[]).includes(header.alg)) throw invalidProof(`DPoP: the proof alg must be one of ${DPOP_ALGORITHMS.join(', ')}`);
+    let key: CryptoKey;
+    try {
+      key = (await EmbeddedJWK(header, { header: undefined, payload: '', signature: '' } as unknown as FlattenedJWSInput)) as CryptoKey;
+    } catch (e) {
+      throw invalidProof(describeProofError(e));
+    }
+    const proofKey = { key, jkt: await calculateJwkThumbprint(jwk, 'sha256') };
+    if (segment.length <= KEY_CACHE_HEADER_MAX) this.#keys.set(segment, proofKey);
+    return proofKey;
   }
 
   /**

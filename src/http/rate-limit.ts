@@ -1,6 +1,9 @@
 /**
- * `auth.rateLimit()`: per app and per endpoint on protected routes, with rate-limiter-flexible
- * (see `core/limits.ts` for the backends).
+ * `auth.rateLimit()`: per app and per endpoint on protected routes. Counted in process and
+ * synchronously on a store without shared counters (`core/rate-windows.ts`); on a shared store
+ * (PostgreSQL), in leases taken from the database in the background (`core/rate-lease.ts`), or,
+ * below `shared.exactBelow` points, exactly per request with rate-limiter-flexible's PostgreSQL
+ * limiter (`core/limits.ts`).
  *
  * Answers carry the IETF RateLimit fields in draft-10 syntax:
  * `RateLimit-Policy: "default";q=100;w=60` and `RateLimit: "default";r=0;t=30`.
@@ -11,6 +14,8 @@ import type { Request, RequestHandler, Response } from 'express';
 import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { AppTokensError } from '../core/errors.js';
 import { createLimiter } from '../core/limits.js';
+import { RateLeases, type RateDecision } from '../core/rate-lease.js';
+import { LocalWindows } from '../core/rate-windows.js';
 import type { AppTokensService } from '../core/service.js';
 import { sendBearerError } from './bearer.js';
 
@@ -22,12 +27,37 @@ export interface RateLimitOptions {
   duration: number;
   /** The policy name in the RateLimit headers. Default: `default`. */
   policy?: string;
+  /** Counts shared by the instances of a shared store (PostgreSQL); ignored on other stores. */
+  shared?: SharedRateLimitOptions;
+}
+
+/**
+ * How instances on one shared store (PostgreSQL) count together. Windows are then fixed and
+ * aligned to the clock (every instance counts into the same one). With `points` of at least
+ * `exactBelow`, an instance takes a lease of at most `leaseMax = max(1, floor(points × leaseShare))`
+ * requests, counts it locally and adds it to the database in the background: N instances together
+ * allow at least `points` and at most `points + N × leaseMax` per window. Below `exactBelow`,
+ * every request is counted in the database (one round trip each), exactly.
+ */
+export interface SharedRateLimitOptions {
+  /** Quotas below this are counted exactly, one database round trip per request. Default: 1000. */
+  exactBelow?: number;
+  /** The largest lease as a share of `points`, more than 0 and at most 0.25. Default: 0.01. */
+  leaseShare?: number;
+}
+
+interface CheckedOptions {
+  points: number;
+  duration: number;
+  policy: string;
+  exactBelow: number;
+  leaseShare: number;
 }
 
 const POLICY = /^[a-z][a-z0-9_-]{0,31}$/;
 
-function check(options: RateLimitOptions): Required<RateLimitOptions> {
-  const { points, duration, policy = 'default' } = options ?? ({} as RateLimitOptions);
+function check(options: RateLimitOptions): CheckedOptions {
+  const { points, duration, policy = 'default', shared = {} } = options ?? ({} as RateLimitOptions);
   if (!Number.isSafeInteger(points) || points < 1) {
     throw new AppTokensError('invalid_options', 'rateLimit(): "points" must be a whole number of at least 1', { field: 'points' });
   }
@@ -39,12 +69,21 @@ function check(options: RateLimitOptions): Required<RateLimitOptions> {
   if (!POLICY.test(policy)) {
     throw new AppTokensError('invalid_options', 'rateLimit(): "policy" must be a short lowercase token', { field: 'policy' });
   }
-  return { points, duration, policy };
-}
-
-function setHeaders(res: Response, o: Required<RateLimitOptions>, remaining: number, msBeforeNext: number): void {
-  res.setHeader('RateLimit-Policy', `"${o.policy}";q=${o.points};w=${o.duration}`);
-  res.setHeader('RateLimit', `"${o.policy}";r=${Math.max(0, remaining)};t=${Math.max(0, Math.ceil(msBeforeNext / 1000))}`);
+  if (typeof shared !== 'object' || shared === null) {
+    throw new AppTokensError('invalid_options', 'rateLimit(): "shared" must be an object', { field: 'shared' });
+  }
+  const { exactBelow = 1000, leaseShare = 0.01 } = shared;
+  if (!Number.isSafeInteger(exactBelow) || exactBelow < 0) {
+    throw new AppTokensError('invalid_options', 'rateLimit(): "shared.exactBelow" must be a whole number of at least 0', {
+      field: 'shared.exactBelow',
+    });
+  }
+  if (typeof leaseShare !== 'number' || !(leaseShare > 0 && leaseShare <= 0.25)) {
+    throw new AppTokensError('invalid_options', 'rateLimit(): "shared.leaseShare" must be a number more than 0 and at most 0.25', {
+      field: 'shared.leaseShare',
+    });
+  }
+  return { points, duration, policy, exactBelow, leaseShare };
 }
 
 /**

@@ -2,6 +2,7 @@
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { ApiError, pageQuery, type AppDetails, type AppView, type AuditEvent, type Issued, type Page, type TokenView } from './api.js';
 import { useConsole } from './context.js';
+import { KeysCard } from './KeysCard.js';
 import { formatDate, parseClaims, type SecretFile } from './format.js';
 import { grantsAll } from './scopes.js';
 import { ConfirmDialog, ErrorMessage, ExpiresField, Loading, Pager, Scopes, StatusBadge, expirySeconds, initialExpiry, messageOf, usePager } from './ui.js';
@@ -92,6 +93,9 @@ export function AppPage(props: { id: string }) {
         {app.unknownRoles && app.unknownRoles.length > 0 && <p class="message warn">Roles no longer declared (they grant nothing): {app.unknownRoles.join(', ')}</p>}
       </section>
 
+      {app.tokenEndpointAuthMethod === 'private_key_jwt' && <KeysCard app={app} manage={mayManage} onChanged={() => setEventsVersion((v) => v + 1)} />}
+
+      {app.tokenEndpointAuthMethod !== 'private_key_jwt' && (
       <section class="card" aria-labelledby="tokens-title">
         <div class="section-head">
           <h2 id="tokens-title">Tokens</h2>
@@ -119,6 +123,7 @@ export function AppPage(props: { id: string }) {
           onDelete={(token) => setDialog({ kind: 'delete-token', token })}
         />
       </section>
+      )}
 
       <AuditLog appId={app.id} version={eventsVersion} />
 
@@ -126,7 +131,9 @@ export function AppPage(props: { id: string }) {
         <section class="card danger-zone" aria-labelledby="danger-title">
           <h2 id="danger-title">Danger zone</h2>
           <div class="section-head">
-            <p>Deleting the app stops every one of its tokens, and every access token they minted, at once.</p>
+            <p>
+              Deleting the app stops every one of its {app.tokenEndpointAuthMethod === 'private_key_jwt' ? 'keys' : 'tokens'}, and every access token they minted, at once.
+            </p>
             <button type="button" class="button danger" onClick={() => setDialog({ kind: 'delete-app' })}>
               Delete app
             </button>

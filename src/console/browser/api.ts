@@ -35,6 +35,10 @@ export interface AppView {
   effectiveScopes?: string[];
   unknownRoles?: string[];
   tokenSummary?: { active: number; expiringSoon: number; lastUsedDate: string | null };
+  /** Issue 15 (private_key_jwt, DPoP); absent on older servers. */
+  tokenEndpointAuthMethod?: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+  jwksUri?: string | null;
+  dpopBoundAccessTokens?: boolean;
 }
 
 export interface AppDetails extends AppView {
