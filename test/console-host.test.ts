@@ -74,8 +74,13 @@ describe.skipIf(!HAVE_CHROMIUM)('the console', { timeout: TEST_TIMEOUT }, () => 
       await checkAccessibility(page, 'create-app-roles');
       await page.getByLabel('Name', { exact: true }).fill('Session made');
       await page.getByRole('checkbox', { name: 'streams:read', exact: true }).check();
+      // Issue 13: a role as well; the app is created with it and its effective scopes.
+      await roles.getByRole('checkbox', { name: /^viewer / }).check();
       await page.getByRole('button', { name: 'Create', exact: true }).click();
       await page.getByRole('heading', { name: 'Save the client secret of Session made' }).waitFor();
+      const withRole = (await server.fixture.auth.apps.list('acme', { limit: 100 })).items.find((a) => a.name === 'Session made');
+      expect(withRole).toMatchObject({ scopes: ['streams:read'], roles: ['viewer'] });
+      expect([...withRole!.effectiveScopes].sort()).toEqual(['notarization:read', 'storage:read', 'streams:read']);
       await page.getByRole('button', { name: 'Done' }).click();
       await page.getByRole('dialog').getByRole('button', { name: 'Leave' }).click();
       await page.getByRole('heading', { name: 'Session made', level: 1 }).waitFor();

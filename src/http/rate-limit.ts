@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { Request, RequestHandler, Response } from 'express';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { AppTokensError } from '../core/errors.js';
 import { createLimiter } from '../core/limits.js';
@@ -93,32 +93,66 @@ function check(options: RateLimitOptions): CheckedOptions {
 export function rateLimitMiddleware(service: AppTokensService, options: RateLimitOptions): RequestHandler {
   const o = check(options);
   const { realm, store } = service.options;
+  const keyPrefix = `eat_rl_${o.policy}_${o.points}_${o.duration}`;
+  // The header strings: one constant, one concatenation per answer.
+  const policyHeader = `"${o.policy}";q=${o.points};w=${o.duration}`;
+  const remainingPrefix = `"${o.policy}";r=`;
+  const limitText = `rate limit of ${o.points} per ${o.duration} s exceeded; retry in `;
+  // Without a shared backend every count is this process's: synchronous, no promise, no timer.
+  const shared = typeof store.rateLimiterBackend === 'function';
+  const local = shared ? undefined : new LocalWindows(o.points, o.duration);
+  const leases =
+    shared && typeof store.addRateUsage === 'function' && o.points >= o.exactBelow
+      ? new RateLeases(store.addRateUsage.bind(store), o.points, o.duration, o.points * o.leaseShare, keyPrefix)
+      : undefined;
   let limiter: Promise<RateLimiterAbstract> | undefined;
-  return (req: Request, res: Response, next) => {
+
+  const allow = (res: Response, next: NextFunction, remaining: number, msBeforeNext: number): void => {
+    res.setHeader('RateLimit-Policy', policyHeader);
+    res.setHeader('RateLimit', `${remainingPrefix}${Math.max(0, remaining)};t=${Math.max(0, Math.ceil(msBeforeNext / 1000))}`);
+    next();
+  };
+  const refuse = (res: Response, msBeforeNext: number): void => {
+    res.setHeader('RateLimit-Policy', policyHeader);
+    res.setHeader('RateLimit', `${remainingPrefix}0;t=${Math.max(0, Math.ceil(msBeforeNext / 1000))}`);
+    const retry = Math.max(1, Math.ceil(msBeforeNext / 1000));
+    res.setHeader('Retry-After', String(retry));
+    res.status(429).json({ error: 'rate_limited', error_description: `${limitText}${retry} s` });
+  };
+  const decide = (res: Response, next: NextFunction, d: RateDecision): void => {
+    if (d.allowed) allow(res, next, d.remaining, d.msBeforeNext);
+    else refuse(res, d.msBeforeNext);
+  };
+
+  return (req: Request, res: Response, next: NextFunction) => {
     const auth = req.auth;
     if (!auth) return sendBearerError(res, new AppTokensError('missing_token', 'a bearer token is required'), realm);
-    limiter ??= createLimiter(store, {
-      points: o.points,
-      duration: o.duration,
-      keyPrefix: `eat_rl_${o.policy}_${o.points}_${o.duration}`,
-    });
     // The route pattern, not the URL: /stamps/1 and /stamps/2 are one endpoint.
     // HEAD is GET without a body (RFC 9110 §9.3.2): one bucket for both, or HEAD doubles the quota.
     const method = req.method === 'HEAD' ? 'GET' : req.method;
-    const endpoint = `${method} ${req.baseUrl}${typeof req.route?.path === 'string' ? req.route.path : req.path}`;
+    const route = req.route as { path?: unknown } | undefined;
+    const key = `${auth.tenantId}:${auth.appId}:${method} ${req.baseUrl}${typeof route?.path === 'string' ? route.path : req.path}`;
+    if (local !== undefined) {
+      const now = Date.now();
+      const w = local.consume(key, now);
+      if (w.count <= o.points) allow(res, next, o.points - w.count, w.resetAt - now);
+      else refuse(res, w.resetAt - now);
+      return;
+    }
+    if (leases !== undefined) {
+      const d = leases.consume(key, Date.now());
+      if (d instanceof Promise) d.then((r) => decide(res, next, r), next);
+      else decide(res, next, d);
+      return;
+    }
+    limiter ??= createLimiter(store, { points: o.points, duration: o.duration, keyPrefix });
     limiter
-      .then((l) => l.consume(`${auth.tenantId}:${auth.appId}:${endpoint}`))
+      .then((l) => l.consume(key))
       .then(
-        (r) => {
-          setHeaders(res, o, r.remainingPoints, r.msBeforeNext);
-          next();
-        },
+        (r) => allow(res, next, r.remainingPoints, r.msBeforeNext),
         (r: unknown) => {
           if (!(r instanceof RateLimiterRes)) return next(r);
-          setHeaders(res, o, 0, r.msBeforeNext);
-          const retry = Math.max(1, Math.ceil(r.msBeforeNext / 1000));
-          res.setHeader('Retry-After', String(retry));
-          res.status(429).json({ error: 'rate_limited', error_description: `rate limit of ${o.points} per ${o.duration} s exceeded; retry in ${retry} s` });
+          refuse(res, r.msBeforeNext);
         },
       );
   };
