@@ -22,10 +22,39 @@ export function evaluateTargets(results) {
   if (s.protected) {
     targets.push(ratioTarget('protected: ours (JWT) ≥ 0.90× bare Express', s.protected, 'ours-jwt', 'bare', 0.9));
     targets.push(ratioTarget('protected: ours (JWT) ≥ 1.5× express-oauth2-jwt-bearer', s.protected, 'ours-jwt', 'o2jb', 1.5));
+    // Issue 15: what a fresh DPoP proof per request costs against the bearer path (signature + replay insert).
+    targets.push(
+      ratioTarget('protected: ours (DPoP, fresh proof per request) ≥ 0.15× ours (JWT as Bearer)', s.protected, 'ours-dpop', 'jwt', 0.15, {
+        explain: 'an ES256 proof verified and its jti inserted into the shared replay guard on every request',
+      }),
+    );
+  }
+  if (s.ratelimit) {
+    // Issue 16: the example server's rate-limited route, and the same stack without rateLimit.
+    targets.push(ratioTarget('ratelimit: example GET /notarizations/stamps (authenticate + rateLimit + requireScopes) ≥ 0.95× its GET /health', s.ratelimit, 'stamps', 'health', 0.95));
+    targets.push(ratioTarget('ratelimit: the same route without rateLimit ≥ 1.0× GET /health', s.ratelimit, 'stamps-no-limit', 'health', 1.0));
+  }
+  if (s.shared) {
+    targets.push(ratioTarget('shared: 3 instances on PostgreSQL, leased counts ≥ 0.9× no limiter', s.shared, 'pg3-leases', 'none', 0.9));
+    const k = s.shared.counts;
+    if (k) {
+      targets.push({
+        name: `shared: allowed within [quota, quota + 3 × lease] = [${k.quota}, ${k.upper}]`,
+        value: k.ok,
+        threshold: 0,
+        pass: k.crossedWindow ? null : k.ok >= k.quota && k.ok <= k.upper,
+        note: `${k.ok} of ${k.sent} allowed`,
+      });
+    }
   }
   if (s.token) {
     for (const c of s.token.contenders) {
       if (!c.id.startsWith('ours-')) continue;
+      // Issue 13: what resolving roles or a user's scopes costs a grant, against the same grant of a plain app.
+      if (c.meta.clientKind) {
+        targets.push(ratioTarget(`token: ${c.id} ≥ 0.85× the plain app's grant (${c.meta.alg})`, s.token, c.id, 'plain', 0.85));
+        continue;
+      }
       if (c.meta.alg === 'EdDSA') targets.push(ratioTarget(`token: ${c.id} ≥ 3× oidc-provider (EdDSA)`, s.token, c.id, 'oidc', 3));
       if (c.meta.alg === 'RS256') targets.push(ratioTarget(`token: ${c.id} ≥ 0.85× the RS256 signing limit`, s.token, c.id, 'sign', 0.85));
     }

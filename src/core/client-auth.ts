@@ -58,6 +58,11 @@ export interface ClientAuthMethods {
   privateKeyJwt: ClientAuthMethodHandler;
 }
 
+/** Audit a failed client authentication in the tenant of the client it claimed to be. */
+export function auditRefusal(service: AppTokensService, app: AppRecord, data: Record<string, unknown>, reason = 'invalid_client'): void {
+  service.events.emit({ type: 'access_token.refused', outcome: 'failure', tenantId: app.tenantId, appId: app.id, actorId: app.id, data: { reason, ...data } });
+}
+
 /**
  * Dispatches to the method the request used and applies what every method shares: the lockout
  * (checked before any work, counted on failure by the method) and the personal-client rule.
@@ -89,7 +94,7 @@ export class ClientAuthenticator {
     const { app } = client;
     if (!app.ownerUserId) return client;
     if ((await this.#s.userScopes.get(app.tenantId, app.ownerUserId)) !== null) return client;
-    this.#s.events.emit({ type: 'access_token.refused', outcome: 'failure', tenantId: app.tenantId, appId: app.id, actorId: app.id, data: { reason: 'user_gone' } });
+    auditRefusal(this.#s, app, {}, 'user_gone');
     throw clientAuthFailed();
   }
 }

@@ -9,7 +9,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { ApiTokenRecord, AppRecord } from '../store.js';
-import { clientAuthFailed, type AuthenticatedClient, type ClientAuthMethodHandler, type ClientAuthRequest } from './client-auth.js';
+import { auditRefusal, clientAuthFailed, type AuthenticatedClient, type ClientAuthMethodHandler, type ClientAuthRequest } from './client-auth.js';
 import { DUMMY_HASH, hashSecret } from './secrets.js';
 import type { AppTokensService } from './service.js';
 
@@ -70,16 +70,7 @@ export class ClientSecretMethod implements ClientAuthMethodHandler {
         await s.reuse.presented(token, 'client_authentication', app.id);
       }
       // Audit the refusal in the tenant of the client it claimed to be, when that client exists.
-      if (app) {
-        s.events.emit({
-          type: 'access_token.refused',
-          outcome: 'failure',
-          tenantId: app.tenantId,
-          appId: app.id,
-          actorId: app.id,
-          data: { reason: 'invalid_client' },
-        });
-      }
+      if (app) auditRefusal(s, app, {});
       await s.lockout?.failed(lockoutKey);
       throw clientAuthFailed();
     }

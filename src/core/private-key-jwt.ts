@@ -18,7 +18,7 @@
 import { createHash } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
 import type { AppRecord } from '../store.js';
-import { clientAuthFailed, type AuthenticatedClient, type ClientAuthMethodHandler, type ClientAuthRequest } from './client-auth.js';
+import { auditRefusal, clientAuthFailed, type AuthenticatedClient, type ClientAuthMethodHandler, type ClientAuthRequest } from './client-auth.js';
 import { ASSERTION_ALGS } from './client-keys.js';
 import type { AppTokensService } from './service.js';
 
@@ -68,16 +68,7 @@ export class PrivateKeyJwtMethod implements ClientAuthMethodHandler {
       return { app, credential: { id: keyId.id, scopes: null, expiresAt: keyId.expiresAt }, method: 'private_key_jwt' };
     } catch (error) {
       const reason = error instanceof Refused ? error.reason : 'invalid_assertion';
-      if (app) {
-        s.events.emit({
-          type: 'access_token.refused',
-          outcome: 'failure',
-          tenantId: app.tenantId,
-          appId: app.id,
-          actorId: app.id,
-          data: { reason: 'invalid_client', method: 'private_key_jwt', detail: reason },
-        });
-      }
+      if (app) auditRefusal(s, app, { method: 'private_key_jwt', detail: reason });
       if (clientId !== undefined) await s.lockout?.failed(clientId);
       throw clientAuthFailed();
     }
