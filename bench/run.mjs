@@ -2,7 +2,7 @@
 /**
  * express-app-tokens benchmarks. Run after `npm run build` (it imports the built library from dist/):
  *
- *   node bench/run.mjs [--quick] [--scenarios=protected,token,scale,memory,profile] [--rounds=N]
+ *   node bench/run.mjs [--quick] [--scenarios=protected,ratelimit,shared,token,scale,memory,profile] [--rounds=N]
  *                      [--duration=S] [--warmup=S] [--connections=N] [--algs=RS256,ES256,EdDSA]
  *                      [--stores=memory,sqlite,postgres] [--no-sign1] [--scale=10,10000,1000000]
  *                      [--scale-stores=sqlite,postgres] [--memory-tokens=N] [--memory-alg=RS256]
@@ -31,10 +31,10 @@ import { installCleanup, onExitSync, setLogDir } from './lib/children.mjs';
 import { protectedFixture } from './lib/fixtures.mjs';
 import { startPostgres } from './lib/pg.mjs';
 import { evaluateTargets, markdown } from './lib/report.mjs';
-import { memoryScenario, profileScenario, protectedScenario, scaleScenarios, tokenScenario } from './lib/scenarios.mjs';
+import { memoryScenario, profileScenario, protectedScenario, rateLimitScenario, scaleScenarios, sharedScenario, tokenScenario } from './lib/scenarios.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const ALL_SCENARIOS = ['protected', 'token', 'scale', 'memory', 'profile'];
+const ALL_SCENARIOS = ['protected', 'ratelimit', 'shared', 'token', 'scale', 'memory', 'profile'];
 
 function parseArgs(argv) {
   const args = {};
@@ -216,6 +216,8 @@ async function main() {
   };
 
   if (want('protected')) results.scenarios.protected = await timed('protected route', () => protectedScenario(ctx));
+  if (want('ratelimit')) results.scenarios.ratelimit = await timed('example server: rate-limited route', () => rateLimitScenario(ctx));
+  if (want('shared')) results.scenarios.shared = await timed('shared counts on PostgreSQL, 3 instances', () => sharedScenario(ctx));
   if (want('token')) results.scenarios.token = await timed('token endpoint', () => tokenScenario(ctx));
   if (want('scale')) {
     const [a, b] = await timed('scale', () => scaleScenarios(ctx));

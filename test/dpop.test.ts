@@ -4,6 +4,8 @@
  * instance of one PostgreSQL database (§11.1) and the stateless server nonces (§8, §9).
  */
 import { createHash, randomUUID } from 'node:crypto';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
 import request, { type Response } from 'supertest';
@@ -120,6 +122,14 @@ describe('RFC 9449 DPoP at the token endpoint', () => {
     expect(res.body.dpop_signing_alg_values_supported).toEqual(['ES256', 'RS256', 'PS256', 'EdDSA']);
   });
 
+  it('RFC 9449 §4: the OpenAPI document names the DPoP request header of the token endpoint, and stays valid', async () => {
+    const { validate } = await import('@readme/openapi-parser');
+    const doc = f.auth.openapi() as { paths: Record<string, Record<string, { parameters?: Array<{ name: string; in: string }> }>> };
+    expect(doc.paths['/oauth/token']!.post!.parameters).toEqual([expect.objectContaining({ name: 'DPoP', in: 'header' })]);
+    const result = await validate(structuredClone(doc) as never);
+    expect(result.valid, JSON.stringify(result)).toBe(true);
+  });
+
   it('RFC 9449 §5.2: an app registered with dpopBoundAccessTokens must send a proof (400 invalid_dpop_proof), and gets a bound token with one', async () => {
     const created = await f.auth.apps.create({ tenantId: 'acme', name: 'bound', scopes: ['notarization:read'], dpopBoundAccessTokens: true });
     const without = await tokenRequest(f.app, created.app.id, created.value!);
@@ -228,6 +238,17 @@ describe('RFC 9449 DPoP at the token endpoint', () => {
     }
   });
 
+  it('RFC 9449 §4.3 check 6: a proof key already imported (cached by its header) still has every signature verified', async () => {
+    const c = await createClient(f.auth);
+    const ok = await tokenRequest(f.app, c.clientId, c.secret).set('DPoP', await proof(key));
+    expect(ok.status).toBe(200);
+    // The very same header bytes (alg, typ, the victim's jwk), signed by another key.
+    const thief = await dpopKey();
+    const forged = await proof(thief, {}, { jwk: key.jwk });
+    expect(forged.split('.')[0]).toBe((await proof(key)).split('.')[0]);
+    expectOAuthError(await tokenRequest(f.app, c.clientId, c.secret).set('DPoP', forged), 400, 'invalid_dpop_proof');
+  });
+
   it('RFC 9449 §11.1: a proof is single-use: the same jti again is refused', async () => {
     const c = await createClient(f.auth);
     const p = await proof(key);
@@ -312,6 +333,37 @@ describe('RFC 9449 DPoP at a protected route (authenticate())', () => {
     const token = await boundToken(f.app, c, key);
     const spoofed = await getStamps(f.app, token, await resourceProof(key, token, { htu: 'http://evil.example.test/stamps' })).set('Host', 'evil.example.test');
     expectDpopFailure(spoofed, 401, 'invalid_dpop_proof');
+  });
+
+  it('RFC 9449 §4.3 check 9: an absolute-form request target (GET http://elsewhere/stamps) contributes its path only, never its host', async () => {
+    const token = await boundToken(f.app, c, key);
+    const server = createServer(f.app);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const send = (dpop: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = httpRequest(
+          {
+            host: '127.0.0.1',
+            port: (server.address() as AddressInfo).port,
+            method: 'GET',
+            path: 'http://evil.example.test/stamps',
+            headers: { authorization: `DPoP ${token}`, dpop, host: 'evil.example.test' },
+          },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode!);
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+    try {
+      expect(await send(await resourceProof(key, token, { htu: 'http://evil.example.test/stamps' }))).toBe(401);
+      expect(await send(await resourceProof(key, token))).toBe(200);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 
   it('RFC 9449 §4.3 check 12, §6.1: a proof signed by another key than cnf.jkt → 401 invalid_token', async () => {
@@ -474,6 +526,18 @@ describe('RFC 9449 across two instances on one PostgreSQL', () => {
       const fresh = later.headers['dpop-nonce'] as string;
       expect(fresh).toBeDefined();
       expect(fresh).not.toBe(nonce);
+      // The management API (RFC 9457 answers) hands out the current nonce too.
+      const admin = await instances[0]!.apps.create({ tenantId: 'acme', name: 'admin', scopes: ['apps:read'] });
+      const adminToken = (await tokenRequest(a, admin.app.id, admin.value!).set('DPoP', await proof(key, { nonce }, {}, clock.t))).body.access_token as string;
+      const listApps = (n?: string) =>
+        proof(key, { htm: 'GET', htu: `${ISSUER}/apps`, ath: ath(adminToken), ...(n === undefined ? {} : { nonce: n }) }, {}, clock.t).then((p) =>
+          request(b).get('/apps').set('Authorization', `DPoP ${adminToken}`).set('DPoP', p),
+        );
+      const refused = await listApps();
+      expect(refused.status).toBe(401);
+      expect(refused.headers['dpop-nonce']).toBe(fresh);
+      expect((await listApps(fresh)).status).toBe(200);
+
       // Two steps later it is stale: use_dpop_nonce again, with the current nonce.
       clock.advance(120);
       const stale = await getStamps(b, token, await resourceProof(key, token, { nonce }, clock.t));

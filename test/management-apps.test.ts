@@ -13,7 +13,7 @@ import type { AuditEvent } from '../src/index.js';
 import { createClient, decodeJwt, setup, tokenRequest, type Fixture, type FixtureOptions } from './helpers.js';
 
 const ADMIN_SCOPES = ['apps:read', 'apps:write', 'notarization:*'];
-const APP_KEYS = ['clientId', 'creationDate', 'customClaims', 'description', 'effectiveScopes', 'id', 'name', 'roles', 'scopes', 'tenantId', 'unknownRoles', 'unknownScopes', 'updateDate'];
+const APP_KEYS = ['clientId', 'creationDate', 'customClaims', 'description', 'dpopBoundAccessTokens', 'effectiveScopes', 'id', 'jwksUri', 'name', 'roles', 'scopes', 'tenantId', 'tokenEndpointAuthMethod', 'unknownRoles', 'unknownScopes', 'updateDate'];
 const TOKEN_KEYS = ['appId', 'creationDate', 'expirationDate', 'expiringSoon', 'hint', 'id', 'lastUsedDate', 'name', 'scopes', 'status'];
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 const TWO_YEARS = 2 * 365 * 86_400;

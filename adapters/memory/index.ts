@@ -514,7 +514,10 @@ export class MemoryStore implements Store {
         list = [];
         this.#eventsByApp.set(key, list);
       }
-      list.splice(firstAfter(list, event.at.getTime(), event.id), 0, event);
+      // Oldest first, so that a new event (the usual case) is a push, not a shift of the whole list.
+      const i = firstNotBefore(list, event.at.getTime(), event.id);
+      if (i === list.length) list.push(event);
+      else list.splice(i, 0, event);
     }
   }
 
@@ -530,8 +533,9 @@ export class MemoryStore implements Store {
     this.#assertOpen();
     const { limit, after } = parseListOptions(options);
     const list = this.#eventsByApp.get(eventKey(tenantId, appId)) ?? [];
-    const start = after ? firstAfter(list, after.createdAt, after.id) : 0;
-    const rows = list.slice(start, start + limit + 1);
+    // The list is oldest first: newest first is read backwards from just before the cursor.
+    const end = after ? firstNotBefore(list, after.createdAt, after.id) : list.length;
+    const rows = list.slice(Math.max(0, end - limit - 1), end).reverse();
     const items = rows.slice(0, limit).map((event) => structuredClone(event));
     const last = items[items.length - 1];
     return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.at, last.id) : null };
@@ -697,14 +701,15 @@ function eventKey(tenantId: string, appId: string): string {
  * Index of the first event of `list` (sorted by `at` desc, id desc) that comes strictly after the
  * position (`atMs`, `id`) in that order: `at < atMs`, or `at = atMs` and `id < id`.
  */
-function firstAfter(list: readonly AuditEventRecord[], atMs: number, id: string): number {
+/** In a list sorted oldest first (`at`, then id), the index of the first event at or after (`atMs`, `id`). */
+function firstNotBefore(list: readonly AuditEventRecord[], atMs: number, id: string): number {
   let lo = 0;
   let hi = list.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
     const event = list[mid]!;
     const t = event.at.getTime();
-    if (t > atMs || (t === atMs && event.id >= id)) lo = mid + 1;
+    if (t < atMs || (t === atMs && event.id < id)) lo = mid + 1;
     else hi = mid;
   }
   return lo;

@@ -56,7 +56,8 @@ export function evaluateTargets(results) {
         continue;
       }
       if (c.meta.alg === 'EdDSA') targets.push(ratioTarget(`token: ${c.id} ≥ 3× oidc-provider (EdDSA)`, s.token, c.id, 'oidc', 3));
-      if (c.meta.alg === 'RS256') targets.push(ratioTarget(`token: ${c.id} ≥ 0.85× the RS256 signing limit`, s.token, c.id, 'sign', 0.85));
+      // Issue 16 sets this target at 0.6× (the earlier 0.85× is out of reach for any Express endpoint here: docs/PERFORMANCE.md).
+      if (c.meta.alg === 'RS256') targets.push(ratioTarget(`token: ${c.id} ≥ 0.6× the RS256 signing limit`, s.token, c.id, 'sign', 0.6));
     }
   }
   for (const key of ['scale-protected', 'scale-token']) {

@@ -6,7 +6,7 @@ import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { AUDIENCE, ISSUER, KEY_SECRET, SCOPES, TOKEN_BODY, basic, mintMany, protectedFixture, scaleFixture } from './fixtures.mjs';
 import { spawnChild, stopAll } from './children.mjs';
-import { cannon, runInterleaved } from './load.mjs';
+import { cannon, runInterleaved, summarize } from './load.mjs';
 import { freshDatabase } from './pg.mjs';
 import { summarize as summarizeProfile } from './profile.mjs';
 
@@ -485,4 +485,170 @@ export async function profileScenario(ctx) {
     out.push({ id: t.id, title: t.title, ...summary, seconds: t.seconds, rps, file: join(dir, file) });
   }
   return out;
+}
+
+// ---- 7. the example server's rate-limited route (issue 16) -------------------------------------
+
+/** A contender on another port of an already started child (same process, same JIT, same auth). */
+const onPort = (child, port) => ({ ...child, port, stats: () => child.stats(), request: (...a) => child.request(...a) });
+
+/**
+ * The example server itself (`createExampleApp`, memory store): its bare `GET /health`, its
+ * `GET /notarizations/stamps` (authenticate + rateLimit + requireScopes) and the same route stack
+ * without rateLimit, all served by one process. The quota is large enough never to refuse.
+ */
+export async function rateLimitScenario(ctx) {
+  const { opts, log } = ctx;
+  const config = {
+    kind: 'example',
+    name: 'example-memory',
+    store: { kind: 'memory' },
+    issuer: ISSUER,
+    keyEncryptionSecret: KEY_SECRET,
+    points: 1_000_000_000,
+    duration: 60,
+  };
+  const child = await spawnChild(config);
+  const { jwt, ports } = child.info;
+  const refs = { health: 'health' };
+  const contenders = [
+    { id: 'health', label: 'example server: GET /health (bare)', child, http: { path: '/health', options: { method: 'GET' } }, expect: 'status' },
+    { id: 'stamps', label: 'example server: GET /notarizations/stamps (authenticate + rateLimit + requireScopes)', child, http: getWith('/notarizations/stamps', jwt), expect: 'items' },
+    {
+      id: 'stamps-no-limit',
+      label: 'the same route without rateLimit',
+      child: onPort(child, ports.unlimited),
+      http: getWith('/notarizations/stamps', jwt),
+      expect: 'items',
+    },
+  ].map((c) => ({ ...c, refs, settle: 0.3 }));
+  try {
+    for (const c of contenders) {
+      const res = await fetch(`http://127.0.0.1:${c.child.port}${c.http.path}`, { headers: c.http.options.headers });
+      if (res.status !== 200) throw new Error(`${c.id}: smoke request answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
+      if (c.id === 'stamps' && !res.headers.get('ratelimit')) throw new Error('stamps: no RateLimit header');
+    }
+    log(`    ${contenders.length} contenders up and answering correctly`);
+    return await measureScenario(
+      ctx,
+      'ratelimit',
+      'Example server: rate-limited route vs its own GET /health (memory store)',
+      contenders,
+      { ...opts.protected, refColumns: { health: 'vs GET /health' } },
+      ['One process serves all three (createExampleApp from dist/examples/server.js, on two ports); RATE_LIMIT 10^9/60 so that nothing is refused.'],
+    );
+  } finally {
+    await stopAll([child]);
+  }
+}
+
+// ---- 8. shared counts on PostgreSQL, three instances (issue 16) ---------------------------------
+
+/** Load all `children` at once (connections split between them) for `seconds`; summed req/s and CPU. */
+async function measureMany(children, port, path, headers, seconds, connections, extra = {}) {
+  const s0 = await Promise.all(children.map((c) => c.stats()));
+  const per = Math.max(1, Math.round(connections / children.length));
+  const results = await Promise.all(
+    children.map((c) => cannon({ url: `http://127.0.0.1:${port(c)}${path}`, connections: per, duration: seconds, headers, ...extra })),
+  );
+  const s1 = await Promise.all(children.map((c) => c.stats()));
+  const cpu = s0.reduce((a, s, i) => a + (100 * (s1[i].cpu.user - s.cpu.user + s1[i].cpu.system - s.cpu.system)) / 1000 / (s1[i].at - s.at), 0);
+  return {
+    rps: results.reduce((a, r) => a + r['2xx'] / r.duration, 0),
+    cpu,
+    non2xx: results.reduce((a, r) => a + r.non2xx, 0),
+    errors: results.reduce((a, r) => a + r.errors + r.timeouts, 0),
+    ok: results.reduce((a, r) => a + r['2xx'], 0),
+    p50: null,
+    p99: null,
+  };
+}
+
+/**
+ * Three example-server processes on one PostgreSQL database. Throughput (connections split over
+ * the three, all loaded at once): the route without a limiter, with leased shared counts, and
+ * with the exact per-request count (rate-limiter-flexible's PostgreSQL limiter). Then the counts:
+ * three fresh instances with a quota of `quota` per day, loaded past it, 200s counted.
+ */
+export async function sharedScenario(ctx) {
+  const { opts, log } = ctx;
+  const pg = await ctx.postgres();
+  const base = (name, url, extra) => ({
+    kind: 'example',
+    name,
+    store: { kind: 'postgres', url },
+    issuer: ISSUER,
+    keyEncryptionSecret: KEY_SECRET,
+    duration: 60,
+    ...extra,
+  });
+  const startThree = async (prefix, url, extra) => {
+    const first = await spawnChild(base(`${prefix}-1`, url, extra));
+    const rest = await Promise.all([2, 3].map((i) => spawnChild(base(`${prefix}-${i}`, url, { ...extra, jwt: first.info.jwt }))));
+    return [first, ...rest];
+  };
+  const children = await startThree('shared', await freshDatabase(pg.url, 'shared_rate'), { points: 1_000_000_000, exact: true });
+  const jwt = children[0].info.jwt;
+  const headers = { authorization: `Bearer ${jwt}` };
+  const path = '/notarizations/stamps';
+  const contenders = [
+    { id: 'pg3-no-limit', label: '3 instances, the route without rateLimit', port: (c) => c.info.ports.unlimited },
+    { id: 'pg3-leases', label: '3 instances, rateLimit with leased shared counts', port: (c) => c.info.ports.limited },
+    { id: 'pg3-exact', label: '3 instances, rateLimit counted exactly per request (rate-limiter-flexible PostgreSQL)', port: (c) => c.info.ports.exact },
+  ].map((c) => ({ ...c, refs: { none: 'pg3-no-limit' }, samples: [] }));
+  const p = opts.protected;
+  const started = Date.now();
+  let counts;
+  try {
+    log(`  shared counts: 3 instances × ${contenders.length} contenders × ${p.rounds} rounds × ${p.duration} s`);
+    for (const c of contenders) await measureMany(children, c.port, path, headers, p.warmup, opts.connections);
+    for (let r = 0; r < p.rounds; r++) {
+      const order = contenders.map((_, i) => contenders[(i + r) % contenders.length]);
+      const line = [];
+      for (const c of order) {
+        const s = await measureMany(children, c.port, path, headers, p.duration, opts.connections);
+        s.round = r + 1;
+        c.samples.push(s);
+        line.push(`${c.id} ${Math.round(s.rps)}`);
+        await sleep(300);
+      }
+      log(`    round ${r + 1}/${p.rounds}: ${line.join(' | ')}`);
+    }
+  } finally {
+    await stopAll(children);
+  }
+  // Counts against the quota: fresh instances (fresh counters), loaded past the quota.
+  const quota = 30_000;
+  const perInstance = 14_000;
+  const counted = await startThree('shared-count', await freshDatabase(pg.url, 'shared_count'), { points: quota, duration: 86_400 });
+  try {
+    const h = { authorization: `Bearer ${counted[0].info.jwt}` };
+    const day = Math.floor(Date.now() / 86_400_000);
+    const results = await Promise.all(
+      counted.map((c) => cannon({ url: `http://127.0.0.1:${c.info.ports.limited}${path}`, connections: 16, amount: perInstance, headers: h })),
+    );
+    const ok = results.reduce((a, r) => a + r['2xx'], 0);
+    const refused = results.reduce((a, r) => a + (r.statusCodeStats?.['429']?.count ?? 0), 0);
+    const leaseMax = Math.floor(quota * 0.01);
+    counts = { quota, sent: 3 * perInstance, ok, refused, leaseMax, upper: quota + 3 * leaseMax, crossedWindow: Math.floor(Date.now() / 86_400_000) !== day };
+    log(`    counts: ${ok} allowed of ${3 * perInstance} sent, quota ${quota}, bound [${quota}, ${quota + 3 * leaseMax}]; ${refused} × 429`);
+  } finally {
+    await stopAll(counted);
+  }
+  return {
+    id: 'shared',
+    title: 'Shared counts on PostgreSQL: three example-server instances on one database, loaded together',
+    rounds: p.rounds,
+    duration: p.duration,
+    warmup: p.warmup,
+    connections: opts.connections,
+    refColumns: { none: 'vs no limiter' },
+    notes: [
+      `req/s summed over the three instances (${Math.round(opts.connections / 3)} connections each, loaded at once); server CPU summed over them; PostgreSQL's CPU is in "other".`,
+      `Counts: three fresh instances, quota ${quota} per day, ${perInstance} requests sent to each at once: ${counts.ok} allowed (bound ${quota}–${counts.upper}).`,
+    ],
+    seconds: Math.round((Date.now() - started) / 1000),
+    contenders: summarize(contenders),
+    counts,
+  };
 }

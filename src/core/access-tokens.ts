@@ -3,12 +3,13 @@
  *
  * @module
  */
-import { SignJWT, errors as joseErrors, jwtVerify, type JWTPayload, type ProtectedHeaderParameters } from 'jose';
+import { errors as joseErrors, jwtVerify, type JWTPayload, type ProtectedHeaderParameters } from 'jose';
 import type { AppRecord } from '../store.js';
 import { AppTokensError } from './errors.js';
 import type { KeyRing } from './keys.js';
 import { GrantedScopes } from './scopes.js';
 import { randomId } from './secrets.js';
+import { signJwt } from './signer.js';
 
 /**
  * Claims of a verified access token. Hosts add the types of their custom claims by augmentation:
@@ -162,16 +163,17 @@ export class AccessTokens {
       ...(roles !== undefined && roles.length > 0 ? { roles: [...roles] } : {}),
       ...(cnf !== undefined ? { cnf: { jkt: cnf.jkt } } : {}),
     };
-    const jwt = await new SignJWT(payload)
-      .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'at+jwt' })
-      .setIssuer(this.#options.issuer)
+    // node:crypto signing (issue 16); the claims in the order jose's setters added them.
+    const jwt = await signJwt({ alg: key.alg, kid: key.kid, typ: 'at+jwt' }, {
+      ...payload,
+      iss: this.#options.issuer,
       // RFC 9068 §2.2: the client itself, or the host user a personal token acts for.
-      .setSubject(app.ownerUserId ?? app.id)
-      .setAudience(audience)
-      .setIssuedAt(iat)
-      .setExpirationTime(exp)
-      .setJti(jti)
-      .sign(key.privateKey);
+      sub: app.ownerUserId ?? app.id,
+      aud: audience,
+      iat,
+      exp,
+      jti,
+    }, key.privateKey);
     return { jwt, jti, expiresIn: exp - iat, expiresAt: new Date(exp * 1000) };
   }
 

@@ -6,7 +6,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { Strategy as BearerStrategy } from 'passport-http-bearer';
 import { GRANTED, type AuthInfo, type AuthInfo as AppTokensAuthInfo, type InternalAuthInfo } from '../core/access-tokens.js';
-import { AppTokensError } from '../core/errors.js';
+import { AppTokensError, isAppTokensError } from '../core/errors.js';
 import { compileRequirement } from '../core/scopes.js';
 import type { AppTokensService } from '../core/service.js';
 import { toAppTokensError } from './responses.js';
@@ -116,6 +116,7 @@ class Strategy extends BearerStrategy {
         (error: unknown) => {
           const e = toAppTokensError(error, this.appTokens.log);
           if (e.status >= 500) return this.error(e);
+          if (res && e.code === 'use_dpop_nonce') res.setHeader('DPoP-Nonce', this.appTokens.dpop.currentNonce()!);
           (req as WithFailure)[FAILURE] = e;
           this.fail(dpopChallenge(e), 401);
         },
@@ -185,7 +186,18 @@ export async function verifyRequestBearer(service: AppTokensService, req: Reques
     throw tokenInQuery();
   }
   if (req.headers.authorization !== undefined && repeatedAuthorization(req)) throw twoCredentials();
-  if (isDpopScheme(req.headers.authorization)) return (await verifyDpopRequest(service, req)).info;
+  if (isDpopScheme(req.headers.authorization)) {
+    // The caller answers errors its own way, so the nonce headers (§8) are set here, on req.res.
+    const res = (req as Request & { res?: Response }).res;
+    try {
+      const { info, proof } = await verifyDpopRequest(service, req);
+      if (res) offerNonce(service, res, proof);
+      return info;
+    } catch (error) {
+      if (res && isAppTokensError(error, 'use_dpop_nonce')) res.setHeader('DPoP-Nonce', service.dpop.currentNonce()!);
+      throw error;
+    }
+  }
   const token = headerToken(req);
   if (token === undefined) {
     const header = req.headers.authorization;

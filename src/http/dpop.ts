@@ -58,17 +58,21 @@ export async function verifyDpopRequest(
   const header = req.headers.authorization!;
   const token = header.slice(5);
   if (!TOKEN68.test(token)) throw new AppTokensError('invalid_request', 'malformed Authorization header', { field: 'Authorization' });
+  // An API token is the client's secret, never DPoP-bound: refused before any proof or store work.
+  if (service.secrets.looksLikeOurs(token)) throw notBound('an API token');
   if (!service.isReady) await service.ready();
   const proof = await service.dpop.check({ proofs: dpopProofs(req), method: req.method, path: requestPath(req), accessToken: token }).catch(atResource);
   const info = service.cachedBearer(token, audience) ?? (await service.verifyBearer(token, audience));
   const jkt = boundJkt(info.claims);
-  if (jkt === undefined) {
-    // API tokens and tokens minted without a proof are bearer credentials: they travel as Bearer.
-    throw new AppTokensError('invalid_token', `${info.kind === 'api_token' ? 'an API token' : 'the access token'} is not DPoP-bound; send it with Authorization: Bearer`);
-  }
+  // A token minted without a proof is a bearer credential: it travels as Bearer.
+  if (jkt === undefined) throw notBound(info.kind === 'api_token' ? 'an API token' : 'the access token');
   if (jkt !== proof.jkt) throw new AppTokensError('invalid_token', 'the DPoP proof key is not the key the access token is bound to');
   await service.dpop.consume(proof).catch(atResource);
   return { info, proof };
+}
+
+function notBound(what: string): AppTokensError {
+  return new AppTokensError('invalid_token', `${what} is not DPoP-bound; send it with Authorization: Bearer`);
 }
 
 /** At a resource server, proof errors are 401 (§7.1, §8); the token endpoint answers them 400 (§5, §9). */

@@ -418,12 +418,23 @@ function build(service: AppTokensService): OpenApiDocument {
       },
     },
     '/oauth/token': {
-      post: oauthOperation(
-        'token',
-        'client_credentials grant (RFC 6749 §4.4) or RFC 8693 token exchange; answers an RFC 9068 JWT access token',
-        { oneOf: [ref('ClientCredentialsForm'), ref('TokenExchangeForm')] },
-        noStoreJson('RFC 6749 §5.1', { oneOf: [ref('TokenResponse'), ref('TokenExchangeResponse')] }),
-      ),
+      post: {
+        ...(oauthOperation(
+          'token',
+          'client_credentials grant (RFC 6749 §4.4) or RFC 8693 token exchange; answers an RFC 9068 JWT access token',
+          { oneOf: [ref('ClientCredentialsForm'), ref('TokenExchangeForm')] },
+          noStoreJson('RFC 6749 §5.1', { oneOf: [ref('TokenResponse'), ref('TokenExchangeResponse')] }),
+        ) as Record<string, Json>),
+        parameters: [
+          {
+            name: 'DPoP',
+            in: 'header',
+            required: false,
+            description: 'RFC 9449 §4: a DPoP proof JWT (htm POST, htu this URL); the access token is then bound to its key (token_type DPoP)',
+            schema: { type: 'string' },
+          },
+        ],
+      },
     },
     '/oauth/introspect': {
       post: oauthOperation('introspect', 'RFC 7662 token introspection', ref('IntrospectionForm'), noStoreJson('RFC 7662 §2.2', ref('IntrospectionResponse'))),
