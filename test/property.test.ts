@@ -720,7 +720,9 @@ describe('property: no input makes the server fail, talk, or leak', () => {
         async (m, path, q, auth) => {
           const res = await check(buildRequest(m, path + q, auth, undefined, undefined, {}, false));
           if (res.status === 401 || res.status === 400 || res.status === 403) {
-            expect(res.headers['www-authenticate'], `${m} ${path}${q}`).toMatch(/^Bearer realm="express-app-tokens"/);
+            // RFC 6750 §3 for Bearer; RFC 9449 §7.1: a request made with the DPoP scheme gets a DPoP challenge.
+            const dpop = typeof auth === 'string' && /^dpop(\s|$)/i.test(auth);
+            expect(res.headers['www-authenticate'], `${m} ${path}${q}`).toMatch(dpop ? /^(DPoP .*algs="[^"]+"|Bearer realm="express-app-tokens")/ : /^Bearer realm="express-app-tokens"/);
           }
         },
       ),
