@@ -148,7 +148,7 @@ export async function mintMany(filename, client, count, { alg = 'RS256', concurr
   );
   try {
     await service.ready();
-    const { app, token } = await service.authenticateClient(client.clientId, client.secret);
+    const { app, credential: token } = await service.authenticateClient({ method: 'client_secret_basic', clientId: client.clientId, secret: client.secret });
     const out = new Array(count);
     let next = 0;
     await Promise.all(
