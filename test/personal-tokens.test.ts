@@ -111,7 +111,10 @@ function personalRules(name: string, make: (users: Users) => Promise<Target>): v
       const users = new Users();
       const t = await make(users);
       const res = await create(t, 'alice');
+      // Used as a bearer first: the verification cache must not outlive the host's answer.
+      expect((await request(t.app).post('/stamps').set(bearer(res.body.value))).status).toBe(201);
       users.scopes.set('alice', { tenant: 'acme', scopes: ['storage:read', 'notarization:read'] });
+      expectBearerFailure(await request(t.app).post('/stamps').set(bearer(res.body.value)), 403, 'insufficient_scope', ['notarization:read', 'notarization:write']);
       const grant = await tokenRequest(t.app, res.body.clientId, res.body.value);
       expect(grant.body.scope.split(' ').sort()).toEqual(['notarization:read', 'storage:read']);
       expectOAuthError(await tokenRequest(t.app, res.body.clientId, res.body.value, { scope: 'notarization:write' }), 400, 'invalid_scope');

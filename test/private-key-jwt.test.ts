@@ -201,6 +201,39 @@ describe('RFC 7523 §2.2: private_key_jwt at the token endpoint', () => {
   });
 });
 
+describe('no derived value opens a private_key_jwt client (issue 11 finding 1, extended)', () => {
+  it('the key id, kid, thumbprint, public JWK, JWK Set, app id or another tenant’s assertion, as client_secret or client_assertion → 401 invalid_client', async () => {
+    const f = await setup({ clientLockout: false });
+    closers.push(() => f.cleanup());
+    const key = await keyPair();
+    const created = await keyApp(f, key);
+    const view = created.keys[0]!;
+    const stored = (await f.store.listClientKeys('acme', created.app.id))[0]!;
+    const derived = [stored.id, view.kid, view.thumbprint, JSON.stringify(view.jwk), JSON.stringify({ keys: [view.jwk] }), created.app.id, stored.jwk];
+    for (const value of derived) {
+      expectOAuthError(await request(f.app).post('/oauth/token').auth(created.app.id, value).type('form').send({ grant_type: 'client_credentials' }), 401, 'invalid_client');
+      expectOAuthError(await grant(f.app, value), 401, 'invalid_client');
+      expectOAuthError(await grant(f.app, value, { client_id: created.app.id }), 401, 'invalid_client');
+    }
+    // A key app gets no secret (409), and a token that reached the store anyway authenticates nothing.
+    const admin = await adminOf(f);
+    expectProblem(await request(f.app).post(`/apps/${created.app.id}/tokens`).set(bearer(admin)).send({}), 409, 'conflict', 'id');
+    const { hashSecret, SecretCodec } = await import('../src/core/secrets.js');
+    const planted = new SecretCodec('eat').generate();
+    expect(hashSecret(planted.value)).toBe(planted.hash);
+    await f.store.createApiToken({ id: 'tok_planted000000000000000', appId: created.app.id, tenantId: 'acme', name: 'x', hash: planted.hash, hint: planted.hint, scopes: null, createdAt: new Date(), expiresAt: null, lastUsedAt: null, revokedAt: null, revokedReason: null, replacedBy: null });
+    expectOAuthError(await request(f.app).post('/oauth/token').auth(created.app.id, planted.value).type('form').send({ grant_type: 'client_credentials' }), 401, 'invalid_client');
+    // An assertion another tenant's client signed correctly names only that client.
+    const otherKey = await keyPair();
+    const other = await f.auth.apps.create({ tenantId: 'globex', name: 'theirs', scopes: ['notarization:read'], tokenEndpointAuthMethod: 'private_key_jwt', jwks: { keys: [otherKey.jwk] } });
+    expectOAuthError(await grant(f.app, await assertion(otherKey, created.app.id)), 401, 'invalid_client');
+    expectOAuthError(await grant(f.app, await assertion(otherKey, other.app.id), { client_id: created.app.id }), 401, 'invalid_client');
+    const theirs = await grant(f.app, await assertion(otherKey, other.app.id));
+    expect(theirs.status).toBe(200);
+    expect(decodeJwt(theirs.body.access_token).payload.tenant_id).toBe('globex');
+  });
+});
+
 describe('keys are credentials: /apps/:id/keys', () => {
   it('GET lists, POST adds a JWK or a PEM (with expiry), DELETE kills every access token minted with the key at once', async () => {
     const clock = new Clock();

@@ -317,6 +317,9 @@ export class AppManagement {
       const app = await this.#app(p, appId);
       // A token carries the app's identity: issuing one acts on the app, whatever its own scopes.
       this.assertMayActOn(p, app);
+      if (app.tokenEndpointAuthMethod === 'private_key_jwt') {
+        throw new AppTokensError('conflict', `id: app ${printable(app.id)} authenticates with private_key_jwt and has no secret; add a key instead`, { field: 'id' });
+      }
       const now = this.#now();
       const { record, value } = this.#newToken(app, input, '', now);
       this.#assertMayGrant(p, record.scopes ?? this.#s.roles.scopesOf(app), 'scopes');
