@@ -5,14 +5,18 @@
  *
  * Environment: `DATABASE_URL` (default `sqlite:./data/app-tokens.db`), `SCOPES` (the catalogue,
  * space-separated; default: the example server's catalogue), `ISSUER`/`PORT` (not used to sign
- * anything, only to build the instance).
+ * anything, only to build the instance). `--config FILE` reads the host's own options instead.
+ * A tenant that already has an admin app gets no second one unless `--force` is given.
  *
  * @module
  */
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { realpathSync } from 'node:fs';
-import { createAppTokens } from './create-app-tokens.js';
+import { resolve } from 'node:path';
+import { createAppTokens, type AppTokens } from './create-app-tokens.js';
+import type { AppTokensOptions } from './core/options.js';
+import type { Store } from './store.js';
 import { DEFAULT_DATABASE_URL, openStore } from './database-url.js';
 import { AppTokensError } from './core/errors.js';
 import { rootScopes } from './core/scopes.js';
@@ -41,10 +45,17 @@ export const EXAMPLE_ROLES = [
 ];
 
 const USAGE = `Usage:
-  express-app-tokens bootstrap --tenant NAME [--scopes "a:read b:write"] [--name admin]
+  express-app-tokens bootstrap --tenant NAME [--scopes "a:read b:write" | --config FILE] [--name admin] [--force]
       Creates the tenant's admin app, the tenant's root (the wildcard of every resource of the
       catalogue: notarization:*, storage:*, …), and prints its credentials once:
       {"tenant":"NAME","client_id":"app_…","client_secret":"eat_…"}
+      The secret expires with the API-token default lifetime (90 days unless your options say
+      otherwise): the date is printed on stderr. A tenant that already has an admin app (one that
+      holds every scope of the catalogue) gets no second one unless --force is given.
+      --config FILE  an ES module whose default export is your createAppTokens() options (or a
+                     function returning them): your scope catalogue, token prefix, roles and store,
+                     so the admin is made for your app, not for the example server. Without a
+                     "store" in it, DATABASE_URL is used.
   express-app-tokens rotate-keys
       Retires the active signing key and creates a new one; prints {"kid":"…","retired":["…"],"activatesAt":"…"}
       (the new key signs from activatesAt, 90 s later).
@@ -74,6 +85,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         tenant: { type: 'string' },
         scopes: { type: 'string' },
         name: { type: 'string' },
+        config: { type: 'string' },
+        force: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -96,22 +109,67 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     io.stderr(`--tenant: required\n\n${USAGE}`);
     return 2;
   }
-  const scopeSource = values.scopes ?? io.env.SCOPES;
-  const scopes = scopeSource ? scopeSource.split(/[\s,]+/).filter(Boolean) : EXAMPLE_SCOPES;
+  if (values.config !== undefined && (values.scopes !== undefined || io.env.SCOPES)) {
+    io.stderr(`--config: the scopes come from the config file; drop --scopes and SCOPES\n\n${USAGE}`);
+    return 2;
+  }
   const port = io.env.PORT ?? '3000';
-  let store;
+  let store: Store | undefined;
   try {
-    store = await openStore(io.env.DATABASE_URL || DEFAULT_DATABASE_URL);
-    const auth = createAppTokens({ store, issuer: io.env.ISSUER || `http://localhost:${port}`, scopes });
+    let host: Partial<AppTokensOptions> = {};
+    if (values.config !== undefined) {
+      const loaded = await loadConfig(values.config);
+      if (typeof loaded === 'string') {
+        io.stderr(`--config: ${loaded}`);
+        return 2;
+      }
+      host = loaded;
+    }
+    const scopeSource = values.scopes ?? io.env.SCOPES;
+    const scopes = host.scopes ?? (scopeSource ? scopeSource.split(/[\s,]+/).filter(Boolean) : EXAMPLE_SCOPES);
+    store = host.store ?? (await openStore(io.env.DATABASE_URL || DEFAULT_DATABASE_URL));
+    const auth = createAppTokens({
+      issuer: io.env.ISSUER || `http://localhost:${port}`,
+      ...host,
+      store,
+      scopes,
+      advanced: { ...host.advanced, revocationSyncInterval: 0, keyReloadInterval: 0, expirySweepInterval: 0 },
+    });
+    const root = rootScopes(scopes);
+    const existing = await findAdmin(auth, values.tenant, root);
+    if (existing !== undefined && !values.force) {
+      io.stderr(
+        `--tenant: '${values.tenant}' already has an admin app: ${existing.id} ('${existing.name}', created ${existing.createdAt}). ` +
+          `Its secret was shown once when it was made; to get a new one, regenerate its token (POST /apps/${existing.id}/tokens/{tokenId}/regenerate, ` +
+          `or the console). Pass --force to create another admin app.`,
+      );
+      return 2;
+    }
     const created = await auth.apps.create({
       tenantId: values.tenant,
       name: values.name ?? 'admin',
       description: 'created by express-app-tokens bootstrap',
       // The tenant's root: it may grant any scope or wildcard of the catalogue.
-      scopes: rootScopes(scopes),
+      scopes: root,
       token: { name: 'bootstrap' },
     });
+    await auth.close();
     io.stdout(JSON.stringify({ tenant: values.tenant, client_id: created.app.id, client_secret: created.value }));
+    if (values.config === undefined && !scopeSource) {
+      // A host bootstrapping its own app with the example's catalogue would get an admin that
+      // holds nothing of its own catalogue: say which catalogue this was.
+      io.stderr(
+        `note: no --scopes, SCOPES or --config given: the admin holds the example server's catalogue (${root.join(' ')}); ` +
+          'for your own app, pass --config with your createAppTokens() options.',
+      );
+    }
+    const expires = created.token.expirationDate;
+    io.stderr(
+      expires === null
+        ? 'note: this client_secret is shown once and does not expire; store it now.'
+        : `note: this client_secret is shown once and expires on ${expires} (the API-token default lifetime, "apiTokenTtl.default"); ` +
+            'rotate it before then with POST /tokens/refresh, or regenerate it from the console.',
+    );
     return 0;
   } catch (error) {
     if (error instanceof AppTokensError) {
@@ -124,6 +182,39 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   } finally {
     await store?.close();
   }
+}
+
+/** An app of the tenant that holds every root scope of the catalogue: an admin already made. */
+async function findAdmin(
+  auth: AppTokens,
+  tenantId: string,
+  root: readonly string[],
+): Promise<{ id: string; name: string; createdAt: string } | undefined> {
+  let cursor: string | undefined;
+  do {
+    const page = await auth.apps.list(tenantId, { limit: 100, ...(cursor ? { cursor } : {}) });
+    const admin = page.items.find((app) => root.every((s) => app.scopes.includes(s)));
+    if (admin) return { id: admin.id, name: admin.name, createdAt: admin.creationDate };
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor);
+  return undefined;
+}
+
+/** The host's options from `--config FILE`: its default export, or what its default export function returns. */
+async function loadConfig(file: string): Promise<Partial<AppTokensOptions> | string> {
+  let mod: { default?: unknown };
+  try {
+    mod = (await import(pathToFileURL(resolve(file)).href)) as { default?: unknown };
+  } catch (error) {
+    return `cannot load ${file}: ${(error as Error).message}`;
+  }
+  let options = mod.default;
+  if (typeof options === 'function') options = await (options as () => unknown)();
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    return `${file} must export default your createAppTokens() options (an object, or a function returning one)`;
+  }
+  if (!Array.isArray((options as { scopes?: unknown }).scopes)) return `${file}: the options have no "scopes" catalogue`;
+  return options as Partial<AppTokensOptions>;
 }
 
 async function rotateKeys(io: CliIo): Promise<number> {

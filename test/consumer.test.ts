@@ -28,8 +28,22 @@ afterAll(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
+/**
+ * The settings of a demanding consumer: `strict`, and `exactOptionalPropertyTypes` (an optional
+ * option given `process.env.X`, a `string | undefined`, must still compile: issue 21, finding 10).
+ */
+const STRICT = {
+  module: 'nodenext',
+  moduleResolution: 'nodenext',
+  target: 'es2022',
+  strict: true,
+  exactOptionalPropertyTypes: true,
+  skipLibCheck: false,
+  noEmit: true,
+};
+
 /** A consumer project with the packed library and exactly `packages` (plus its dependencies). */
-function consumer(packages: string[], source: string): string {
+function consumer(packages: string[], source?: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'eat-consumer-'));
   dirs.push(dir);
   unpack(tarball, join(dir, 'node_modules/express-app-tokens'));
@@ -42,11 +56,11 @@ function consumer(packages: string[], source: string): string {
   writeFileSync(
     join(dir, 'tsconfig.json'),
     JSON.stringify({
-      compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, skipLibCheck: false, noEmit: true },
+      compilerOptions: STRICT,
       files: ['app.ts'],
     }),
   );
-  writeFileSync(join(dir, 'app.ts'), source);
+  if (source !== undefined) writeFileSync(join(dir, 'app.ts'), source);
   return dir;
 }
 
@@ -96,5 +110,79 @@ describe('a strict TypeScript consumer of the packed library', () => {
     expect(output).toBe('');
     expect(status).toBe(0);
     execFileSync(process.execPath, ['--input-type=module', '-e', "await import('express-app-tokens/adapters/postgres')"], { cwd: dir });
+  });
+});
+
+/**
+ * Every `ts` block of the README, each compiled as its own module of one consumer project. A block
+ * that is a fragment uses names a host has in scope (`auth`, `app`, `handler`…): they are declared
+ * once in `host.d.ts` below, with the host's session typing; a block that declares a name itself
+ * shadows it. Inside `createAppTokens({ /* … *\/ … })`, the `/* … *\/` stands for the rest of the
+ * host's options and is compiled as a spread of a complete options object.
+ */
+const HOST_DECLARATIONS = `import type express from 'express';
+import type { AppTokens, AppTokensOptions } from 'express-app-tokens';
+declare global {
+  const auth: AppTokens;
+  const app: express.Express;
+  const handler: express.RequestHandler;
+  const options: AppTokensOptions;
+  const ISSUER: string;
+  const CLIENT_ID: string;
+  const CLIENT_SECRET: string;
+  const users: { find(tenantId: string, userId: string): Promise<{ scopes: string[] } | undefined> };
+}
+/** The host's session middleware (express-session or the like) types the signed-in user so. */
+declare module 'express-serve-static-core' {
+  interface Request {
+    session?: { user?: { id: string; orgId: string; scopes: string[] } };
+  }
+}
+export {};
+`;
+
+/** The README's `ts` blocks with the line each starts on. */
+function readmeBlocks(text: string): Array<{ line: number; code: string }> {
+  const blocks: Array<{ line: number; code: string }> = [];
+  for (const m of text.matchAll(/^```ts\n([\s\S]*?)^```/gm)) {
+    blocks.push({ line: text.slice(0, m.index).split('\n').length, code: m[1]! });
+  }
+  return blocks;
+}
+
+/** A block as a module: the imports it uses but does not write, and `/* … *\/` as the host's options. */
+function asModule(code: string): string {
+  const imports: string[] = [];
+  const imported = (name: string) => new RegExp(`import[^;]*\\b${name}\\b[^;]*from`).test(code);
+  if (/\bexpress\b/.test(code) && !imported('express')) imports.push("import express from 'express';");
+  if (/\bcreateAppTokens\b/.test(code) && !imported('createAppTokens')) imports.push("import { createAppTokens } from 'express-app-tokens';");
+  const body = code.replace(/\/\* … \*\//g, '...options,');
+  return `${imports.join('\n')}\n${body}\nexport {};\n`;
+}
+
+describe('the README code blocks (issue 21, finding 10)', () => {
+  it('every ts block of README.md compiles for a strict consumer with exactOptionalPropertyTypes', () => {
+    const blocks = readmeBlocks(readme);
+    expect(blocks.length).toBeGreaterThanOrEqual(10);
+    const dir = consumer([...TYPES, '@types/express-serve-static-core', 'better-sqlite3', 'pg', '@types/pg', 'openid-client']);
+    const files = blocks.map((b) => `readme-line-${b.line}.ts`);
+    blocks.forEach((b, i) => writeFileSync(join(dir, files[i]!), asModule(b.code)));
+    writeFileSync(join(dir, 'host.d.ts'), HOST_DECLARATIONS);
+    writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: STRICT, files: ['host.d.ts', ...files] }));
+    const { status, output } = typeCheck(dir);
+    // The file name says which README line the failing block starts on.
+    expect(output).toBe('');
+    expect(status).toBe(0);
+  });
+
+  it('a block that does not compile is caught (the check can fail)', () => {
+    const dir = consumer([...TYPES, '@types/express-serve-static-core', 'better-sqlite3']);
+    const bad = asModule("createAppTokens({ /* … */ keyEncryptionSecret: 42 });");
+    writeFileSync(join(dir, 'bad.ts'), bad);
+    writeFileSync(join(dir, 'host.d.ts'), HOST_DECLARATIONS);
+    writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: STRICT, files: ['host.d.ts', 'bad.ts'] }));
+    const { status, output } = typeCheck(dir);
+    expect(status).not.toBe(0);
+    expect(output).toMatch(/bad\.ts.*keyEncryptionSecret|TS2322/s);
   });
 });

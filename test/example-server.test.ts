@@ -268,13 +268,21 @@ describe('npm start', () => {
 });
 
 describe('CLI', () => {
-  it('bootstrap prints one JSON line with working credentials and a new app each time', () => {
+  it('bootstrap prints one JSON line with working credentials; a second admin for the tenant only with --force (issue 21, finding 9)', () => {
     const env = { DATABASE_URL: `sqlite:${join(dir, 'cli.db')}` };
     const a = cli(['bootstrap', '--tenant', 'acme'], env);
-    const b = cli(['bootstrap', '--tenant', 'acme'], env);
+    const refused = cli(['bootstrap', '--tenant', 'acme'], env);
+    const b = cli(['bootstrap', '--tenant', 'acme', '--force'], env);
     expect(a.status, a.stderr).toBe(0);
     expect(a.stdout.trim().split('\n')).toHaveLength(1);
+    // The expiry of the secret is said where it is printed (stderr: stdout stays one JSON line).
+    expect(a.stderr).toMatch(/expires on \d{4}-\d\d-\d\dT/);
     const first = JSON.parse(a.stdout) as { client_id: string };
+    expect(refused.status).toBe(2);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).toContain(first.client_id);
+    expect(refused.stderr).toContain('--force');
+    expect(b.status, b.stderr).toBe(0);
     const second = JSON.parse(b.stdout) as { client_id: string };
     expect(first.client_id).not.toBe(second.client_id);
   });
