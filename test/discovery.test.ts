@@ -1,3 +1,7 @@
+import { execFile, spawnSync } from 'node:child_process';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import express from 'express';
 import request from 'supertest';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -34,6 +38,8 @@ describe('RFC 8414 authorization server metadata', () => {
       issuer: ISSUER,
       token_endpoint: `${ISSUER}/oauth/token`,
       jwks_uri: `${ISSUER}/.well-known/jwks.json`,
+      // REQUIRED by RFC 8414 §2; no authorization endpoint, so only `none` (§3.2: never an empty array).
+      response_types_supported: ['none'],
       grant_types_supported: ['client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange'],
       token_endpoint_auth_methods_supported: methods,
       token_endpoint_auth_signing_alg_values_supported: algs,
@@ -85,7 +91,7 @@ describe('RFC 8414 authorization server metadata', () => {
     }
   });
 
-  it('RFC 8414 §2: no metadata value is an empty array', async () => {
+  it('RFC 8414 §3.2: no metadata value is an empty array', async () => {
     const meta = (await request(f.app).get('/.well-known/oauth-authorization-server')).body as Record<string, unknown>;
     for (const [name, value] of Object.entries(meta)) {
       if (Array.isArray(value)) expect(value.length, name).toBeGreaterThan(0);
@@ -124,3 +130,53 @@ describe('JWKS', () => {
     expect(after).toEqual(before);
   });
 });
+
+/**
+ * Debian's python3-authlib (installed by `.ci/run`). `python3` on PATH may be another Python, so
+ * /usr/bin/python3. Skipped only outside CI when it is missing; in CI a missing Authlib fails.
+ */
+const PYTHON = '/usr/bin/python3';
+const hasAuthlib = spawnSync(PYTHON, ['-c', 'import authlib'], { stdio: 'ignore' }).status === 0;
+const METADATA_SCRIPT = fileURLToPath(new URL('./fixtures/authlib_metadata.py', import.meta.url));
+
+describe.skipIf(!hasAuthlib && !process.env.CI)('RFC 8414 §2 with a real peer: Authlib (skipped: /usr/bin/python3 cannot import authlib; apt-get install python3-authlib)', () => {
+  async function validate(host: express.Express, path: string): Promise<{ ok: boolean; error?: string }> {
+    const server = host.listen(0, '127.0.0.1');
+    await new Promise<void>((r) => server.once('listening', () => r()));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}${path}`;
+      const { stdout } = await promisify(execFile)(PYTHON, [METADATA_SCRIPT, url], { timeout: 20_000 });
+      return JSON.parse(stdout) as { ok: boolean; error?: string };
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  }
+
+  it("RFC 8414 §2: Authlib's AuthorizationServerMetadata.validate() accepts the document our server serves (response_types_supported present)", async () => {
+    expect(await validate(f.app, '/.well-known/oauth-authorization-server')).toEqual({ ok: true });
+  });
+
+  it("RFC 8414 §3: Authlib's validator accepts the document of an issuer with a path, at its inserted well-known URL", async () => {
+    const auth = createAppTokens({ store: createMemoryStore(), issuer: 'https://api.example.test/tenants/auth', scopes: CATALOGUE });
+    try {
+      const host = express();
+      host.use(auth.wellKnown());
+      host.use('/tenants/auth', auth.routes());
+      expect(await validate(host, '/.well-known/oauth-authorization-server/tenants/auth')).toEqual({ ok: true });
+    } finally {
+      await auth.close();
+    }
+  });
+
+  it("RFC 8414 §2: the validator is a real check: it refuses our document without response_types_supported, as it did before the fix", async () => {
+    const host = express();
+    host.get('/meta', async (_req, res) => {
+      const doc = (await request(f.app).get('/.well-known/oauth-authorization-server')).body as Record<string, unknown>;
+      delete doc.response_types_supported;
+      res.json(doc);
+    });
+    expect(await validate(host, '/meta')).toEqual({ ok: false, error: '"response_types_supported" is required' });
+  });
+});
+

@@ -19,7 +19,7 @@ import { ASSERTION_ALGS } from './client-keys.js';
 export interface RemoteJwksOptions {
   /** Allow http and private or loopback addresses (tests, a trusted internal network). Default: false. */
   allowPrivateAddresses: boolean;
-  /** ms. */
+  /** ms: the whole fetch (lookup, connect, headers, body) must finish within it. */
   timeout: number;
   /** ms a fetched set is used before it is fetched again. */
   cacheTtl: number;
@@ -158,26 +158,41 @@ export class RemoteJwks {
     };
     const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise<string>((resolve, reject) => {
+      let settled = false;
+      let deadline: NodeJS.Timeout | undefined;
+      const settle = (error: Error | undefined, body?: string): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(deadline);
+        if (error === undefined) resolve(body!);
+        else {
+          reject(error);
+          req.destroy();
+        }
+      };
       const req = send(target, { method: 'GET', headers: { accept: 'application/jwk-set+json, application/json' }, lookup, timeout }, (res: IncomingMessage) => {
         if (res.statusCode !== 200) {
           res.resume();
-          return reject(new Error(`jwksUri answered ${res.statusCode}`));
+          return settle(new Error(`jwksUri answered ${res.statusCode}`));
         }
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (chunk: Buffer) => {
           size += chunk.length;
-          if (size > MAX_BYTES) {
-            req.destroy(new Error('jwksUri answer too large'));
-            return;
-          }
+          if (size > MAX_BYTES) return settle(new Error('jwksUri answer too large'));
           chunks.push(chunk);
         });
-        res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-        res.on('error', reject);
+        res.on('end', () => settle(undefined, Buffer.concat(chunks).toString('utf8')));
+        res.on('error', (e) => settle(e));
+        res.on('aborted', () => settle(new Error('jwksUri answer aborted')));
       });
-      req.on('timeout', () => req.destroy(new Error('jwksUri timed out')));
-      req.on('error', reject);
+      // `timeout` above fires only when the socket idles; a host dribbling a byte just inside it
+      // would hold the token request for as long as it likes. This deadline bounds the whole
+      // fetch: name lookup, connect, TLS, headers and body.
+      deadline = setTimeout(() => settle(new Error('jwksUri timed out')), timeout);
+      deadline.unref();
+      req.on('timeout', () => settle(new Error('jwksUri timed out')));
+      req.on('error', (e) => settle(e));
       req.end();
     });
   }

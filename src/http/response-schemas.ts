@@ -77,10 +77,20 @@ export const createdAppSchema = z
   .strictObject({ app: appViewSchema, token: apiTokenViewSchema, value: secretValue })
   .meta({ description: 'The app, its first API token, and that token’s value (shown once).' });
 
+export const lockoutViewSchema = z
+  .strictObject({
+    failures: z.number().int().meta({ description: "failed authentications naming the app's client id, from every source, in the current window" }),
+    lastFailureAt: isoDate.nullable().meta({ description: 'the last of them; null: none recently' }),
+    throttledSources: z.number().int().meta({ description: 'sources (addresses; IPv6 by /64) throttled for this client in the current lockout period' }),
+    until: isoDate.nullable().meta({ description: 'when the last of them is let through again; null: none is throttled' }),
+  })
+  .meta({ description: 'Failed authentications naming the app. They throttle their sources, never the app’s correct credential; DELETE /apps/{id}/lockout clears them.' });
+
 export const appDetailsSchema = appViewSchema
   .extend({
     tokens: z.array(apiTokenViewSchema).meta({ description: "the first page of the app's live tokens" }),
     tokensNextCursor: z.string().nullable().meta({ description: 'pages on through GET /apps/{id}/tokens?cursor= (null: that was all)' }),
+    lockout: lockoutViewSchema.nullable().meta({ description: 'null when the host turned clientLockout off' }),
   })
   .meta({ description: "An app with the first page of its live tokens' metadata." });
 
@@ -131,6 +141,7 @@ const EVENT_TYPES = [
   'app.created',
   'app.updated',
   'app.deleted',
+  'app.lockout_cleared',
   'token.created',
   'token.regenerated',
   'token.refreshed',
@@ -222,6 +233,9 @@ export const metadataSchema = z
     issuer: z.string(),
     token_endpoint: z.string(),
     jwks_uri: z.string(),
+    response_types_supported: z
+      .array(z.literal('none'))
+      .meta({ description: 'RFC 8414 §2 (REQUIRED): there is no authorization endpoint, so only `none` (nothing is issued through one)' }),
     grant_types_supported: z.array(z.string()),
     token_endpoint_auth_methods_supported: z.array(z.string()),
     token_endpoint_auth_signing_alg_values_supported: z.array(z.string()),

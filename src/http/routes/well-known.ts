@@ -15,7 +15,9 @@ export function endpointUrl(issuer: string, path: string): string {
 
 /**
  * RFC 8414 §2 metadata. `issuer` is identical to the `iss` of our tokens (§3.3). Arrays are never
- * empty; `response_types_supported` is omitted because there is no authorization endpoint.
+ * empty (§3.2). `response_types_supported` is REQUIRED (§2) though there is no authorization
+ * endpoint: it lists `none`, the registered response type that returns neither a code nor a token
+ * (`docs/decisions/2026-12-discovery-response-types.md`).
  */
 export function metadata(service: AppTokensService): Record<string, unknown> {
   const { issuer } = service.options;
@@ -26,6 +28,8 @@ export function metadata(service: AppTokensService): Record<string, unknown> {
     issuer,
     token_endpoint: endpointUrl(issuer, '/oauth/token'),
     jwks_uri: endpointUrl(issuer, '/.well-known/jwks.json'),
+    // RFC 8414 §2 REQUIRED, §3.2 no empty array; no authorization endpoint, so no code and no token.
+    response_types_supported: ['none'],
     grant_types_supported: ['client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange'],
     token_endpoint_auth_methods_supported: authMethods,
     token_endpoint_auth_signing_alg_values_supported: assertionAlgs,
