@@ -1,13 +1,13 @@
 /**
  * Issue 13, item 4: rotation with a grace period. `POST /apps/:id/tokens/:tokenId/regenerate` with
- * `{gracePeriod}`: the old value keeps working (token endpoint, bearer, refresh) until the deadline,
+ * `{gracePeriod}`: the old value keeps working (token endpoint, bearer; never refresh: issue 21 item 1) until the deadline,
  * listed as `retiring`, then dies on time on every instance with the access tokens it minted.
  */
 import request from 'supertest';
 import type { Express } from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AppTokens } from '../src/index.js';
-import { CATALOGUE, accessToken, expectProblem, setup, tokenRequest, Clock, postgresInstances, type Fixture } from './helpers.js';
+import { CATALOGUE, accessToken, expectOAuthError, expectProblem, setup, tokenRequest, Clock, postgresInstances, type Fixture } from './helpers.js';
 
 const closers: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -86,16 +86,22 @@ describe('issue 13 item 4: regenerate with a grace period', () => {
     expect((await tokenRequest(f.app, target.app.id, target.value)).status).toBe(200);
   });
 
-  it('a retiring token cannot be regenerated again (409); it can be refreshed, and the successor gets the full lifetime', async () => {
+  it('RFC 9700 §4.14.2: a retiring token can be neither regenerated again (409 conflict) nor refreshed (400 invalid_grant saying it is retiring); it keeps working until the deadline', async () => {
     const clock = new Clock();
     const { f, admin, target } = await fixture(clock);
-    expect((await regenerate(f.app, admin, target.app.id, target.token.id, { gracePeriod: 600 })).status).toBe(200);
-    expectProblem(await regenerate(f.app, admin, target.app.id, target.token.id, { gracePeriod: 600 }), 409, 'conflict', 'tokenId');
+    const regenerated = await regenerate(f.app, admin, target.app.id, target.token.id, { gracePeriod: 600 });
+    expect(regenerated.status).toBe(200);
+    const conflict = expectProblem(await regenerate(f.app, admin, target.app.id, target.token.id, { gracePeriod: 600 }), 409, 'conflict', 'tokenId');
+    expect(conflict.detail).toContain('retiring');
     const refreshed = await request(f.app)
       .post('/tokens/refresh')
       .send({ client_id: target.app.id, grant_type: 'token-exchange', refresh_token: target.value, scope: 'openid' });
-    expect(refreshed.status, refreshed.text).toBe(200);
-    expect(Date.parse(refreshed.body.token.expirationDate) - clock.t).toBe(30 * 86_400 * 1000);
+    expectOAuthError(refreshed, 400, 'invalid_grant');
+    expect(refreshed.body.error_description).toContain('retiring');
+    // Refused, not consumed: the old value still works until its deadline, the successor as well.
+    expect((await tokenRequest(f.app, target.app.id, target.value)).status).toBe(200);
+    expect((await tokenRequest(f.app, target.app.id, regenerated.body.value)).status).toBe(200);
+    clock.advance(601);
     expect((await tokenRequest(f.app, target.app.id, target.value)).status).toBe(401);
   });
 
