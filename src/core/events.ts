@@ -5,6 +5,7 @@
  */
 import type { AuditEventRecord, AuditEventType, Store } from '../store.js';
 import { BatchWriter } from './batch.js';
+import type { Logger } from './logger.js';
 import { randomId } from './secrets.js';
 
 /** An audit event as the host's `onEvent` and `GET /apps/:id/events` see it: the record, `at` in ISO 8601. Never a secret. */
@@ -24,6 +25,8 @@ export interface EventLogOptions {
   now: () => Date;
   /** `events.retention`, seconds; `null` keeps events forever. */
   retention?: number | null;
+  /** Where a failing flush is reported: once when writes start failing, once when they succeed again. */
+  log?: Pick<Logger, 'warn'> & { info?: Logger['info'] };
 }
 
 /** Events deleted per statement, and statements per pruning run (the rest waits for the next run). */
@@ -36,11 +39,36 @@ export class EventLog extends BatchWriter<AuditEventRecord[]> {
   readonly #store: Store;
   readonly #options: EventLogOptions;
   #pending: AuditEventRecord[] = [];
+  #failing = false;
 
   constructor(store: Store, options: EventLogOptions) {
     super(options.flushInterval);
     this.#store = store;
     this.#options = options;
+  }
+
+  /**
+   * Write what is pending; on failure it stays pending (kept for the next flush) and the error is
+   * thrown. The background flush swallows the error: the first failure of a run is logged here
+   * with its cause (the store down, never a crash), and the recovery after it.
+   */
+  override async flush(): Promise<void> {
+    try {
+      await super.flush();
+    } catch (error) {
+      if (!this.#failing) {
+        this.#failing = true;
+        this.#options.log?.warn(
+          { cause: error, pending: this.#pending.length },
+          'audit events could not be written to the store; kept in memory and retried at the next flush',
+        );
+      }
+      throw error;
+    }
+    if (this.#failing) {
+      this.#failing = false;
+      this.#options.log?.info?.({}, 'audit events are written to the store again');
+    }
   }
 
   /**

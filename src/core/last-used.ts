@@ -6,14 +6,39 @@
  */
 import type { Store } from '../store.js';
 import { BatchWriter } from './batch.js';
+import type { Logger } from './logger.js';
 
 export class LastUsedBatcher extends BatchWriter<Map<string, Date>> {
   readonly #store: Store;
+  readonly #log: (Pick<Logger, 'warn'> & { info?: Logger['info'] }) | undefined;
   #pending = new Map<string, Date>();
+  #failing = false;
 
-  constructor(store: Store, interval: number) {
+  /** @param log - where a failing flush is reported, once per run of failures */
+  constructor(store: Store, interval: number, log?: Pick<Logger, 'warn'> & { info?: Logger['info'] }) {
     super(interval);
     this.#store = store;
+    this.#log = log;
+  }
+
+  /** Write what is pending; a failure keeps it pending, is logged once with its cause, and is thrown. */
+  override async flush(): Promise<void> {
+    try {
+      await super.flush();
+    } catch (error) {
+      if (!this.#failing) {
+        this.#failing = true;
+        this.#log?.warn(
+          { cause: error, pending: this.#pending.size },
+          'lastUsedDate updates could not be written to the store; kept in memory and retried at the next flush',
+        );
+      }
+      throw error;
+    }
+    if (this.#failing) {
+      this.#failing = false;
+      this.#log?.info?.({}, 'lastUsedDate updates are written to the store again');
+    }
   }
 
   /** Note a use of an API token. O(1), no I/O. */

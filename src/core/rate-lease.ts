@@ -14,9 +14,11 @@
  *
  * The lease follows the observed rate (about {@link LEASE_HORIZON_MS} of traffic, at most
  * `leaseMax`), and a report starts when half of it is spent, so the next one is usually there
- * before it runs out; otherwise the request waits for that report. When the store fails, requests
+ * before it runs out; otherwise the request waits for that report, at most {@link LEASE_WAIT_MS}.
+ * When the store fails, or does not answer within that wait (a silent database, issue 22), requests
  * that need it are counted by the per-process limiter instead (as rate-limiter-flexible's
- * insurance limiter does), and the store is tried again after {@link RETRY_MS}.
+ * insurance limiter does), said once through `onFallback`, and the store is tried again after
+ * {@link RETRY_MS}. While counting locally each instance allows up to `points` on its own.
  *
  * @module
  */
@@ -30,6 +32,16 @@ export const LEASE_HORIZON_MS = 250;
 export const FLUSH_MS = 1000;
 /** After a failed report, the store is not asked again for this long, ms. */
 export const RETRY_MS = 1000;
+/** The longest a request waits for a lease report before it is counted locally, ms. */
+export const LEASE_WAIT_MS = 250;
+
+/** Optional behaviour of {@link RateLeases}. */
+export interface RateLeaseOptions {
+  /** The longest a request waits for the store's answer, ms. Default: {@link LEASE_WAIT_MS}. */
+  waitMs?: number;
+  /** Told when counting falls back to this process (the cause) and when shared counting is back (`undefined`); once each. */
+  onFallback?: (cause: unknown) => void;
+}
 
 /** What `rateLimit()` answers: allowed or not, the remaining count, and when the window ends. */
 export interface RateDecision {
@@ -66,6 +78,10 @@ export class RateLeases {
   readonly #prefix: string;
   readonly #fallback: LocalWindows;
   readonly #states = new Map<string, LeaseState>();
+  readonly #waitMs: number;
+  readonly #onFallback: ((cause: unknown) => void) | undefined;
+  /** Counting locally since a report failed or was too slow; said once, until a report succeeds. */
+  #degraded = false;
   #nextSweep = 0;
 
   /**
@@ -73,8 +89,10 @@ export class RateLeases {
    * @param leaseMax the largest lease, ≥ 1: the bound's excess per instance
    * @param prefix distinguishes policies (name, points, duration) in the store's keys
    */
-  constructor(add: AddRateUsage, points: number, durationSeconds: number, leaseMax: number, prefix: string) {
+  constructor(add: AddRateUsage, points: number, durationSeconds: number, leaseMax: number, prefix: string, options: RateLeaseOptions = {}) {
     this.#add = add;
+    this.#waitMs = options.waitMs ?? LEASE_WAIT_MS;
+    this.#onFallback = options.onFallback;
     this.#points = points;
     this.#durationMs = durationSeconds * 1000;
     this.#leaseMax = Math.max(1, Math.floor(leaseMax));
@@ -130,11 +148,28 @@ export class RateLeases {
     // The lease is spent and the store has not answered yet (or is failing).
     if (now < s.retryAt) return this.#local(key, now);
     const windowStart = s.windowStart;
-    return this.#report(s).then(() => {
+    let timer: NodeJS.Timeout | undefined;
+    // A silent store must not hold the request: past the wait, count it here (and say so).
+    const waited = new Promise<'late'>((resolve) => {
+      timer = setTimeout(resolve, this.#waitMs, 'late');
+    });
+    return Promise.race([this.#report(s), waited]).then((outcome) => {
+      clearTimeout(timer);
       const later = Date.now();
+      if (outcome === 'late') {
+        if (s.pending !== undefined) s.retryAt = Math.max(s.retryAt, later + RETRY_MS);
+        this.#fellBack(new Error(`the store did not answer a rate-limit report within ${this.#waitMs} ms`));
+        return this.#local(key, later);
+      }
       if (later < s.retryAt && s.windowStart === windowStart) return this.#local(key, later);
       return this.consume(key, later);
     });
+  }
+
+  #fellBack(cause: unknown): void {
+    if (this.#degraded) return;
+    this.#degraded = true;
+    this.#onFallback?.(cause);
   }
 
   /** The per-process count, while the store fails. */
@@ -154,6 +189,11 @@ export class RateLeases {
     s.pending = this.#add(s.storeKey, windowStart, count, expiresAt)
       .then(
         (total) => {
+          if (this.#degraded) {
+            this.#degraded = false;
+            this.#onFallback?.(undefined);
+          }
+          s.retryAt = 0;
           if (s.windowStart !== windowStart) return;
           const at = Date.now();
           s.unreported -= count;
@@ -162,8 +202,9 @@ export class RateLeases {
           const rate = count / Math.max(at - since, 10);
           s.lease = Math.min(this.#leaseMax, Math.max(1, Math.ceil(rate * LEASE_HORIZON_MS)));
         },
-        () => {
+        (error: unknown) => {
           s.retryAt = Date.now() + RETRY_MS;
+          this.#fellBack(error);
         },
       )
       .finally(() => {
