@@ -17,7 +17,8 @@ import { createServer, type ServerOptions } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import express, { type Express } from 'express';
 import { createAppTokens, type AppTokens } from '../src/index.js';
-import { EXAMPLE_ROLES, EXAMPLE_SCOPES } from '../src/cli.js';
+import { AppTokensError } from '../src/core/errors.js';
+import { EXAMPLE_ROLES, EXAMPLE_SCOPES, storeFailureMessage } from '../src/cli.js';
 import { DEFAULT_DATABASE_URL, openStore } from '../src/database-url.js';
 
 export { EXAMPLE_ROLES, EXAMPLE_SCOPES };
@@ -183,7 +184,9 @@ async function main(): Promise<void> {
 const entry = process.argv[1];
 if (entry && import.meta.url === pathToFileURL(realpathSync(entry)).href) {
   main().catch((error: unknown) => {
-    console.error(`example server failed to start: ${(error as Error).message}`);
+    // A store that cannot open says why and what to do (issue 22, item 5), not only that it failed.
+    const message = error instanceof AppTokensError && error.code === 'unavailable' ? storeFailureMessage(error) : (error as Error).message;
+    console.error(`example server failed to start: ${message}`);
     process.exit(1);
   });
 }

@@ -172,6 +172,10 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     );
     return 0;
   } catch (error) {
+    if (isStoreFailure(error)) {
+      io.stderr(`bootstrap failed: ${storeFailureMessage(error)}`);
+      return 1;
+    }
     if (error instanceof AppTokensError) {
       const message = error.field === 'tenantId' ? error.message.replace(/^tenantId/, '--tenant') : error.message;
       io.stderr(message);
@@ -234,6 +238,10 @@ async function rotateKeys(io: CliIo): Promise<number> {
     io.stdout(JSON.stringify(rotated));
     return 0;
   } catch (error) {
+    if (isStoreFailure(error)) {
+      io.stderr(`rotate-keys failed: ${storeFailureMessage(error)}`);
+      return 1;
+    }
     if (error instanceof AppTokensError) {
       io.stderr(error.message.replace(/^"signingAlgorithm"/, 'SIGNING_ALGORITHM').replace(/^"keyEncryptionSecret"/, 'KEY_ENCRYPTION_SECRET'));
       return 2;
@@ -243,6 +251,20 @@ async function rotateKeys(io: CliIo): Promise<number> {
   } finally {
     await store?.close();
   }
+}
+
+/** The store could not be opened or read (a fault, not a usage error: exit 1). */
+function isStoreFailure(error: unknown): error is AppTokensError {
+  return error instanceof AppTokensError && error.code === 'unavailable';
+}
+
+/**
+ * Why the store could not start (issue 22, item 5): the adapter's cause and what to do
+ * (`SQLITE_NOTADB: ./data/app-tokens.db is not a SQLite database. …`), and where the store is chosen.
+ * Shared by the CLI and the example server.
+ */
+export function storeFailureMessage(error: AppTokensError): string {
+  return `${error.message}\nThe store is the one DATABASE_URL names (default ${DEFAULT_DATABASE_URL}).`;
 }
 
 function isMain(): boolean {
