@@ -392,45 +392,55 @@ describe('finding 7: HEAD shares the GET rate-limit bucket', () => {
 
 // ---- finding 8 ------------------------------------------------------------------------------------
 
-describe('finding 8: a locked-out client is locked out at every door that checks its secrets', () => {
-  async function locked() {
-    const f = await fixture({ clientLockout: { attempts: 3, window: 60, duration: 60 } });
+describe('finding 8, under issue 21 item 3: a throttled source is throttled at every door that checks a secret; the holder elsewhere never is', () => {
+  const ATTACKER = '198.51.100.20';
+  const HOLDER = '192.0.2.20';
+  const fromSource = (r: request.Test, source: string) => r.set('X-Forwarded-For', source);
+
+  /** The attacker's source fails 3 times at the token endpoint and twice as a bearer: past both thresholds. */
+  async function throttled() {
+    const f = await fixture({ clientLockout: { attempts: 3, sourceAttempts: 5, window: 60, duration: 60 } });
+    f.app.set('trust proxy', true);
     const c = await f.auth.apps.create({ tenantId: 'acme', name: 'target', scopes: ['apps:read', 'apps:write', 'notarization:read'] });
     const second = await f.auth.apps.createToken('acme', c.app.id, { name: 'second' });
-    // Used once before the attack: in the bearer cache.
-    expect((await request(f.app).get('/stamps').set(bearer(c.value))).status).toBe(200);
-    for (let i = 0; i < 3; i++) expect((await tokenRequest(f.app, c.app.id, `eat_wrong${i}`)).status).toBe(401);
-    expectOAuthError(await tokenRequest(f.app, c.app.id, c.value), 429, 'temporarily_unavailable');
+    for (let i = 0; i < 3; i++) expect((await fromSource(tokenRequest(f.app, c.app.id, `eat_wrong${i}`), ATTACKER)).status).toBe(401);
+    for (let i = 0; i < 2; i++) expect((await fromSource(request(f.app).get('/stamps').set(bearer(`eat_wrong${i}`)), ATTACKER)).status).toBe(401);
+    expectOAuthError(await fromSource(tokenRequest(f.app, c.app.id, c.value), ATTACKER), 429, 'temporarily_unavailable');
     return { f, c, second };
   }
 
-  it('RFC 6749 §2.3.1: the API token as a bearer answers 429 with Retry-After, cached or not', async () => {
-    const { f, c, second } = await locked();
+  it('RFC 6749 §2.3.1: an uncached API token as a bearer from the throttled source answers 429 with Retry-After; from the holder it is served', async () => {
+    const { f, c, second } = await throttled();
     for (const value of [c.value, second.value]) {
-      const res = await request(f.app).get('/stamps').set(bearer(value));
+      const res = await fromSource(request(f.app).get('/stamps').set(bearer(value)), ATTACKER);
       expect(res.status).toBe(429);
       expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
+      expect((await fromSource(request(f.app).get('/stamps').set(bearer(value)), HOLDER)).status).toBe(200);
     }
   });
 
-  it('the management API with the API token as bearer answers 429', async () => {
-    const { f, c } = await locked();
-    const res = await request(f.app).get('/apps').set(bearer(c.value));
+  it('the management API with the API token as bearer answers 429 to the throttled source, 200 to the holder', async () => {
+    const { f, c } = await throttled();
+    const res = await fromSource(request(f.app).get(`/apps/${c.app.id}`).set(bearer(c.value)), ATTACKER);
     expect(res.status).toBe(429);
     expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect((await fromSource(request(f.app).get(`/apps/${c.app.id}`).set(bearer(c.value)), HOLDER)).status).toBe(200);
   });
 
-  it('/tokens/refresh answers 429 and rotates nothing', async () => {
-    const { f, c } = await locked();
-    expectOAuthError(await refresh(f.app, c.app.id, c.value), 429, 'temporarily_unavailable');
+  it('/tokens/refresh answers 429 to the throttled source and rotates nothing; the holder refreshes', async () => {
+    const { f, c } = await throttled();
+    expectOAuthError(await fromSource(refresh(f.app, c.app.id, c.value), ATTACKER), 429, 'temporarily_unavailable');
     expect((await f.auth.apps.get('acme', c.app.id)).tokens.map((t) => t.id)).toContain(c.token.id);
+    expect((await fromSource(refresh(f.app, c.app.id, c.value), HOLDER)).status).toBe(200);
   });
 
-  it('failed refreshes count towards the lockout', async () => {
+  it('failed refreshes throttle their source at the token endpoint, not the client', async () => {
     const f = await fixture({ clientLockout: { attempts: 3, window: 60, duration: 60 } });
+    f.app.set('trust proxy', true);
     const c = await f.auth.apps.create({ tenantId: 'acme', name: 'target', scopes: ['notarization:read'] });
-    for (let i = 0; i < 3; i++) expectOAuthError(await refresh(f.app, c.app.id, `eat_guess${i}`), 400, 'invalid_grant');
-    expectOAuthError(await tokenRequest(f.app, c.app.id, c.value), 429, 'temporarily_unavailable');
+    for (let i = 0; i < 3; i++) expectOAuthError(await fromSource(refresh(f.app, c.app.id, `eat_guess${i}`), ATTACKER), 400, 'invalid_grant');
+    expectOAuthError(await fromSource(tokenRequest(f.app, c.app.id, c.value), ATTACKER), 429, 'temporarily_unavailable');
+    expect((await fromSource(tokenRequest(f.app, c.app.id, c.value), HOLDER)).status).toBe(200);
   });
 
   it('access tokens minted before the lockout keep working (they prove no secret)', async () => {

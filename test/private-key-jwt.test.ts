@@ -191,13 +191,24 @@ describe('RFC 7523 §2.2: private_key_jwt at the token endpoint', () => {
     });
   });
 
-  it('every failure counts for the lockout (RFC 6749 §2.3.1): after the attempts the right assertion is 429 too', async () => {
-    const f = await setup({ clientLockout: { attempts: 3, window: 300, duration: 900 } });
+  it('RFC 6749 §2.3.1: failed assertions throttle their source only, never the client named by the unverified iss: the right assertion from another source gets a token', async () => {
+    const f = await setup({ clientLockout: { attempts: 3, sourceAttempts: 5, window: 300, duration: 900 } });
     closers.push(() => f.cleanup());
+    f.app.set('trust proxy', true);
     const key = await keyPair();
     const { app } = await keyApp(f, key);
-    for (let i = 0; i < 3; i++) expect((await grant(f.app, await assertion(key, app.id, { aud: 'https://x.example' }))).status).toBe(401);
-    expect((await grant(f.app, await assertion(key, app.id))).status).toBe(429);
+    const from = (source: string, jwt: string) => grant(f.app, jwt).set('X-Forwarded-For', source);
+    // Past the per-client threshold (3), below the per-source one (5): the iss is not a key, nothing is throttled.
+    for (let i = 0; i < 4; i++) expect((await from('198.51.100.30', await assertion(key, app.id, { aud: 'https://x.example' }))).status).toBe(401);
+    expect((await from('198.51.100.30', await assertion(key, app.id))).status).toBe(200);
+    // Past the per-source threshold: that source is refused (429 with Retry-After), whatever it sends.
+    expect((await from('198.51.100.30', await assertion(key, app.id, { aud: 'https://x.example' }))).status).toBe(401);
+    const refused = await from('198.51.100.30', await assertion(key, app.id));
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
+    // The holder of the key, from anywhere else, is served.
+    expect((await from('192.0.2.30', await assertion(key, app.id))).status).toBe(200);
+    expect((await f.auth.apps.get('acme', app.id)).lockout).toMatchObject({ failures: 0, throttledSources: 0 });
   });
 });
 

@@ -111,75 +111,87 @@ describe('per app, per endpoint rate limits', () => {
   });
 });
 
-describe('client lockout at the OAuth endpoints (RFC 6749 §2.3.1)', () => {
-  it('RFC 6749 §2.3.1: after repeated failed secret checks the client id is refused with 429, even with the right secret', async () => {
+describe('client lockout at the OAuth endpoints (RFC 6749 §2.3.1): per source, never against the holder', () => {
+  /** One client_credentials request from `from` (the host trusts X-Forwarded-For). */
+  const from = (app: express.Express, source: string, clientId: string, secret: string) =>
+    tokenRequest(app, clientId, secret).set('X-Forwarded-For', source);
+
+  it('RFC 6749 §2.3.1: after repeated failed secret checks from one source, that source is refused with 429 (Retry-After) even with the right secret; the holder elsewhere is served', async () => {
     const f = await setup({ clientLockout: { attempts: 3, window: 60, duration: 2 } });
     fixtures.push(f);
+    f.app.set('trust proxy', true);
     const c = await createClient(f.auth);
     const other = await createClient(f.auth);
-    for (let i = 0; i < 3; i++) expectOAuthError(await tokenRequest(f.app, c.clientId, other.secret), 401, 'invalid_client');
-    const locked = await tokenRequest(f.app, c.clientId, c.secret);
+    const attacker = '198.51.100.7';
+    for (let i = 0; i < 3; i++) expectOAuthError(await from(f.app, attacker, c.clientId, other.secret), 401, 'invalid_client');
+    const locked = await from(f.app, attacker, c.clientId, c.secret);
     expect(locked.status).toBe(429);
     expect(Number(locked.headers['retry-after'])).toBeGreaterThan(0);
     expect(locked.body.error).toBe('temporarily_unavailable');
-    // The lockout is per client id: another client is not affected.
-    expect((await tokenRequest(f.app, other.clientId, other.secret)).status).toBe(200);
+    // The client itself is not locked out: the holder of the secret, from its own address, is served.
+    expect((await from(f.app, '192.0.2.1', c.clientId, c.secret)).status).toBe(200);
+    // The throttle is per (source, client id): the same source with another client's secret is served.
+    expect((await from(f.app, attacker, other.clientId, other.secret)).status).toBe(200);
     // It ends after its duration.
     await new Promise((r) => setTimeout(r, 2100));
-    expect((await tokenRequest(f.app, c.clientId, c.secret)).status).toBe(200);
+    expect((await from(f.app, attacker, c.clientId, c.secret)).status).toBe(200);
   });
 
-  it('RFC 6749 §2.3.1: the lockout also guards /oauth/introspect and /oauth/revoke', async () => {
+  it('RFC 6749 §2.3.1: failures at /oauth/introspect and /oauth/revoke throttle that source at all three endpoints, and only that source', async () => {
     const f = await setup({ clientLockout: { attempts: 2, window: 60, duration: 60 } });
     fixtures.push(f);
-    const post = (path: string, clientId: string, secret: string, form: Record<string, string>) =>
-      request(f.app).post(path).auth(encodeURIComponent(clientId), encodeURIComponent(secret)).type('form').send(form);
+    f.app.set('trust proxy', true);
+    const post = (path: string, source: string, clientId: string, secret: string, form: Record<string, string>) =>
+      request(f.app).post(path).set('X-Forwarded-For', source).auth(encodeURIComponent(clientId), encodeURIComponent(secret)).type('form').send(form);
     const expectLocked = (res: Awaited<ReturnType<typeof post>>, where: string) => {
       expectOAuthError(res, 429, 'temporarily_unavailable');
       expect(Number(res.headers['retry-after']), where).toBeGreaterThan(0);
     };
+    const attacker = '198.51.100.8';
+    const holder = '192.0.2.2';
 
-    // Failures counted at /oauth/introspect lock the client id at the other endpoints.
+    // Failures counted at /oauth/introspect throttle the source at the other endpoints.
     const a = await createClient(f.auth);
     const aToken = await accessToken(f.app, a.clientId, a.secret);
     const wrongA = mistype(a.secret);
-    for (let i = 0; i < 2; i++) expectOAuthError(await post('/oauth/introspect', a.clientId, wrongA, { token: aToken }), 401, 'invalid_client');
-    expectLocked(await post('/oauth/revoke', a.clientId, a.secret, { token: aToken }), '/oauth/revoke');
-    expectLocked(await tokenRequest(f.app, a.clientId, a.secret), '/oauth/token');
-    expectLocked(await post('/oauth/introspect', a.clientId, a.secret, { token: aToken }), '/oauth/introspect');
+    for (let i = 0; i < 2; i++) expectOAuthError(await post('/oauth/introspect', attacker, a.clientId, wrongA, { token: aToken }), 401, 'invalid_client');
+    expectLocked(await post('/oauth/revoke', attacker, a.clientId, a.secret, { token: aToken }), '/oauth/revoke');
+    expectLocked(await from(f.app, attacker, a.clientId, a.secret), '/oauth/token');
+    expectLocked(await post('/oauth/introspect', attacker, a.clientId, a.secret, { token: aToken }), '/oauth/introspect');
+    // The holder is served at all three.
+    expect((await post('/oauth/introspect', holder, a.clientId, a.secret, { token: aToken })).body.active).toBe(true);
+    expect((await from(f.app, holder, a.clientId, a.secret)).status).toBe(200);
 
-    // Failures counted at /oauth/revoke lock it too.
+    // Failures counted at /oauth/revoke throttle it too.
     const b = await createClient(f.auth);
     const bToken = await accessToken(f.app, b.clientId, b.secret);
     const wrongB = mistype(b.secret);
-    for (let i = 0; i < 2; i++) expectOAuthError(await post('/oauth/revoke', b.clientId, wrongB, { token: bToken }), 401, 'invalid_client');
-    expectLocked(await post('/oauth/introspect', b.clientId, b.secret, { token: bToken }), '/oauth/introspect');
-    expectLocked(await tokenRequest(f.app, b.clientId, b.secret), '/oauth/token');
-    // The token a locked-out revocation named is untouched.
+    for (let i = 0; i < 2; i++) expectOAuthError(await post('/oauth/revoke', attacker, b.clientId, wrongB, { token: bToken }), 401, 'invalid_client');
+    expectLocked(await post('/oauth/introspect', attacker, b.clientId, b.secret, { token: bToken }), '/oauth/introspect');
+    expectLocked(await from(f.app, attacker, b.clientId, b.secret), '/oauth/token');
+    // The token a throttled revocation named is untouched.
     expect((await request(f.app).get('/stamps').set('Authorization', `Bearer ${bToken}`)).status).toBe(200);
-
-    // Control: a client without failures is served at all three.
-    const c = await createClient(f.auth);
-    const cToken = await accessToken(f.app, c.clientId, c.secret);
-    expect((await post('/oauth/introspect', c.clientId, c.secret, { token: cToken })).body.active).toBe(true);
-    expect((await post('/oauth/revoke', c.clientId, c.secret, { token: cToken })).status).toBe(200);
+    expect((await post('/oauth/revoke', holder, b.clientId, b.secret, { token: bToken })).status).toBe(200);
   });
 
-  it('RFC 6749 §2.3.1: on PostgreSQL, failures counted by one instance lock the client on another within OPEN_MEMO_MS, even a client it has just served', async () => {
+  it('RFC 6749 §2.3.1: on PostgreSQL, failures counted by one instance throttle that source on another within OPEN_MEMO_MS, even where it was just served; other sources are served', async () => {
     const [a, b] = (await postgresHosts(2, 1000, { clientLockout: { attempts: 3, window: 60, duration: 60 } })) as [express.Express, express.Express];
+    for (const host of [a, b]) host.set('trust proxy', true);
     const c = await createClient(instances[0]!);
-    // B serves the client: it now remembers the client id as open and its credentials as verified.
-    expect((await tokenRequest(b, c.clientId, c.secret)).status).toBe(200);
+    const source = '198.51.100.9';
+    // B serves the source: it now remembers it as open and the credentials as verified.
+    expect((await from(b, source, c.clientId, c.secret)).status).toBe(200);
     const wrong = mistype(c.secret);
-    for (let i = 0; i < 3; i++) expectOAuthError(await tokenRequest(a, c.clientId, wrong), 401, 'invalid_client');
+    for (let i = 0; i < 3; i++) expectOAuthError(await from(a, source, c.clientId, wrong), 401, 'invalid_client');
     const lockedAt = performance.now();
     let status = 0;
     while (performance.now() - lockedAt < OPEN_MEMO_MS + 1000) {
-      status = (await tokenRequest(b, c.clientId, c.secret)).status;
+      status = (await from(b, source, c.clientId, c.secret)).status;
       if (status === 429) break;
       await new Promise((r) => setTimeout(r, 50));
     }
     expect(status).toBe(429);
+    expect((await from(b, '192.0.2.3', c.clientId, c.secret)).status).toBe(200);
   });
 
   it('can be turned off', async () => {

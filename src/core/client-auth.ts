@@ -2,7 +2,8 @@
  * Client authentication at the OAuth endpoints (RFC 6749 §2.3), behind one interface: what the
  * request presented (a client secret, or a signed assertion) goes in, an authenticated client and
  * the credential that proved it come out — or `invalid_client`, the same for every failure, after
- * a lockout count. The methods live in their own modules: `client-secret.ts` (an API token as the
+ * a failure count for the request's source (`ClientLockout`: a source that failed too often is
+ * refused with 429 before its credential is checked; nobody else is). The methods live in their own modules: `client-secret.ts` (an API token as the
  * secret, `client_secret_basic` / `client_secret_post`) and `private-key-jwt.ts` (RFC 7523 §2.2).
  *
  * @module
@@ -10,6 +11,7 @@
 import type { AppRecord, ClientAuthMethod } from '../store.js';
 import { AppTokensError } from './errors.js';
 import type { AppTokensService } from './service.js';
+import { markRefusal, refusalOf } from './signals.js';
 
 /**
  * What proved the client: an API token (a client secret) or one of its public keys. Access tokens
@@ -32,23 +34,36 @@ export interface AuthenticatedClient {
 }
 
 /** What the request presented, after the protocol checks of the endpoint. */
-export type ClientAuthRequest =
+export type ClientAuthRequest = (
   | { method: 'client_secret_basic' | 'client_secret_post'; clientId: string; secret: string }
   | {
       method: 'private_key_jwt';
       /** The form's `client_id`, when sent: it must equal the assertion's `iss` and `sub`. */
       clientId: string | undefined;
       assertion: string;
-    };
+    }
+) & {
+  /**
+   * Where the request came from (Express's `req.ip`, under the host's `trust proxy`): failures are
+   * throttled per source (`clientLockout`). Absent: the one source `unknown`.
+   */
+  source?: string | undefined;
+  /** The endpoint (`oauth.token`, `oauth.introspect`, `oauth.revoke`): told to observers of a failure. */
+  door?: string | undefined;
+};
 
 /** One client authentication method. */
 export interface ClientAuthMethodHandler {
   authenticate(request: ClientAuthRequest): Promise<AuthenticatedClient>;
 }
 
-/** The failure of every method: indistinguishable, whatever went wrong (RFC 6749 §5.2). */
-export function clientAuthFailed(): AppTokensError {
-  return new AppTokensError('invalid_client', 'client authentication failed');
+/**
+ * The failure of every method: indistinguishable, whatever went wrong (RFC 6749 §5.2). `app`: the
+ * client the request named, when it exists (its usage counts the failure; never shown to the caller).
+ */
+export function clientAuthFailed(app?: AppRecord): AppTokensError {
+  const error = new AppTokensError('invalid_client', 'client authentication failed');
+  return app === undefined ? error : markRefusal(error, { reason: 'other', tenantId: app.tenantId, appId: app.id, apiTokenId: null });
 }
 
 /** The methods {@link ClientAuthenticator} dispatches to. */
@@ -64,8 +79,8 @@ export function auditRefusal(service: AppTokensService, app: AppRecord, data: Re
 }
 
 /**
- * Dispatches to the method the request used and applies what every method shares: the lockout
- * (checked before any work, counted on failure by the method) and the personal-client rule.
+ * Dispatches to the method the request used and applies what every method shares: the per-source
+ * throttle (checked before any work, counted on failure by the method) and the personal-client rule.
  */
 export class ClientAuthenticator {
   readonly #s: AppTokensService;
@@ -77,8 +92,17 @@ export class ClientAuthenticator {
   }
 
   async authenticate(request: ClientAuthRequest): Promise<AuthenticatedClient> {
-    const client = await (request.method === 'private_key_jwt' ? this.#methods.privateKeyJwt : this.#methods.secret).authenticate(request);
-    return this.#withLiveOwner(client);
+    try {
+      const client = await (request.method === 'private_key_jwt' ? this.#methods.privateKeyJwt : this.#methods.secret).authenticate(request);
+      return await this.#withLiveOwner(client);
+    } catch (error) {
+      if (error instanceof AppTokensError && error.code === 'invalid_client') {
+        // The app only when it exists (a client id nobody registered counts in no series).
+        const named = refusalOf(error);
+        this.#s.signals.clientAuthFailed({ tenantId: named?.tenantId ?? null, appId: named?.appId ?? null, method: request.method, door: request.door ?? 'oauth' });
+      }
+      throw error;
+    }
   }
 
   /** Forget cached credentials of an app whose record changed (name, claims) in this process. */
@@ -95,6 +119,6 @@ export class ClientAuthenticator {
     if (!app.ownerUserId) return client;
     if ((await this.#s.userScopes.get(app.tenantId, app.ownerUserId)) !== null) return client;
     auditRefusal(this.#s, app, {}, 'user_gone');
-    throw clientAuthFailed();
+    throw clientAuthFailed(app);
   }
 }

@@ -10,6 +10,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { ApiTokenRecord, AppRecord } from '../store.js';
 import { auditRefusal, clientAuthFailed, type AuthenticatedClient, type ClientAuthMethodHandler, type ClientAuthRequest } from './client-auth.js';
+import { sourceKey } from './limits.js';
 import { DUMMY_HASH, hashSecret } from './secrets.js';
 import type { AppTokensService } from './service.js';
 
@@ -40,8 +41,10 @@ export class ClientSecretMethod implements ClientAuthMethodHandler {
     const { clientId, secret, method } = request;
     const s = this.#s;
     const { store } = s.options;
-    const lockoutKey = clientId.slice(0, 128);
-    await s.lockout?.assertOpen(lockoutKey);
+    // Throttled per (source, client id) and per source, never per client id alone: a client id is
+    // public, and failures from elsewhere must not refuse the holder of the secret.
+    const source = sourceKey(request.source);
+    await s.lockout?.assertOpen(source, clientId);
     const presentedHex = hashSecret(secret);
     const cached = this.#cached(clientId, presentedHex);
     if (cached !== undefined) return { app: cached.app, credential: cached.token, method };
@@ -71,8 +74,8 @@ export class ClientSecretMethod implements ClientAuthMethodHandler {
       }
       // Audit the refusal in the tenant of the client it claimed to be, when that client exists.
       if (app) auditRefusal(s, app, {});
-      await s.lockout?.failed(lockoutKey);
-      throw clientAuthFailed();
+      await s.lockout?.failed(source, clientId);
+      throw clientAuthFailed(app);
     }
     s.lastUsed.record(token.id, now);
     this.#clients?.set(presentedHex, { app: app!, token, until: this.#nowMs() + s.options.advanced.clientCacheTtl * 1000 });
@@ -95,7 +98,10 @@ export class ClientSecretMethod implements ClientAuthMethodHandler {
       nowMs >= entry.until ||
       app.id !== clientId ||
       (token.expiresAt !== null && token.expiresAt.getTime() <= nowMs) ||
-      this.#s.revocation.isRevoked(app.id, token.id)
+      this.#s.revocation.isRevoked(app.id, token.id) ||
+      // Past advanced.revocationMaxStaleness this process may not have heard of a deletion: the
+      // full path reads the app and token from the store (or answers 503 while it cannot).
+      this.#s.revocation.isStale()
     ) {
       this.#clients!.delete(presentedHex);
       return undefined;

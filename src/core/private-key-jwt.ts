@@ -5,13 +5,16 @@
  * and never see a secret.
  *
  * Checks, in order: one compact JWS of bounded size; `iss` = `sub` = the client id (= `client_id`
- * when sent); the lockout; a client that authenticates this way; a header without embedded keys
+ * when sent); a client that authenticates this way; a header without embedded keys
  * or `crit`, `typ` absent, `JWT` or `client-authentication+jwt`; the key by `kid` (else every key
  * of the header's alg), whose own `alg` the header must name; the signature; `aud` = the issuer
- * identifier as one string (an array, or the token endpoint's URL, is refused); `exp` required and
- * at most 5 minutes ahead (and after `iat`); `jti` required and single-use until `exp`, recorded in
- * the store so every instance refuses a replay. Every failure is the same `invalid_client`, counts
- * for the lockout, and is audited with its reason.
+ * identifier as one string (an array is refused; the token endpoint's URL too, unless the host opts
+ * in with `clientAssertion.audience`); `exp` required and at most `clientAssertion.maxLifetime`
+ * (default 5 minutes) ahead, and after `iat` by no more; `jti` required and single-use until `exp`, recorded in
+ * the store so every instance refuses a replay. Every failure is the same `invalid_client`, is
+ * audited with its reason, and counts for the request's source only: a signature cannot be guessed,
+ * so nothing is keyed on the assertion's unverified `iss` (which anyone can write), and a source
+ * that fails too often is refused with 429 before its assertion is even decoded.
  *
  * @module
  */
@@ -20,12 +23,18 @@ import { decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jo
 import type { AppRecord } from '../store.js';
 import { auditRefusal, clientAuthFailed, type AuthenticatedClient, type ClientAuthMethodHandler, type ClientAuthRequest } from './client-auth.js';
 import { ASSERTION_ALGS } from './client-keys.js';
+import { sourceKey } from './limits.js';
 import type { AppTokensService } from './service.js';
 
 /** RFC 7523 §2.2: the `client_assertion_type` of a JWT assertion. */
 export const JWT_BEARER_ASSERTION = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
-/** Longest lifetime an assertion may have, seconds. */
+/** Longest lifetime an assertion may have by default, seconds (option `clientAssertion.maxLifetime`). */
 export const MAX_ASSERTION_LIFETIME = 300;
+
+/** The metadata's `token_endpoint` (`endpointUrl(issuer, '/oauth/token')` in http/routes/well-known.ts). */
+function tokenEndpointOf(issuer: string): string {
+  return `${issuer.replace(/\/+$/, '')}/oauth/token`;
+}
 
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 const TYPES = new Set(['jwt', 'client-authentication+jwt', 'application/client-authentication+jwt']);
@@ -47,7 +56,9 @@ export class PrivateKeyJwtMethod implements ClientAuthMethodHandler {
     if (request.method !== 'private_key_jwt') throw clientAuthFailed();
     const s = this.#s;
     const { assertion } = request;
-    // Who it claims to be, unverified: only to find the client and its lockout.
+    const source = sourceKey(request.source);
+    await s.lockout?.assertOpen(source);
+    // Who it claims to be, unverified: only to find the client.
     let claimed: JWTPayload | undefined;
     try {
       if (assertion.length <= 8192 && COMPACT_JWS.test(assertion)) claimed = decodeJwt(assertion);
@@ -55,7 +66,6 @@ export class PrivateKeyJwtMethod implements ClientAuthMethodHandler {
       claimed = undefined;
     }
     const clientId = typeof claimed?.iss === 'string' ? claimed.iss.slice(0, 128) : request.clientId?.slice(0, 128);
-    if (clientId !== undefined) await s.lockout?.assertOpen(clientId);
     let app: AppRecord | undefined;
     try {
       if (claimed === undefined || clientId === undefined) throw new Refused('malformed_assertion');
@@ -69,15 +79,15 @@ export class PrivateKeyJwtMethod implements ClientAuthMethodHandler {
     } catch (error) {
       const reason = error instanceof Refused ? error.reason : 'invalid_assertion';
       if (app) auditRefusal(s, app, { method: 'private_key_jwt', detail: reason });
-      if (clientId !== undefined) await s.lockout?.failed(clientId);
-      throw clientAuthFailed();
+      await s.lockout?.failed(source);
+      throw clientAuthFailed(app);
     }
   }
 
   /** The key that signed a valid, fresh, unreplayed assertion of `app`; throws {@link Refused}. */
   async #verify(app: AppRecord, assertion: string): Promise<{ id: string; expiresAt: Date | null }> {
     const s = this.#s;
-    const { issuer, advanced } = s.options;
+    const { issuer, advanced, clientAssertion } = s.options;
     const tolerance = advanced.clockTolerance;
     let header: ReturnType<typeof decodeProtectedHeader>;
     try {
@@ -113,13 +123,20 @@ export class PrivateKeyJwtMethod implements ClientAuthMethodHandler {
     }
     if (payload === undefined || used === undefined) throw new Refused('signature_or_claims_invalid');
     // draft-ietf-oauth-rfc7523bis §4: the audience is the issuer identifier, alone, as a string.
-    if (typeof payload.aud !== 'string' || payload.aud !== issuer) throw new Refused('aud_not_the_issuer');
+    // RFC 7523 §3's token endpoint URL (what Authlib and iddawc send) only on the host's opt-in,
+    // and still as one string: an array could carry another server's audience beside ours.
+    if (typeof payload.aud !== 'string') throw new Refused('aud_not_one_string');
+    if (payload.aud !== issuer) {
+      if (clientAssertion.audience !== 'issuer-or-token-endpoint') throw new Refused('aud_not_the_issuer');
+      if (payload.aud !== tokenEndpointOf(issuer)) throw new Refused('aud_not_the_issuer_or_token_endpoint');
+    }
+    const maxLifetime = clientAssertion.maxLifetime;
     const nowSeconds = now.getTime() / 1000;
     const exp = payload.exp!;
-    if (!Number.isFinite(exp) || exp > nowSeconds + MAX_ASSERTION_LIFETIME + tolerance) throw new Refused('lives_too_long');
+    if (!Number.isFinite(exp) || exp > nowSeconds + maxLifetime + tolerance) throw new Refused('lives_too_long');
     if (payload.iat !== undefined) {
       if (typeof payload.iat !== 'number' || payload.iat > nowSeconds + tolerance) throw new Refused('iat_in_the_future');
-      if (exp - payload.iat > MAX_ASSERTION_LIFETIME) throw new Refused('lives_too_long');
+      if (exp - payload.iat > maxLifetime) throw new Refused('lives_too_long');
     }
     if (typeof payload.jti !== 'string' || payload.jti.length === 0 || payload.jti.length > 256) throw new Refused('bad_jti');
     // RFC 7523 §3 item 7: single use, kept until the assertion could no longer pass anyway.
