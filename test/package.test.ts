@@ -1,7 +1,7 @@
 /**
  * What `npm publish` would ship: the packed tarball passes publint --strict and
- * @arethetypeswrong/cli (ESM-only profile), carries its licence, and every source map and README
- * link in it points at a file that is in it.
+ * @arethetypeswrong/cli (ESM-only profile), carries its licence, and every source map, README
+ * link and guide link in it points at a file that is in it.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -26,6 +26,23 @@ function files(dir: string): string[] {
   return readdirSync(dir, { recursive: true, withFileTypes: true })
     .filter((e) => e.isFile())
     .map((e) => join(e.parentPath, e.name));
+}
+
+/** The relative link targets of a Markdown text, without their `#fragment`. */
+function relativeLinks(text: string): string[] {
+  return [...text.matchAll(/\]\(([^)#\s]+)(?:#[^)]*)?\)/g)].map((m) => m[1]!).filter((l) => !/^[a-z]+:/.test(l));
+}
+
+/** The anchors GitHub gives a Markdown text's headings (code blocks skipped). */
+function headingSlugs(text: string): Set<string> {
+  const slugs = new Set<string>();
+  let fenced = false;
+  for (const line of text.split('\n')) {
+    if (/^ *```/.test(line)) fenced = !fenced;
+    const heading = fenced ? undefined : /^#{1,6} (.*)$/.exec(line)?.[1];
+    if (heading !== undefined) slugs.add(heading.toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/ /g, '-'));
+  }
+  return slugs;
 }
 
 function bin(name: string): string {
@@ -71,9 +88,39 @@ describe('the published package', () => {
 
   it('has no README link to a file the tarball lacks', () => {
     const readme = readFileSync(join(pkg, 'README.md'), 'utf8');
-    const links = [...readme.matchAll(/\]\(([^)#\s]+)(?:#[^)]*)?\)/g)].map((m) => m[1]!).filter((l) => !/^[a-z]+:/.test(l));
+    const links = relativeLinks(readme);
     expect(links.length).toBeGreaterThan(0);
     expect(links.filter((l) => !existsSync(join(pkg, l)))).toEqual([]);
+  });
+
+  it('ships every guide and reference page the README links, and no guide links a file the tarball lacks', () => {
+    const readme = readFileSync(join(pkg, 'README.md'), 'utf8');
+    const guides = readdirSync(join(ROOT, 'docs/guides')).filter((name) => name.endsWith('.md'));
+    expect(guides.length).toBeGreaterThan(0);
+    for (const name of guides) expect(readme, `README links docs/guides/${name}`).toContain(`](docs/guides/${name})`);
+    for (const name of ['options.md', 'http-api.md', 'errors.md']) expect(existsSync(join(pkg, 'docs/reference', name)), `docs/reference/${name}`).toBe(true);
+    const broken = guides.flatMap((name) => {
+      expect(existsSync(join(pkg, 'docs/guides', name)), `docs/guides/${name} in the tarball`).toBe(true);
+      const text = readFileSync(join(pkg, 'docs/guides', name), 'utf8');
+      return relativeLinks(text)
+        .filter((l) => !existsSync(resolve(pkg, 'docs/guides', l)))
+        .map((l) => `docs/guides/${name} → ${l}`);
+    });
+    expect(broken).toEqual([]);
+  });
+
+  it('has no link from the README or a guide to a heading that does not exist', () => {
+    const pages = ['README.md', ...readdirSync(join(pkg, 'docs/guides')).filter((n) => n.endsWith('.md')).map((n) => `docs/guides/${n}`)];
+    const missing = pages.flatMap((page) =>
+      [...readFileSync(join(pkg, page), 'utf8').matchAll(/\]\(([^)#\s]*)#([^)\s]+)\)/g)]
+        .filter((m) => !/^[a-z]+:/.test(m[1]!))
+        .filter((m) => {
+          const target = m[1] ? resolve(dirname(join(pkg, page)), m[1]) : join(pkg, page);
+          return !target.endsWith('.md') || !headingSlugs(readFileSync(target, 'utf8')).has(m[2]!);
+        })
+        .map((m) => `${page} → ${m[1]}#${m[2]}`),
+    );
+    expect(missing).toEqual([]);
   });
 });
 
