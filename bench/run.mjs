@@ -6,7 +6,7 @@
  *                      [--duration=S] [--warmup=S] [--connections=N] [--algs=RS256,ES256,EdDSA]
  *                      [--stores=memory,sqlite,postgres] [--no-sign1] [--scale=10,10000,1000000]
  *                      [--scale-stores=sqlite,postgres] [--memory-tokens=N] [--memory-alg=RS256]
- *                      [--profiles=jwt,passport,token] [--profile-seconds=S]
+ *                      [--profiles=jwt,passport,token,token-sqlite] [--profile-seconds=S]
  *                      [--out=bench/results] [--no-fail]
  *
  * Full mode (default, ~15 min on 2 cores): protected 8 rounds × 2.5 s, token and scale 5 × 2 s,
@@ -111,7 +111,7 @@ function options() {
     }),
     memoryTokens: num('memory-tokens', quick ? 20_000 : 100_000),
     memoryAlg: list('memory-alg', [quick ? 'EdDSA' : 'RS256'], ['RS256', 'ES256', 'EdDSA'])[0],
-    profiles: list('profiles', quick ? ['jwt'] : ['jwt', 'passport', 'token'], ['jwt', 'passport', 'token']),
+    profiles: list('profiles', quick ? ['jwt'] : ['jwt', 'passport', 'token'], ['jwt', 'passport', 'token', 'token-sqlite']),
     profileSeconds: num('profile-seconds', quick ? 3 : 8),
     out: resolve(get('out') ?? join(ROOT, 'bench/results')),
     fail: bool('fail', true),

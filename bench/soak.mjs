@@ -25,6 +25,12 @@
  * `--heap` (or SOAK_HEAP=1) also loads bench/lib/heap-probe.mjs into the server: every minute a
  * forced full GC and the heap used after it, reported next to RSS (live memory vs kept memory).
  *
+ * `--heapsnapshot DIR` (implies `--heap`) also has the server write V8 heap snapshots into DIR at
+ * the minutes of `--heapsnapshot-at` (default `2,8`; SIGUSR2 to the server takes one more), for
+ * `node bench/lib/heap-diff.mjs A B`: what grew between two snapshots, by constructor and holder.
+ * A snapshot stops the server for seconds and raises its RSS for the rest of the run (measured:
+ * +130 MB), so runs whose RSS curve matters take none.
+ *
  * SOAK_NODE_OPTIONS is passed to the server only (e.g. `--max-old-space-size=96` to tell a leak,
  * which then crashes the server, from a lazily collected heap, which then stays flat).
  *
@@ -32,7 +38,7 @@
  * Loopback only; bounded by the duration (and a hard deadline of duration + 60 s).
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -53,6 +59,8 @@ const { values: args } = parseArgs({
     'churn-interval': { type: 'string' },
     'sample-interval': { type: 'string' },
     heap: { type: 'boolean' },
+    heapsnapshot: { type: 'string' },
+    'heapsnapshot-at': { type: 'string' },
   },
 });
 const positiveInt = (name, text, fallback) => {
@@ -69,7 +77,18 @@ const CHURN_MS = positiveInt('--churn-interval', args['churn-interval'], 100);
 const SAMPLE_MS = positiveInt('--sample-interval', args['sample-interval'], 5000);
 const PLATEAU_TOLERANCE = 0.15;
 /** `--heap`: the server also reports its heap after a forced full GC every minute (bench/lib/heap-probe.mjs). */
-const HEAP = args.heap === true || process.env.SOAK_HEAP === '1';
+const HEAP = args.heap === true || args.heapsnapshot !== undefined || process.env.SOAK_HEAP === '1';
+/**
+ * `--heapsnapshot DIR` (implies `--heap`): the server writes V8 heap snapshots into DIR, at the
+ * minutes of `--heapsnapshot-at` (default `2,8`), for comparing retained sizes by constructor
+ * (bench/lib/heap-diff.mjs). DIR is kept after the run; the snapshots pause the server for seconds.
+ */
+const SNAPSHOT_DIR = args.heapsnapshot ? resolve(args.heapsnapshot) : undefined;
+const SNAPSHOT_AT = args['heapsnapshot-at'] ?? '2,8';
+if (SNAPSHOT_AT !== undefined && !/^\d+(\.\d+)?(,\d+(\.\d+)?)*$/.test(SNAPSHOT_AT)) {
+  console.error(`--heapsnapshot-at: minutes, comma-separated (e.g. 2,8), got '${SNAPSHOT_AT}'`);
+  process.exit(2);
+}
 
 if (!existsSync(SERVER) || !existsSync(CLI)) {
   console.error(`soak: ${SERVER} or ${CLI} is missing; run \`npm run build\` first (npm run soak does).`);
@@ -414,7 +433,8 @@ const mb = (kb) => `${(kb / 1024).toFixed(1)} MB`;
 async function main() {
   PORT = await freePort();
   const nodeFlags = (process.env.SOAK_NODE_OPTIONS ?? '').split(/\s+/).filter(Boolean);
-  if (HEAP) nodeFlags.push('--expose-gc', '--import', new URL('./lib/heap-probe.mjs', import.meta.url).href);
+  if (HEAP || SNAPSHOT_DIR) nodeFlags.push('--expose-gc', '--import', new URL('./lib/heap-probe.mjs', import.meta.url).href);
+  if (SNAPSHOT_DIR) mkdirSync(SNAPSHOT_DIR, { recursive: true });
   child = spawn(process.execPath, [...nodeFlags, SERVER], {
     cwd: workdir,
     env: {
@@ -424,6 +444,7 @@ async function main() {
       DATABASE_URL: databaseUrl,
       RATE_LIMIT: '100000000/1',
       NODE_ENV: process.env.NODE_ENV ?? 'development',
+      ...(SNAPSHOT_DIR ? { SOAK_HEAPSNAPSHOT_DIR: SNAPSHOT_DIR, SOAK_HEAPSNAPSHOT_AT: SNAPSHOT_AT } : {}),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -433,10 +454,11 @@ async function main() {
   let pendingLine = '';
   child.stdout.on('data', (c) => {
     keep(c);
-    if (!HEAP) return;
+    if (!HEAP && !SNAPSHOT_DIR) return;
     const lines = (pendingLine + c.toString()).split('\n');
     pendingLine = lines.pop() ?? '';
     for (const line of lines) {
+      if (line.startsWith('SOAK_HEAPSNAPSHOT ')) console.log(`  heap snapshot: ${line.slice('SOAK_HEAPSNAPSHOT '.length)}`);
       if (!line.startsWith('SOAK_HEAP ') || t0 === 0) continue;
       const m = JSON.parse(line.slice('SOAK_HEAP '.length));
       const h = { t: (performance.now() - t0) / 1000, heapUsedKb: m.heapUsed / 1024, rssKb: m.rss / 1024 };

@@ -10,7 +10,10 @@
  * SIGNING_ALGORITHM (RS256, ES256 or EdDSA; the CLI's rotate-keys reads it too, so both make keys
  * of one type), SECRET_SCANNING_KEYS_URL (optional: when set, `POST /secret-scanning` receives
  * GitHub secret scanning reports, verified with the key list at that URL, GitHub's being
- * https://api.github.com/meta/public_keys/secret_scanning; leaked tokens are revoked).
+ * https://api.github.com/meta/public_keys/secret_scanning; leaked tokens are revoked),
+ * METRICS_PORT (optional: when set, Prometheus metrics of the library's OpenTelemetry instruments at
+ * http://METRICS_HOST:METRICS_PORT/metrics, through the OTel SDK and its Prometheus exporter, the
+ * example's own dependencies), METRICS_HOST (127.0.0.1: loopback unless you say otherwise).
  */
 import { realpathSync } from 'node:fs';
 import { createServer, type ServerOptions } from 'node:http';
@@ -33,6 +36,8 @@ export interface ExampleConfig {
   signingAlgorithm: SigningAlgorithm | undefined;
   /** SECRET_SCANNING_KEYS_URL: mount `POST /secret-scanning` with this key list; unset: not mounted. */
   secretScanningKeysUrl: string | undefined;
+  /** METRICS_PORT / METRICS_HOST: serve Prometheus metrics there; `undefined`: no metrics endpoint. */
+  metrics: { port: number; host: string } | undefined;
 }
 
 const SIGNING_ALGORITHMS = ['RS256', 'ES256', 'EdDSA'] as const;
@@ -59,7 +64,13 @@ export function readConfig(env: NodeJS.ProcessEnv): ExampleConfig {
   if (keysUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(keysUrl)) {
     throw new Error(`SECRET_SCANNING_KEYS_URL: must be the URL of a key list, such as https://api.github.com/meta/public_keys/secret_scanning, got '${keysUrl}'`);
   }
+  const metricsText = env.METRICS_PORT || undefined;
+  const metricsPort = Number(metricsText);
+  if (metricsText !== undefined && (!/^\d+$/.test(metricsText) || metricsPort < 1 || metricsPort > 65535 || metricsPort === port)) {
+    throw new Error(`METRICS_PORT: must be a port number 1-65535 other than PORT, got '${metricsText}'`);
+  }
   return {
+    metrics: metricsText === undefined ? undefined : { port: metricsPort, host: env.METRICS_HOST || '127.0.0.1' },
     port,
     issuer: env.ISSUER || `http://localhost:${port}`,
     databaseUrl: env.DATABASE_URL || DEFAULT_DATABASE_URL,
@@ -140,8 +151,31 @@ export const SERVER_OPTIONS: ServerOptions = {
   connectionsCheckingInterval: 1_000,
 };
 
+/**
+ * METRICS_PORT: the OpenTelemetry SDK's MeterProvider with the Prometheus exporter, registered
+ * globally before `createAppTokens()` (the metrics API binds instruments at creation). The SDK is
+ * the example's dependency, never the library's: loaded only when asked for.
+ */
+async function startMetrics(metrics: { port: number; host: string }): Promise<() => Promise<void>> {
+  const [{ metrics: api }, { MeterProvider }, { PrometheusExporter }] = await Promise.all([
+    import('@opentelemetry/api'),
+    import('@opentelemetry/sdk-metrics'),
+    import('@opentelemetry/exporter-prometheus'),
+  ]);
+  const exporter = await new Promise<InstanceType<typeof PrometheusExporter>>((resolve, reject) => {
+    const made: InstanceType<typeof PrometheusExporter> = new PrometheusExporter({ port: metrics.port, host: metrics.host }, (error) =>
+      error ? reject(new Error(`METRICS_PORT: cannot listen on ${metrics.host}:${metrics.port}: ${error.message}`)) : resolve(made),
+    );
+  });
+  const provider = new MeterProvider({ readers: [exporter] });
+  api.setGlobalMeterProvider(provider);
+  console.log(`metrics: http://${metrics.host}:${metrics.port}/metrics (Prometheus)`);
+  return () => provider.shutdown();
+}
+
 async function main(): Promise<void> {
   const config = readConfig(process.env);
+  const stopMetrics = config.metrics ? await startMetrics(config.metrics) : async () => undefined;
   const store = await openStore(config.databaseUrl);
   const auth = createAppTokens({
     store,
@@ -174,6 +208,7 @@ async function main(): Promise<void> {
       void auth
         .close()
         .then(() => store.close())
+        .then(stopMetrics)
         .finally(() => process.exit(0));
     });
   };

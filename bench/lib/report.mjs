@@ -33,6 +33,7 @@ export function evaluateTargets(results) {
     // Issue 16: the example server's rate-limited route, and the same stack without rateLimit.
     targets.push(ratioTarget('ratelimit: example GET /notarizations/stamps (authenticate + rateLimit + requireScopes) ≥ 0.95× its GET /health', s.ratelimit, 'stamps', 'health', 0.95));
     targets.push(ratioTarget('ratelimit: the same route without rateLimit ≥ 1.0× GET /health', s.ratelimit, 'stamps-no-limit', 'health', 1.0));
+    targets.push(ratioTarget('ratelimit: the rate-limited route with counting on (usage + telemetry) ≥ 0.95× counting off (issue 24)', s.ratelimit, 'stamps', 'off', 0.95));
   }
   if (s.shared) {
     targets.push(ratioTarget('shared: 3 instances on PostgreSQL, leased counts ≥ 0.9× no limiter', s.shared, 'pg3-leases', 'none', 0.9));
@@ -55,7 +56,9 @@ export function evaluateTargets(results) {
         targets.push(ratioTarget(`token: ${c.id} ≥ 0.85× the plain app's grant (${c.meta.alg})`, s.token, c.id, 'plain', 0.85));
         continue;
       }
-      if (c.meta.alg === 'EdDSA') targets.push(ratioTarget(`token: ${c.id} ≥ 3× oidc-provider (EdDSA)`, s.token, c.id, 'oidc', 3));
+      // Issue 24: against the floor of any Express endpoint, and against oidc-provider (the earlier 3× is out of reach: docs/PERFORMANCE.md).
+      if (c.meta.alg === 'EdDSA') targets.push(ratioTarget(`token: ${c.id} ≥ 1.3× oidc-provider (EdDSA)`, s.token, c.id, 'oidc', 1.3));
+      if (c.meta.alg === 'EdDSA') targets.push(ratioTarget(`token: ${c.id} ≥ 0.75× a bare Express POST (EdDSA)`, s.token, c.id, 'bare', 0.75));
       // Issue 16 sets this target at 0.6× (the earlier 0.85× is out of reach for any Express endpoint here: docs/PERFORMANCE.md).
       if (c.meta.alg === 'RS256') targets.push(ratioTarget(`token: ${c.id} ≥ 0.6× the RS256 signing limit`, s.token, c.id, 'sign', 0.6));
     }

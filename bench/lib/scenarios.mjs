@@ -178,7 +178,7 @@ export async function tokenScenario(ctx) {
   const { opts, log } = ctx;
   const contenders = [];
   for (const alg of opts.algs) {
-    const refs = { oidc: `oidc-provider-${alg}`, sign: `sign-${alg}` };
+    const refs = { oidc: `oidc-provider-${alg}`, sign: `sign-${alg}`, bare: `bare-post-${alg}` };
     for (const storeKind of opts.stores) {
       let store;
       if (storeKind === 'memory') store = { kind: 'memory' };
@@ -215,10 +215,10 @@ export async function tokenScenario(ctx) {
         meta: { alg, store: 'memory', clientKind },
       });
     }
-    for (const variant of ['oidc-provider', 'oauth2-server']) {
+    for (const variant of ['oidc-provider', 'oauth2-server', 'bare']) {
       contenders.push({
-        id: `${variant}-${alg}`,
-        label: `${variant}, ${alg}`,
+        id: variant === 'bare' ? `bare-post-${alg}` : `${variant}-${alg}`,
+        label: variant === 'bare' ? `bare Express POST (same body and Basic parsing, fixed JSON of the same size), ${alg}` : `${variant}, ${alg}`,
         group: alg,
         config: { kind: 'token-peers', name: `token-${variant}-${alg}`, variant, alg, issuer: ISSUER, audience: AUDIENCE },
         afterSpawn: (c) => {
@@ -258,7 +258,7 @@ export async function tokenScenario(ctx) {
       'token',
       'Token endpoint (POST /oauth/token, client_credentials, client_secret_basic)',
       contenders,
-      { ...opts.token, refColumns: { oidc: 'vs oidc-provider (same alg)', sign: 'vs signing limit (same alg)' } },
+      { ...opts.token, refColumns: { oidc: 'vs oidc-provider (same alg)', bare: 'vs bare Express POST (same alg)', sign: 'vs signing limit (same alg)' } },
       [
         `Signing limit: jose SignJWT + sign() alone in a loop in its own process, same claims and header, ${opts.connections} signatures in flight (as many as the HTTP connections: WebCrypto signs on libuv's thread pool, so a server with ${opts.connections} requests in flight can sign in parallel); the target is against this one. "One at a time" awaits each signature before the next.`,
         'Every grant uses correct credentials (our client lockout counts failures only).',
@@ -447,6 +447,14 @@ export async function profileScenario(ctx) {
       seconds: short,
     },
     {
+      id: 'ours-token-sqlite',
+      title: 'our token endpoint (SQLite, EdDSA): POST /oauth/token',
+      config: oursConfig('profile-ours-token-sqlite', { kind: 'sqlite', filename: join(ctx.dir, 'profile-token.db') }, { alg: 'EdDSA', createClient: true }),
+      path: '/oauth/token',
+      request: (child) => tokenPost('/oauth/token', child.info.client).options,
+      seconds: opts.profileSeconds,
+    },
+    {
       id: 'ours-token',
       title: 'our token endpoint (memory store, EdDSA): POST /oauth/token',
       config: oursConfig('profile-ours-token', { kind: 'memory' }, { alg: 'EdDSA', createClient: true }),
@@ -509,8 +517,10 @@ export async function rateLimitScenario(ctx) {
     duration: 60,
   };
   const child = await spawnChild(config);
+  // Issue 24: the same server with usage counts and OpenTelemetry off, in a process of its own.
+  const off = await spawnChild({ ...config, name: 'example-memory-counting-off', counting: false });
   const { jwt, ports } = child.info;
-  const refs = { health: 'health' };
+  const refs = { health: 'health', off: 'stamps-counting-off' };
   const contenders = [
     { id: 'health', label: 'example server: GET /health (bare)', child, http: { path: '/health', options: { method: 'GET' } }, expect: 'status' },
     { id: 'stamps', label: 'example server: GET /notarizations/stamps (authenticate + rateLimit + requireScopes)', child, http: getWith('/notarizations/stamps', jwt), expect: 'items' },
@@ -519,6 +529,13 @@ export async function rateLimitScenario(ctx) {
       label: 'the same route without rateLimit',
       child: onPort(child, ports.unlimited),
       http: getWith('/notarizations/stamps', jwt),
+      expect: 'items',
+    },
+    {
+      id: 'stamps-counting-off',
+      label: 'the same rate-limited route, usage counts and telemetry off (own process)',
+      child: off,
+      http: getWith('/notarizations/stamps', off.info.jwt),
       expect: 'items',
     },
   ].map((c) => ({ ...c, refs, settle: 0.3 }));
@@ -534,11 +551,11 @@ export async function rateLimitScenario(ctx) {
       'ratelimit',
       'Example server: rate-limited route vs its own GET /health (memory store)',
       contenders,
-      { ...opts.protected, refColumns: { health: 'vs GET /health' } },
+      { ...opts.protected, refColumns: { health: 'vs GET /health', off: 'vs counting off' } },
       ['One process serves all three (createExampleApp from dist/examples/server.js, on two ports); RATE_LIMIT 10^9/60 so that nothing is refused.'],
     );
   } finally {
-    await stopAll([child]);
+    await stopAll([child, off]);
   }
 }
 

@@ -5,7 +5,8 @@
  * taken out (the route stack without a limiter) and, optionally, with the exact per-request
  * shared count (`shared.exactBelow` above the quota: one database round trip per request).
  *
- * config: { store, issuer, keyEncryptionSecret, alg?, points, duration, leaseShare?, exact?: boolean }
+ * config: { store, issuer, keyEncryptionSecret, alg?, points, duration, leaseShare?, exact?: boolean, counting?: boolean }
+ * (`counting: false`: usage counts and OpenTelemetry off, the reference of issue 24's "counting on").
  * info: { jwt, ports: { limited, unlimited, exact? } }
  */
 import { createAppTokens } from '../../dist/src/index.js';
@@ -22,6 +23,7 @@ export async function start(config) {
     roles: EXAMPLE_ROLES,
     signingAlgorithm: config.alg ?? 'RS256',
     keyEncryptionSecret: config.keyEncryptionSecret,
+    ...(config.counting === false ? { usage: { enabled: false }, telemetry: { enabled: false } } : {}),
   });
   await auth.ready();
   const rate = { points: config.points, duration: config.duration, ...(config.leaseShare ? { shared: { leaseShare: config.leaseShare } } : {}) };

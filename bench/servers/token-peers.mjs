@@ -9,7 +9,11 @@
  *   jose, whose `getClient` checks the secret against a SHA-256 hash (as ours does), and whose
  *   `saveToken` stores nothing (a JWT needs no storage).
  *
- * config: { variant: 'oidc-provider' | 'oauth2-server', alg, issuer, audience }
+ * - `bare` (issue 24): the floor of any Express token endpoint: a bare `POST` that parses the same
+ *   urlencoded body (express.urlencoded) and the same Basic header, and answers a fixed JSON of the
+ *   same size (a JWT with the same claims and alg, signed once at start). No secret check, no signing.
+ *
+ * config: { variant: 'oidc-provider' | 'oauth2-server' | 'bare', alg, issuer, audience }
  * info: { client: {clientId, secret}, path }
  */
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
@@ -114,6 +118,31 @@ export async function start(config) {
       } catch (e) {
         res.status(e.code ?? 500).json({ error: e.name ?? 'server_error', error_description: e.message });
       }
+    });
+  } else if (variant === 'bare') {
+    const now = Math.floor(Date.now() / 1000);
+    const jwt = await new SignJWT({ ...benchClaims(clientId), scope: 'notarization:read' })
+      .setProtectedHeader({ alg, kid: 'bench-key', typ: 'at+jwt' })
+      .setIssuer(issuer)
+      .setSubject(clientId)
+      .setAudience(audience)
+      .setIssuedAt(now)
+      .setExpirationTime(now + 3600)
+      .setJti(randomUUID())
+      .sign(privateKey);
+    const body = { access_token: jwt, token_type: 'Bearer', expires_in: 3600, scope: 'notarization:read' };
+    app.post(path, express.urlencoded({ extended: false }), (req, res) => {
+      const header = req.headers.authorization ?? '';
+      const decoded = header.startsWith('Basic ') ? Buffer.from(header.slice(6), 'base64').toString('utf8') : '';
+      const colon = decoded.indexOf(':');
+      const id = decodeURIComponent(decoded.slice(0, colon));
+      const presented = decodeURIComponent(decoded.slice(colon + 1));
+      if (colon === -1 || id !== clientId || presented.length === 0 || req.body.grant_type !== 'client_credentials') {
+        res.status(400).json({ error: 'invalid_request' });
+        return;
+      }
+      res.set('Cache-Control', 'no-store');
+      res.json(body);
     });
   } else {
     throw new Error(`unknown variant ${variant}`);
