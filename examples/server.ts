@@ -13,7 +13,10 @@
  * https://api.github.com/meta/public_keys/secret_scanning; leaked tokens are revoked),
  * METRICS_PORT (optional: when set, Prometheus metrics of the library's OpenTelemetry instruments at
  * http://METRICS_HOST:METRICS_PORT/metrics, through the OTel SDK and its Prometheus exporter, the
- * example's own dependencies), METRICS_HOST (127.0.0.1: loopback unless you say otherwise).
+ * example's own dependencies), METRICS_HOST (127.0.0.1: loopback unless you say otherwise),
+ * TRUST_PROXY (unset: no proxy is trusted; else Express's `trust proxy`: `true`, a number of hops, or
+ * addresses/subnets such as `loopback` or `10.0.0.0/8`): which address is a request's source, for
+ * the client lockout's per-source throttle.
  */
 import { realpathSync } from 'node:fs';
 import { createServer, type ServerOptions } from 'node:http';
@@ -23,6 +26,7 @@ import { createAppTokens, type AppTokens } from '../src/index.js';
 import { AppTokensError } from '../src/core/errors.js';
 import { EXAMPLE_ROLES, EXAMPLE_SCOPES, storeFailureMessage } from '../src/cli.js';
 import { DEFAULT_DATABASE_URL, openStore } from '../src/database-url.js';
+import { capBody } from '../src/http/body.js';
 
 export { EXAMPLE_ROLES, EXAMPLE_SCOPES };
 
@@ -38,6 +42,26 @@ export interface ExampleConfig {
   secretScanningKeysUrl: string | undefined;
   /** METRICS_PORT / METRICS_HOST: serve Prometheus metrics there; `undefined`: no metrics endpoint. */
   metrics: { port: number; host: string } | undefined;
+  /** TRUST_PROXY: Express's `trust proxy` (the source of a request for the lockout); `undefined`: none trusted. */
+  trustProxy: boolean | number | string | undefined;
+}
+
+/** TRUST_PROXY → Express's `trust proxy` value; throws naming the variable. */
+function readTrustProxy(text: string | undefined): boolean | number | string | undefined {
+  if (text === undefined || text === '') return undefined;
+  if (text === 'true' || text === 'false') return text === 'true';
+  if (/^\d+$/.test(text)) {
+    const hops = Number(text);
+    if (hops > 32) throw new Error(`TRUST_PROXY: a number of proxy hops must be at most 32, got '${text}'`);
+    return hops;
+  }
+  try {
+    // Express compiles the list at once and throws on an address it cannot read.
+    express().set('trust proxy', text);
+  } catch {
+    throw new Error(`TRUST_PROXY: must be true, false, a number of hops, or addresses/subnets such as 'loopback, 10.0.0.0/8', got '${text}'`);
+  }
+  return text;
 }
 
 const SIGNING_ALGORITHMS = ['RS256', 'ES256', 'EdDSA'] as const;
@@ -69,7 +93,9 @@ export function readConfig(env: NodeJS.ProcessEnv): ExampleConfig {
   if (metricsText !== undefined && (!/^\d+$/.test(metricsText) || metricsPort < 1 || metricsPort > 65535 || metricsPort === port)) {
     throw new Error(`METRICS_PORT: must be a port number 1-65535 other than PORT, got '${metricsText}'`);
   }
+  const trustProxy = readTrustProxy(env.TRUST_PROXY);
   return {
+    trustProxy,
     metrics: metricsText === undefined ? undefined : { port: metricsPort, host: env.METRICS_HOST || '127.0.0.1' },
     port,
     issuer: env.ISSUER || `http://localhost:${port}`,
@@ -86,9 +112,12 @@ export function createExampleApp(
   auth: AppTokens,
   rateLimit: { points: number; duration: number } = { points: 600, duration: 60 },
   secretScanningKeysUrl?: string,
+  trustProxy?: boolean | number | string,
 ): Express {
   const app = express();
   app.disable('x-powered-by');
+  // The address the lockout throttles is what Express reports under this setting (TRUST_PROXY).
+  if (trustProxy !== undefined) app.set('trust proxy', trustProxy);
   app.get('/health', (_req, res) => {
     res.json({ status: 'ok' });
   });
@@ -121,7 +150,8 @@ export function createExampleApp(
     '/notarizations/stamps',
     ...limited,
     auth.requireScopes('notarization:write'),
-    express.json({ limit: '16kb' }),
+    // A body over the limit is refused on its Content-Length before it is read, or cut at the limit.
+    capBody(express.json({ limit: '16kb' }), 16_384),
     (req, res) => {
       const stamp = { id: stamps.length + 1, tenant: req.auth!.tenantId, by: req.auth!.clientId, data: req.body ?? null, at: new Date().toISOString() };
       stamps.push(stamp);
@@ -186,7 +216,7 @@ async function main(): Promise<void> {
     ...(config.signingAlgorithm ? { signingAlgorithm: config.signingAlgorithm } : {}),
   });
   await auth.ready();
-  const server = createServer(SERVER_OPTIONS, createExampleApp(auth, config.rateLimit, config.secretScanningKeysUrl));
+  const server = createServer(SERVER_OPTIONS, createExampleApp(auth, config.rateLimit, config.secretScanningKeysUrl, config.trustProxy));
   // A listen failure (a taken port) arrives as the server's 'error' event.
   server.once('error', (error: NodeJS.ErrnoException) => {
     console.error(

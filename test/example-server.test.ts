@@ -126,11 +126,43 @@ describe('example server', () => {
       [{ PORT: '3918', DATABASE_URL: 'mysql://x' }, 'DATABASE_URL'],
       [{ PORT: '3918', ISSUER: 'ftp://x' }, 'issuer'],
       [{ PORT: '3918', SIGNING_ALGORITHM: 'HS256' }, 'SIGNING_ALGORITHM'],
+      [{ PORT: '3918', TRUST_PROXY: 'not an address' }, 'TRUST_PROXY'],
+      [{ PORT: '3918', TRUST_PROXY: '99' }, 'TRUST_PROXY'],
     ] as const) {
       const run = spawnSync(process.execPath, [SERVER], { cwd: dir, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 20_000 });
       expect(run.status, JSON.stringify(env)).toBe(1);
       expect(run.stderr).toContain(message);
       expect(run.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    }
+  });
+
+  it('TRUST_PROXY sets the source the lockout throttles (issue 21, finding 3): past the threshold one forwarded address gets 429, another is served with the right secret', async () => {
+    const databaseUrl = `sqlite:${join(dir, 'trust-proxy.db')}`;
+    const boot = cli(['bootstrap', '--tenant', 'acme'], { DATABASE_URL: databaseUrl });
+    expect(boot.status, boot.stderr).toBe(0);
+    const { client_id, client_secret } = JSON.parse(boot.stdout) as { client_id: string; client_secret: string };
+    const server = await startServer({ PORT: '3923', DATABASE_URL: databaseUrl, TRUST_PROXY: 'loopback' });
+    const grant = (secret: string, from: string) =>
+      fetch('http://localhost:3923/oauth/token', {
+        method: 'POST',
+        headers: {
+          authorization: `Basic ${Buffer.from(`${client_id}:${secret}`).toString('base64')}`,
+          'content-type': 'application/x-www-form-urlencoded',
+          'x-forwarded-for': from,
+        },
+        body: 'grant_type=client_credentials',
+      });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 11; i++) statuses.push((await grant(`${client_secret.slice(0, -4)}XXXX`, '203.0.113.5')).status);
+      expect(statuses.slice(0, 10).every((s) => s === 401)).toBe(true);
+      expect(statuses[10]).toBe(429);
+      const throttled = await grant(client_secret, '203.0.113.5');
+      expect(throttled.status).toBe(429);
+      expect(Number(throttled.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect((await grant(client_secret, '198.51.100.7')).status).toBe(200);
+    } finally {
+      await stop(server.child);
     }
   });
 
