@@ -14,6 +14,10 @@ export type { AuthInfo, AuthClaims } from './core/access-tokens.js';
 export type { TokenResponse } from './core/service.js';
 export type {
   AppDetails,
+  AppListPage,
+  AppListSort,
+  ListAppsInput,
+  ListEventsInput,
   CreateAppInput,
   CreateTokenInput,
   CreatedApp,
@@ -24,7 +28,7 @@ export type {
   UpdateAppInput,
 } from './core/management.js';
 export type { AuditEvent } from './core/events.js';
-export type { AppView, AppListItem, ApiTokenView, IssuedApiToken, TokenSummaryView } from './core/views.js';
+export type { AppView, AppListItem, ApiTokenView, IssuedApiToken, LockoutView, TokenSummaryView } from './core/views.js';
 export type { AppTokensStrategy, AuthenticateOptions } from './http/bearer.js';
 export type { RateLimitOptions } from './http/rate-limit.js';
 export type { SecretScanningOptions } from './http/secret-scanning.js';
@@ -48,6 +52,12 @@ export type {
   ReplaceApiTokenInput,
   RateLimiterBackend,
   ChangeListener,
+  UsageCount,
+  UsageQuery,
+  UsageRow,
+  UsageTotals,
 } from './store.js';
-export { ChangeFeed, encodeCursor, decodeCursor, parseListOptions } from './store.js';
+export { ChangeFeed, encodeCursor, decodeCursor, parseListOptions, mergeUsageCounts } from './store.js';
+export type { UsageSeries, UsagePoint, UsageSummary, UsageQueryInput } from './core/usage.js';
+export type { BearerRefusal } from './core/signals.js';
 export * as errors from './core/errors.js';

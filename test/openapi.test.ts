@@ -30,11 +30,14 @@ const CONTRACT = [
   'GET /apps/{id}',
   'PATCH /apps/{id}',
   'DELETE /apps/{id}',
+  // Issue 21 item 3: clear an app's lockout.
+  'DELETE /apps/{id}/lockout',
   'GET /apps/{id}/tokens',
   'POST /apps/{id}/tokens',
   'POST /apps/{id}/tokens/{tokenId}/regenerate',
   'DELETE /apps/{id}/tokens/{tokenId}',
   'GET /apps/{id}/events',
+  'GET /apps/{id}/usage',
   // Issue 14 (the console): who the caller is, and introspection for management principals.
   'GET /me/principal',
   'POST /me/introspect',
@@ -283,6 +286,13 @@ describe('what the routers answer matches the document', () => {
     const reused = await conforms(request(f.app).post('/tokens/refresh').send({ client_id: appId, grant_type: 'token-exchange', refresh_token: secret }));
     expect(reused.status).toBe(400);
     expect(reused.body.error).toBe('invalid_grant');
+  });
+
+  it("issue 21 item 3: the app's lockout state, and clearing it", async () => {
+    const shown = await conforms(authed(request(f.app).get(`/apps/${appId}`)));
+    expect(Object.keys(shown.body.lockout).sort()).toEqual(['failures', 'lastFailureAt', 'throttledSources', 'until']);
+    expect((await conforms(authed(request(f.app).delete(`/apps/${appId}/lockout`)))).status).toBe(204);
+    expect((await conforms(authed(request(f.app).delete('/apps/app_doesnotexist0000000000/lockout')))).status).toBe(404);
   });
 
   it('events, then deleting the app', async () => {

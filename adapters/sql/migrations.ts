@@ -244,6 +244,28 @@ export function migrations(dialect: SqlDialectName): Record<string, Migration> {
         await db.schema.dropTable('rate_usage').execute();
       },
     },
+
+    '0008_usage_counts': {
+      async up(db) {
+        // Issue 24: usage counts per app, credential ('' for none), hour and metric, added to by
+        // every instance (INSERT … ON CONFLICT DO UPDATE SET count = count + excluded.count).
+        await db.schema
+          .createTable('usage_counts')
+          .addColumn('tenant_id', 'text', (c) => c.notNull())
+          .addColumn('app_id', idType, (c) => c.notNull())
+          .addColumn('token_id', 'text', (c) => c.notNull())
+          .addColumn('hour', 'bigint', (c) => c.notNull())
+          .addColumn('metric', 'text', (c) => c.notNull())
+          .addColumn('count', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('usage_counts_pk', ['tenant_id', 'app_id', 'hour', 'token_id', 'metric'])
+          .execute();
+        // Retention deletes the oldest hours first.
+        await db.schema.createIndex('usage_counts_hour').on('usage_counts').column('hour').execute();
+      },
+      async down(db) {
+        await db.schema.dropTable('usage_counts').execute();
+      },
+    },
   };
 }
 

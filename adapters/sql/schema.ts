@@ -75,6 +75,19 @@ export interface RateUsageTable {
   expires_at: EpochMsColumn;
 }
 
+/**
+ * Table `usage_counts` (migration 0008): usage counts; primary key (`tenant_id`, `app_id`, `hour`,
+ * `token_id`, `metric`), `token_id` `''` for counts not tied to a credential.
+ */
+export interface UsageCountsTable {
+  tenant_id: string;
+  app_id: string;
+  token_id: string;
+  hour: EpochMsColumn;
+  metric: string;
+  count: ColumnType<number | string | bigint, number, number>;
+}
+
 /** Table `api_tokens`: one row per API token, revoked ones included. */
 export interface ApiTokensTable {
   id: string;
@@ -141,6 +154,7 @@ export interface Database {
   client_keys: ClientKeysTable;
   used_once: UsedOnceTable;
   rate_usage: RateUsageTable;
+  usage_counts: UsageCountsTable;
 }
 
 /** A selected `client_keys` row. */

@@ -9,6 +9,7 @@ import { AppTokensError } from './errors.js';
 import type { KeyRing } from './keys.js';
 import { GrantedScopes } from './scopes.js';
 import { randomId } from './secrets.js';
+import { markRefusal, type BearerRefusal } from './signals.js';
 import { signJwt } from './signer.js';
 
 /**
@@ -184,7 +185,7 @@ export class AccessTokens {
   async verify(jwt: string, audience: string | readonly string[]): Promise<InternalAuthInfo> {
     // One spelling per token: base64url without padding or whitespace (RFC 7515 §2, §7.1), which
     // jose's lenient decoding would otherwise accept in many variants.
-    if (!COMPACT_JWS.test(jwt)) throw invalidToken('the access token is not a compact JWS');
+    if (!COMPACT_JWS.test(jwt)) throw invalidToken('the access token is not a compact JWS', 'malformed');
     // Defence in depth (issue 11, finding 10): we mint header and claims with JSON.stringify, so a
     // segment of ours is exactly that; duplicate keys, a BOM, whitespace or odd number spellings
     // (which parsers read differently) mean someone else wrote it.
@@ -193,19 +194,19 @@ export class AccessTokens {
     canonicalJson(jwt.slice(dot + 1, jwt.indexOf('.', dot + 1)), 'claims');
     // RFC 8725 §3.1/§3.10: never take a key from the token itself.
     if ('jwk' in header || 'jku' in header || 'x5u' in header || 'x5c' in header) {
-      throw invalidToken('the access token header names its own key; refused');
+      throw invalidToken('the access token header names its own key; refused', 'malformed');
     }
     if (typeof header.kid !== 'string' || typeof header.alg !== 'string') {
-      throw invalidToken('the access token has no kid or alg');
+      throw invalidToken('the access token has no kid or alg', 'malformed');
     }
     let key = this.#keys.verificationKey(header.kid);
     if (!key) {
       await this.#keys.reloadForUnknownKid();
       key = this.#keys.verificationKey(header.kid);
-      if (!key) throw invalidToken('the access token was not signed by a key of this issuer');
+      if (!key) throw invalidToken('the access token was not signed by a key of this issuer', 'unknown');
     }
     // RFC 8725 §3.1: the algorithm is the key's, whatever the header claims.
-    if (header.alg !== key.alg) throw invalidToken('the access token algorithm does not match its key');
+    if (header.alg !== key.alg) throw invalidToken('the access token algorithm does not match its key', 'invalid_signature');
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(jwt, key.publicKey, {
@@ -218,7 +219,7 @@ export class AccessTokens {
         currentDate: this.#options.now(),
       }));
     } catch (e) {
-      throw invalidToken(describeJoseError(e));
+      throw attributed(invalidToken(describeJoseError(e)), e);
     }
     const { client_id: clientId, tenant_id: tenantId, api_token_id: apiTokenId, scope, sub, iat, exp, jti } = payload;
     // Nothing we would not have minted: our jti format, an iat that is not in the future, and no
@@ -271,15 +272,37 @@ function canonicalJson(segment: string, what: 'header' | 'claims'): Record<strin
     text = UTF8.decode(Buffer.from(segment, 'base64url'));
     value = JSON.parse(text);
   } catch {
-    throw invalidToken(`the access token ${what} is not JSON`);
+    throw invalidToken(`the access token ${what} is not JSON`, 'malformed');
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalidToken(`the access token ${what} is not a JSON object`);
-  if (JSON.stringify(value) !== text) throw invalidToken(`the access token ${what} is not in the form this issuer writes`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalidToken(`the access token ${what} is not a JSON object`, 'malformed');
+  if (JSON.stringify(value) !== text) throw invalidToken(`the access token ${what} is not in the form this issuer writes`, 'malformed');
   return value as Record<string, unknown>;
 }
 
-function invalidToken(message: string): AppTokensError {
-  return new AppTokensError('invalid_token', message);
+function invalidToken(message: string, reason: BearerRefusal = 'other'): AppTokensError {
+  return markRefusal(new AppTokensError('invalid_token', message), { reason, tenantId: null, appId: null, apiTokenId: null });
+}
+
+/**
+ * Usage attribution of a jose failure: jose checks the claims only after the signature verified,
+ * so the payload of a claim failure (expired, wrong audience) is ours and names its app; a
+ * signature failure names nobody.
+ */
+function attributed(error: AppTokensError, cause: unknown): AppTokensError {
+  if (cause instanceof joseErrors.JWSSignatureVerificationFailed) {
+    return markRefusal(error, { reason: 'invalid_signature', tenantId: null, appId: null, apiTokenId: null });
+  }
+  if (cause instanceof joseErrors.JWTExpired || cause instanceof joseErrors.JWTClaimValidationFailed) {
+    const { tenant_id: tenantId, client_id: appId, api_token_id: apiTokenId } = cause.payload;
+    const known = typeof tenantId === 'string' && typeof appId === 'string';
+    return markRefusal(error, {
+      reason: cause instanceof joseErrors.JWTExpired ? 'expired' : 'other',
+      tenantId: known ? tenantId : null,
+      appId: known ? appId : null,
+      apiTokenId: known && typeof apiTokenId === 'string' ? apiTokenId : null,
+    });
+  }
+  return error;
 }
 
 function describeJoseError(e: unknown): string {
