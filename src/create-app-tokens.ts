@@ -8,6 +8,9 @@ import type { AuditEvent } from './core/events.js';
 import {
   AppManagement,
   type AppDetails,
+  type AppListPage,
+  type ListAppsInput,
+  type ListEventsInput,
   type CreateAppInput,
   type CreateTokenInput,
   type CreatedApp,
@@ -22,8 +25,10 @@ import type { IssuedPersonalToken } from './core/personal-tokens.js';
 import type { ClientKeyView } from './core/client-keys.js';
 import type { AddKeyInput } from './core/key-management.js';
 import { resolveOptions } from './core/options.js';
+import { instrument, withTelemetry } from './core/telemetry.js';
 import { AppTokensService } from './core/service.js';
 import type { ApiTokenView, AppListItem, AppView, IssuedApiToken } from './core/views.js';
+import type { UsageQueryInput, UsageSeries } from './core/usage.js';
 import { bearer, type AppTokensStrategy, type AuthenticateOptions } from './http/bearer.js';
 import { rateLimitMiddleware, type RateLimitOptions } from './http/rate-limit.js';
 import { openApiDocument, type OpenApiDocument } from './http/openapi.js';
@@ -46,14 +51,23 @@ export interface AppsApi {
   addKey(tenantId: string, appId: string, input: AddKeyInput): Promise<ClientKeyView>;
   /** Delete a key: every access token minted with it dies at once. */
   deleteKey(tenantId: string, appId: string, kid: string): Promise<void>;
-  /** Apps of a tenant, oldest first; `limit` 1–100 (default 20), `cursor` from the previous page. */
-  list(tenantId: string, options?: { limit?: number; cursor?: string; expiringWithin?: number }): Promise<PageView<AppListItem>>;
+  /**
+   * Apps of a tenant (oldest first unless `sort`), with how many match (`total`); `limit` 1–100
+   * (default 20), `cursor` from the previous page of the same sort; filters `search`, `scope`,
+   * `role`, `expiringWithin`, `expiringSoon`, `locked`, `unusedFor` (days), as `GET /apps` takes them.
+   */
+  list(tenantId: string, options?: ListAppsInput): Promise<AppListPage>;
   /** The app with its live tokens' metadata. `not_found` for another tenant's app. */
   get(tenantId: string, appId: string): Promise<AppDetails>;
   /** Edit `name`, `description`, `customClaims`. */
   update(tenantId: string, appId: string, patch: UpdateAppInput): Promise<AppView>;
   /** Delete the app; every token of it and every access token they minted dies at once. */
   delete(tenantId: string, appId: string): Promise<void>;
+  /**
+   * Clear the app's lockout (`get()` shows it): its failure tally, and every source throttled for
+   * its client id, on every instance at once. Audited as `app.lockout_cleared`.
+   */
+  clearLockout(tenantId: string, appId: string): Promise<void>;
   /** Issue another API token for the app. */
   createToken(tenantId: string, appId: string, input?: CreateTokenInput): Promise<IssuedApiToken>;
   /** One page of the metadata of the app's live tokens (`limit` 1–100, default 20). */
@@ -62,8 +76,19 @@ export interface AppsApi {
   regenerateToken(tenantId: string, appId: string, tokenId: string, options?: RegenerateTokenInput): Promise<IssuedApiToken>;
   /** Delete one API token; it and the access tokens it minted die at once. */
   deleteToken(tenantId: string, appId: string, tokenId: string): Promise<void>;
-  /** The app's audit log, newest first. */
-  events(tenantId: string, appId: string, options?: { limit?: number; cursor?: string }): Promise<PageView<AuditEvent>>;
+  /** The app's audit log, newest first; `types` keeps only events of those types. */
+  events(tenantId: string, appId: string, options?: ListEventsInput): Promise<PageView<AuditEvent>>;
+  /**
+   * The app's usage counts per hour or UTC day, zero-filled (as `GET /apps/:id/usage`): `from`/`to`
+   * (ISO 8601 or `Date`), `interval` `hour` (≤ 168 hours) or `day` (≤ `usage.retention`), `byToken`.
+   * Default: the last 24 hours by hour.
+   *
+   * @example
+   * ```ts
+   * const week = await auth.apps.usage('acme', appId, { interval: 'day', from: new Date(Date.now() - 7 * 86_400_000) });
+   * ```
+   */
+  usage(tenantId: string, appId: string, query?: UsageQueryInput): Promise<UsageSeries>;
 }
 
 /**
@@ -193,8 +218,11 @@ export interface AppTokens {
  * ```
  */
 export function createAppTokens(options: AppTokensOptions): AppTokens {
-  const service = new AppTokensService(resolveOptions(options));
+  // OpenTelemetry (option `telemetry`): the token path's store calls traced, the observer counting.
+  const { options: resolved, observer: telemetry } = withTelemetry(resolveOptions(options));
+  const service = new AppTokensService(resolved);
   const management = new AppManagement(service);
+  instrument(service, management, telemetry, resolved.telemetry.tenantAttribute);
   const guards = bearer(service);
   const system = (tenantId: string): Principal => ({ tenantId, scopes: null, actorId: 'system' });
   // Personal tokens of a user, bounded by what management.userScopes says the user holds.
@@ -225,12 +253,14 @@ export function createAppTokens(options: AppTokensOptions): AppTokens {
       get: (tenantId, appId) => run(() => management.getApp(system(tenantId), appId)),
       update: (tenantId, appId, patch) => run(() => management.updateApp(system(tenantId), appId, patch)),
       delete: (tenantId, appId) => run(() => management.deleteApp(system(tenantId), appId)),
+      clearLockout: (tenantId, appId) => run(() => management.clearLockout(system(tenantId), appId)),
       createToken: (tenantId, appId, input) => run(() => management.createToken(system(tenantId), appId, input)),
       listTokens: (tenantId, appId, opts) => run(() => management.listTokens(system(tenantId), appId, opts)),
       regenerateToken: (tenantId, appId, tokenId, opts) =>
         run(() => management.regenerateToken(system(tenantId), appId, tokenId, opts)),
       deleteToken: (tenantId, appId, tokenId) => run(() => management.deleteToken(system(tenantId), appId, tokenId)),
       events: (tenantId, appId, opts) => run(() => management.listEvents(system(tenantId), appId, opts)),
+      usage: (tenantId, appId, query) => run(() => management.usage(system(tenantId), appId, query)),
     },
     users: {
       createToken: (tenantId, userId, input) => run(() => management.personal.create(user(tenantId, userId), input)),

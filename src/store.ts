@@ -16,6 +16,7 @@
  * @module
  */
 import { AppTokensError } from './core/errors.js';
+import type { Logger } from './core/logger.js';
 
 /** An OAuth 2.0 client acting for one tenant. `id` is its `client_id`. */
 export interface AppRecord {
@@ -155,6 +156,96 @@ export interface ListAppsOptions {
    * (`after`, `before`].
    */
   expiring?: { after: Date; before: Date } | undefined;
+  /**
+   * Only apps whose name contains this text (ASCII letters compared case-insensitively, every other
+   * character as is) or whose id starts with it.
+   */
+  search?: string | undefined;
+  /** Only apps holding this scope as written (a wildcard matches only itself: `storage:*`). */
+  scope?: string | undefined;
+  /** Only apps with this role. */
+  role?: string | undefined;
+  /**
+   * Only apps created before this instant none of whose tokens (revoked ones included) was used at
+   * or after it: "unused for N days".
+   */
+  unusedSince?: Date | undefined;
+  /**
+   * The order, ties broken by id in the same direction. Default `created` ascending (oldest
+   * first). `name` compares ASCII-lowercased names code unit by code unit; `lastUsed` is the latest
+   * `lastUsedAt` of the app's tokens, never-used apps counting as before every date. A cursor is
+   * valid only with the sort it was made for: another sort's cursor is `validation_failed` naming
+   * `cursor`.
+   */
+  sort?: AppSort | undefined;
+}
+
+/** An order of {@link Store.listApps}. */
+export interface AppSort {
+  by: 'created' | 'name' | 'lastUsed';
+  order: 'asc' | 'desc';
+}
+
+/** A page of {@link Store.listApps}. */
+export interface AppPage extends Page<AppRecord> {
+  /**
+   * How many apps match the filters (the cursor aside), counted in the same call. Adapters of this
+   * package always return it; a third-party adapter without it leaves the total unknown (`null`).
+   */
+  total?: number;
+}
+
+/**
+ * One usage count ({@link Store.addUsage}): how many times `metric` happened in one UTC hour for
+ * one app (and one of its credentials).
+ */
+export interface UsageCount {
+  tenantId: string;
+  appId: string;
+  /** The API token (or client key) the credential descends from; `null`: the app alone. */
+  tokenId: string | null;
+  /** The start of the UTC hour, epoch ms (a multiple of 3 600 000). */
+  hour: number;
+  /** What happened: `accepted`, `refused:expired`, `grant:client_credentials`, … (printable ASCII, at most 64 characters). */
+  metric: string;
+  /** A positive whole number. */
+  count: number;
+}
+
+/** What {@link Store.readUsage} reads. */
+export interface UsageQuery {
+  /** Hours starting at or after this instant (a multiple of the interval)… */
+  from: Date;
+  /** …and before this one. */
+  to: Date;
+  /** The bucket: an hour, or a UTC day (hours summed). */
+  interval: 'hour' | 'day';
+}
+
+/** A sum of {@link Store.readUsage}: one bucket, one credential, one metric. */
+export interface UsageRow {
+  /** The bucket's start, epoch ms (UTC). */
+  start: number;
+  /** `null`: counts of the app not tied to a credential. */
+  tokenId: string | null;
+  metric: string;
+  count: number;
+}
+
+/** What {@link Store.summarizeUsage} reports of one app: sums per metric. */
+export interface UsageTotals {
+  /** Hours starting at or after `since24h`. */
+  last24h: Record<string, number>;
+  /** Hours starting at or after `since30d`. */
+  last30d: Record<string, number>;
+}
+
+/** Options of {@link Store.listEvents}. */
+export interface ListEventsOptions {
+  limit: number;
+  cursor?: string | undefined;
+  /** Only events of these types (none given or empty: every type). */
+  types?: readonly AuditEventType[] | undefined;
 }
 
 /** A persisted signing key. `privateJwk` is a JSON JWK, or an `enc:v1:` envelope when encrypted at rest. */
@@ -191,6 +282,8 @@ export type AuditEventType =
   | 'app.created'
   | 'app.updated'
   | 'app.deleted'
+  /** An admin cleared the app's lockout (`DELETE /apps/:id/lockout`); `data: {failures, throttledSources}` before. */
+  | 'app.lockout_cleared'
   | 'token.created'
   | 'token.regenerated'
   | 'token.refreshed'
@@ -330,9 +423,11 @@ export interface Store {
    * Apps of a tenant in creation order (oldest first, ties broken by id), `limit` at most;
    * personal clients ({@link AppRecord.ownerUserId}) are not apps and never listed. The cursor is
    * stable under concurrent inserts and deletes: no app is returned twice, and no app that existed
-   * for the whole walk is skipped. With `expiring`, only apps with a token expiring in that window.
+   * for the whole walk is skipped (under `sort: lastUsed`, for apps whose tokens are not used during
+   * the walk: a use moves an app). With `expiring`, `search`, `scope`, `role`, `unusedSince` only
+   * the apps matching every one given; `sort` orders them (see {@link ListAppsOptions}).
    */
-  listApps(tenantId: string, options: ListAppsOptions): Promise<Page<AppRecord>>;
+  listApps(tenantId: string, options: ListAppsOptions): Promise<AppPage>;
   /** The personal client of a host user in that tenant, if one was created. */
   getPersonalApp(tenantId: string, userId: string): Promise<AppRecord | undefined>;
   /**
@@ -370,10 +465,13 @@ export interface Store {
   /** Every token of an app, revoked ones included, oldest first. */
   listApiTokens(tenantId: string, appId: string): Promise<ApiTokenRecord[]>;
   /**
-   * Compare-and-swap: if the token `oldId` is active and its hash equals `expectedHash`, mark it
-   * revoked with `reason` and `replacedBy = replacement.id`, insert the replacement and the
-   * tombstone, all atomically, and return `true`. Otherwise change nothing and return `false`.
-   * Of any number of concurrent callers for the same token, exactly one gets `true`.
+   * Compare-and-swap: if the token `oldId` is active, not retiring (`replacedBy` is `null`) and its
+   * hash equals `expectedHash`, mark it revoked with `reason` and `replacedBy = replacement.id` (or,
+   * with `retireAt`, let it retire then), insert the replacement and the tombstone, all atomically,
+   * and return `true`. Otherwise change nothing and return `false`. Of any number of concurrent
+   * callers for the same token, exactly one gets `true`; a token that retires after a grace period
+   * is never replaced again, by refresh or regeneration (RFC 9700 §4.14.2: a rotated-out
+   * credential never yields a new one), so the condition must be part of the same atomic write.
    */
   replaceApiToken(input: ReplaceApiTokenInput): Promise<boolean>;
   /**
@@ -450,18 +548,34 @@ export interface Store {
   /**
    * Events of one app of a tenant, newest first (`at` descending, ties by id descending), `limit`
    * at most, with a cursor stable under concurrent appends. Events outlive the app they name.
+   * With `types`, only events of those types.
    */
-  listEvents(
-    tenantId: string,
-    appId: string,
-    options: { limit: number; cursor?: string | undefined },
-  ): Promise<Page<AuditEventRecord>>;
+  listEvents(tenantId: string, appId: string, options: ListEventsOptions): Promise<Page<AuditEventRecord>>;
 
   /**
    * Delete at most `limit` events (of any tenant) older than `before`, oldest first; returns how
    * many it deleted. Retention (`events.retention`) calls it in batches until fewer come back.
    */
   pruneEvents(before: Date, limit: number): Promise<number>;
+
+  // ---- usage counts -------------------------------------------------------------------------
+
+  /**
+   * Add counts (an additive upsert: a row of the same tenant, app, token, hour and metric grows by
+   * `count`, concurrent callers of every process each adding exactly theirs). All-or-nothing: a
+   * failed call added nothing, so the caller may retry the same batch. One statement per chunk of
+   * rows, never one per app.
+   */
+  addUsage(counts: readonly UsageCount[]): Promise<void>;
+  /**
+   * Sums of one app of the tenant in [`from`, `to`), per bucket start (`interval` `day`: UTC days),
+   * credential and metric, in no particular order; nothing for another tenant's app.
+   */
+  readUsage(tenantId: string, appId: string, query: UsageQuery): Promise<UsageRow[]>;
+  /** For each of the apps `appIds` of the tenant, its sums per metric since each instant (apps without counts are left out). */
+  summarizeUsage(tenantId: string, appIds: readonly string[], since: { since24h: Date; since30d: Date }): Promise<Map<string, UsageTotals>>;
+  /** Delete at most `limit` counts (of any tenant) of hours starting before `before`; returns how many it deleted. */
+  pruneUsage(before: Date, limit: number): Promise<number>;
 
   // ---- signing keys -------------------------------------------------------------------------
 
@@ -510,6 +624,20 @@ export interface Store {
    * `key` is printable ASCII, at most 300 characters.
    */
   addRateUsage?(key: string, windowStart: number, count: number, expiresAt: Date): Promise<number>;
+
+  /**
+   * Optional (stores shared by several processes, with a change feed such as PostgreSQL
+   * `LISTEN/NOTIFY`): the real-clock epoch ms before which every tombstone other processes
+   * published has reached this process's {@link Store.onChange} listeners; `undefined` while the
+   * feed is down. A store that has it is a shared view, whose revocation state can go stale: the
+   * revocation view then fails closed past `advanced.revocationMaxStaleness`. A store without it
+   * (memory, SQLite in one process) is this process's own view and never stale. Called on the
+   * request path: it must return a field, no I/O.
+   */
+  changeFeedHeardAt?(): number | undefined;
+
+  /** Optional: the AppTokens instance hands its (redacting) logger over at `ready()`, for faults met in the background. */
+  useLogger?(logger: Logger): void;
 }
 
 /** A shared rate-limit backend an adapter offers (see {@link Store.rateLimiterBackend}). */
@@ -534,6 +662,35 @@ export function parseListOptions(options: { limit: number; cursor?: string | und
   const after = decodeCursor(options.cursor);
   if (!after) throw new AppTokensError('validation_failed', 'The cursor is not valid.', { field: 'cursor' });
   return { limit: options.limit, after };
+}
+
+/** One hour, ms: the bucket of {@link UsageCount}. */
+export const USAGE_HOUR_MS = 3_600_000;
+const USAGE_METRIC = /^[\x21-\x7e]{1,64}$/;
+
+/**
+ * For adapters' {@link Store.addUsage}: validate the counts and merge those of one key, so that a
+ * multi-row upsert never names a row twice (PostgreSQL refuses `ON CONFLICT DO UPDATE` affecting a
+ * row twice). Throws `validation_failed` naming the row and field.
+ */
+export function mergeUsageCounts(counts: readonly UsageCount[]): UsageCount[] {
+  const merged = new Map<string, UsageCount>();
+  counts.forEach((c, i) => {
+    if (!Number.isSafeInteger(c.count) || c.count < 1) {
+      throw new AppTokensError('validation_failed', `counts[${i}].count must be a positive whole number`, { field: `counts[${i}].count` });
+    }
+    if (!Number.isSafeInteger(c.hour) || c.hour % USAGE_HOUR_MS !== 0) {
+      throw new AppTokensError('validation_failed', `counts[${i}].hour must be the start of an hour (epoch ms)`, { field: `counts[${i}].hour` });
+    }
+    if (!USAGE_METRIC.test(c.metric)) {
+      throw new AppTokensError('validation_failed', `counts[${i}].metric must be 1-64 printable ASCII characters`, { field: `counts[${i}].metric` });
+    }
+    const key = `${c.tenantId}\u0000${c.appId}\u0000${c.tokenId ?? ''}\u0000${c.hour}\u0000${c.metric}`;
+    const seen = merged.get(key);
+    if (seen) seen.count += c.count;
+    else merged.set(key, { ...c });
+  });
+  return [...merged.values()];
 }
 
 /**
@@ -600,4 +757,63 @@ export function decodeCursor(cursor: string): { createdAt: number; id: string } 
     // fall through
   }
   return undefined;
+}
+
+/** For adapters: the sort key of an app's name under `sort: name` (ASCII letters lowercased, nothing else). */
+export function appNameKey(name: string): string {
+  return name.replace(/[A-Z]+/g, (s) => s.toLowerCase());
+}
+
+/** For adapters: {@link ListAppsOptions.sort}, defaulted, and checked. */
+export function appSortOf(options: ListAppsOptions): AppSort {
+  const sort = options.sort ?? { by: 'created', order: 'asc' };
+  if (!['created', 'name', 'lastUsed'].includes(sort.by) || !['asc', 'desc'].includes(sort.order)) {
+    throw new AppTokensError('validation_failed', 'sort: not an order of this store.', { field: 'sort' });
+  }
+  return sort;
+}
+
+/**
+ * For adapters: the cursor of an app listed in `sort` order at sort key `key` (epoch ms for
+ * `created`, the latest use or -1 for `lastUsed`, {@link appNameKey} for `name`). The default order
+ * keeps the format of {@link encodeCursor}, so cursors handed out before sorting existed still work.
+ */
+export function encodeAppCursor(sort: AppSort, key: number | string, id: string): string {
+  if (sort.by === 'created' && sort.order === 'asc') return encodeCursor(new Date(key as number), id);
+  return Buffer.from(JSON.stringify(['apps', sort.by, sort.order, key, id])).toString('base64url');
+}
+
+/**
+ * For adapters: validate {@link ListAppsOptions} like {@link parseListOptions}, and decode the
+ * cursor for its sort. A cursor made for another sort (or not one at all) is `validation_failed`
+ * naming `cursor`: reading it in another order would skip or repeat apps.
+ */
+export function parseListAppsOptions(options: ListAppsOptions): {
+  limit: number;
+  sort: AppSort;
+  after: { key: number | string; id: string } | undefined;
+} {
+  const sort = appSortOf(options);
+  const { limit } = parseListOptions({ limit: options.limit });
+  if (options.cursor === undefined) return { limit, sort, after: undefined };
+  const wrong = (): AppTokensError =>
+    new AppTokensError('validation_failed', `cursor: not a cursor of this listing's sort (${sort.order === 'desc' ? '-' : ''}${sort.by}).`, {
+      field: 'cursor',
+    });
+  if (sort.by === 'created' && sort.order === 'asc') {
+    const legacy = decodeCursor(options.cursor);
+    if (!legacy) throw wrong();
+    return { limit, sort, after: { key: legacy.createdAt, id: legacy.id } };
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(options.cursor, 'base64url').toString('utf8'));
+  } catch {
+    throw wrong();
+  }
+  if (!Array.isArray(value) || value.length !== 5 || value[0] !== 'apps' || value[1] !== sort.by || value[2] !== sort.order) throw wrong();
+  const [, , , key, id] = value as [string, string, string, unknown, unknown];
+  const keyOk = sort.by === 'name' ? typeof key === 'string' && key.length <= 1000 : Number.isSafeInteger(key);
+  if (!keyOk || typeof id !== 'string') throw wrong();
+  return { limit, sort, after: { key: key as number | string, id } };
 }

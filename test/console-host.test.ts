@@ -17,6 +17,8 @@ const ADMIN_SCOPES = [...new Set([...CATALOGUE, 'apps:read', 'apps:write'])];
 const USERS: Record<string, Principal> = {
   alice: { tenantId: 'acme', scopes: ADMIN_SCOPES, actorId: 'alice' },
   bob: { tenantId: 'acme', scopes: ['apps:read', 'storage:read'], actorId: 'bob' },
+  /** Issue 25 item 5: a user with personal tokens only (no apps:read). */
+  carol: { tenantId: 'acme', scopes: ['storage:read', 'streams:read'], actorId: 'carol' },
 };
 
 /** The host's session: a cookie naming the user (a real host checks a signed session). */
@@ -127,6 +129,40 @@ describe.skipIf(!HAVE_CHROMIUM)('the console', { timeout: TEST_TIMEOUT }, () => 
       await dialog.getByRole('button', { name: 'Delete', exact: true }).click();
       await page.getByText('You have no personal tokens.').waitFor();
       expect((await tokenRequest(server.fixture.app, clientId, secret)).status).toBe(401);
+      expect(tab.errors).toEqual([]);
+      await tab.close();
+    });
+
+    it('issue 25: a host user without apps:read lands on My tokens (no dead end), sees only what they may use, picks the scopes a token carries', async () => {
+      // GET /me/principal answers 403 for this user: the browser logs it; the console does not fail.
+      const tab = await as('carol', { allowErrors: /status of 403/ });
+      const { page } = tab;
+      await page.goto(server.consoleUrl);
+      await page.getByRole('heading', { name: 'My tokens', level: 1 }).waitFor();
+      const nav = page.getByRole('navigation', { name: 'Console' });
+      expect(await nav.getByRole('link').allTextContents()).toEqual(['My tokens']);
+      expect(await page.getByRole('alert').count()).toBe(0);
+      // An app's address leads here too, not to a refusal.
+      await page.goto(`${server.consoleUrl}#/apps/app_whatever`);
+      await page.getByRole('heading', { name: 'My tokens', level: 1 }).waitFor();
+      // Nothing is preselected, and nothing chosen is refused beside the scopes, which are focused.
+      await page.getByLabel('Token name', { exact: true }).fill('backup script');
+      await page.getByRole('button', { name: 'Add token' }).click();
+      await expect.poll(() => page.getByRole('alert').textContent()).toBe('Choose at least one scope for this token to carry.');
+      const first = page.getByRole('group', { name: 'Scopes this token carries' }).getByRole('checkbox').first();
+      await expect
+        .poll(() => page.evaluate(`(() => { const el = document.activeElement; return el ? [el.type, el.getAttribute('aria-invalid'), el.closest('fieldset')?.querySelector('legend')?.textContent] : null; })()`))
+        .toEqual(['checkbox', 'true', 'Scopes this token carries']);
+      expect(await first.getAttribute('aria-invalid')).toBe('true');
+      await page.getByRole('checkbox', { name: 'storage:read', exact: true }).check();
+      await page.getByRole('button', { name: 'Add token' }).click();
+      await page.getByRole('heading', { name: /Save the client secret/ }).waitFor();
+      await page.getByRole('button', { name: 'Done' }).click();
+      await page.getByRole('dialog').getByRole('button', { name: 'Leave' }).click();
+      const row = page.getByRole('table', { name: 'Your personal tokens' }).getByRole('row').filter({ hasText: 'backup script' });
+      await expect.poll(() => row.textContent()).toContain('storage:read');
+      expect(await row.textContent()).not.toContain('streams:read');
+      await checkAccessibility(page, 'my-tokens-personal');
       expect(tab.errors).toEqual([]);
       await tab.close();
     });

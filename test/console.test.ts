@@ -335,6 +335,49 @@ describe.skipIf(!HAVE_CHROMIUM)('the console, signed in with client credentials'
     await tab.close();
   });
 
+  it('issue 21: the app page shows the lockout in words, and an admin clears it behind a confirmation; the throttled address is served at once', async () => {
+    const { auth, app: host } = server.fixture;
+    host.set('trust proxy', true);
+    const created = await auth.apps.create({ tenantId: 'acme', name: 'Ledger sync', scopes: ['notarization:read'] });
+    const guess = (source: string) => tokenRequest(host, created.app.id, 'eat_guess').set('X-Forwarded-For', source);
+    for (const source of ['198.51.100.1', '198.51.100.2']) for (let i = 0; i < 10; i++) expect((await guess(source)).status).toBe(401);
+    expect((await guess('198.51.100.3')).status).toBe(401);
+    const right = () => tokenRequest(host, created.app.id, created.value).set('X-Forwarded-For', '198.51.100.1');
+    expect((await right()).status).toBe(429);
+
+    const tab = await signedIn();
+    const { page } = tab;
+    await page.getByRole('link', { name: 'Ledger sync', exact: true }).click();
+    const card = page.getByRole('region', { name: 'Lockout' });
+    await card.waitFor();
+    const until = new Date(Date.parse((await auth.apps.get('acme', created.app.id)).lockout!.until!));
+    const hhmm = `${String(until.getUTCHours()).padStart(2, '0')}:${String(until.getUTCMinutes()).padStart(2, '0')}`;
+    expect(await card.textContent()).toContain(`21 failed attempts recently; 2 addresses throttled until ${hhmm} UTC.`);
+    expect(await card.textContent()).toContain('its correct credential keeps working from any other address');
+    await checkAccessibility(page, 'lockout');
+
+    // Cancel first: nothing changes.
+    await card.getByRole('button', { name: 'Clear lockout' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Clear the lockout of Ledger sync?' });
+    await dialog.waitFor();
+    expect(await dialog.textContent()).toContain('The 2 throttled addresses of Ledger sync may try again at once');
+    expect(await dialog.textContent()).toContain('This cannot be undone.');
+    await checkAccessibility(page, 'clear-lockout');
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await expect.poll(() => page.getByRole('dialog').count()).toBe(0);
+    expect((await right()).status).toBe(429);
+
+    await card.getByRole('button', { name: 'Clear lockout' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Clear lockout' }).click();
+    await expect.poll(() => card.textContent()).toContain('No failed attempts recently.');
+    expect(await card.getByRole('button', { name: 'Clear lockout' }).count()).toBe(0);
+    expect((await right()).status).toBe(200);
+    const events = page.getByRole('table', { name: /Audit events/ });
+    await expect.poll(() => events.getByText('app.lockout_cleared').count()).toBe(1);
+    expect(tab.errors).toEqual([]);
+    await tab.close();
+  });
+
   it('pages the apps list', async () => {
     const tenant = 'paged';
     const pager = await createClient(server.fixture.auth, { tenant, scopes: ['apps:read'] });
@@ -343,11 +386,13 @@ describe.skipIf(!HAVE_CHROMIUM)('the console, signed in with client credentials'
     const { page } = tab;
     const rows = page.getByRole('table', { name: 'Apps of this tenant' }).getByRole('row');
     await expect.poll(() => rows.count()).toBe(21);
+    // Newest first by default (issue 25).
+    await page.getByRole('link', { name: 'app 21' }).waitFor();
     await page.getByRole('button', { name: 'Next page' }).click();
     await expect.poll(() => rows.count()).toBe(3);
-    await page.getByRole('link', { name: 'app 21' }).waitFor();
-    await page.getByRole('button', { name: 'Previous page' }).click();
     await page.getByRole('link', { name: 'app 01' }).waitFor();
+    await page.getByRole('button', { name: 'Previous page' }).click();
+    await page.getByRole('link', { name: 'app 21' }).waitFor();
     expect(tab.errors).toEqual([]);
     await tab.close();
   });

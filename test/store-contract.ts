@@ -14,15 +14,19 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isAppTokensError } from '../src/core/errors.js';
 import type { ErrorCode } from '../src/core/errors.js';
+import { encodeCursor } from '../src/store.js';
 import type {
   ApiTokenRecord,
   AppRecord,
+  ListAppsOptions,
   ClientKeyRecord,
   AuditEventRecord,
   SigningKeyRecord,
   Store,
   Tombstone,
   TombstoneKind,
+  UsageCount,
+  UsageRow,
 } from '../src/store.js';
 
 /** What a store factory hands the suite. */
@@ -308,7 +312,7 @@ export function storeContract(name: string, makeStore: () => Promise<MadeStore>)
 
       it('listApps of an empty tenant is an empty last page', async () => {
         await seedApp({ tenantId: 'tenant-a' }, 0);
-        expect(await store.listApps('tenant-b', { limit: 5 })).toEqual({ items: [], nextCursor: null });
+        expect(await store.listApps('tenant-b', { limit: 5 })).toEqual({ items: [], nextCursor: null, total: 0 });
       });
 
       it('listApps pages with nextCursor and returns nextCursor null on the last page', async () => {
@@ -718,6 +722,71 @@ export function storeContract(name: string, makeStore: () => Promise<MadeStore>)
           expect((await store.getApiToken(app.tenantId, old.id))?.replacedBy).toBe(winner.id);
           expect(seen).toHaveLength(1);
         });
+
+        it('returns false and changes nothing for a retiring token (RFC 9700 §4.14.2): neither refreshed nor regenerated again', async () => {
+          const { app, tokens } = await seedApp();
+          const old = tokens[0]!;
+          const first = replacementOf(old);
+          expect(
+            await store.replaceApiToken({
+              tenantId: app.tenantId,
+              oldId: old.id,
+              expectedHash: old.hash,
+              reason: 'regenerated',
+              replacement: first,
+              tombstone: makeTombstone('api_token', old.id, { createdAt: at(2 * HOUR), expiresAt: at(4 * HOUR) }),
+              retireAt: at(2 * HOUR),
+            }),
+          ).toBe(true);
+          const retiring = await store.getApiToken(app.tenantId, old.id);
+          const seen = listen();
+          for (const [reason, retireAt] of [
+            ['refreshed', undefined],
+            ['regenerated', undefined],
+            ['regenerated', at(3 * HOUR)],
+          ] as const) {
+            const second = replacementOf(old);
+            const ok = await store.replaceApiToken({
+              tenantId: app.tenantId,
+              oldId: old.id,
+              expectedHash: old.hash,
+              reason,
+              replacement: second,
+              tombstone: makeTombstone('api_token', old.id, { createdAt: at(HOUR), expiresAt: at(5 * HOUR) }),
+              ...(retireAt ? { retireAt } : {}),
+            });
+            expect(ok, `${reason} ${retireAt ? 'with' : 'without'} retireAt`).toBe(false);
+            expect(await store.getApiToken(app.tenantId, second.id)).toBeUndefined();
+          }
+          // Still retiring as the first rotation left it: not revoked, its successor unchanged, one tombstone.
+          expect(await store.getApiToken(app.tenantId, old.id)).toEqual(retiring);
+          expect((await store.listApiTokens(app.tenantId, app.id)).map((t) => t.id).sort()).toEqual([old.id, first.id].sort());
+          expect(await store.listTombstones(at(2 * HOUR))).toEqual([makeTombstone('api_token', old.id, { createdAt: at(2 * HOUR), expiresAt: at(4 * HOUR) })]);
+          expect(seen).toEqual([]);
+        });
+
+        it('of 20 concurrent rotations of one token, refreshes and grace-period regenerations mixed, exactly one succeeds', async () => {
+          const { app, tokens } = await seedApp();
+          const old = tokens[0]!;
+          const replacements = Array.from({ length: 20 }, () => replacementOf(old));
+          const results = await Promise.all(
+            replacements.map((replacement, i) =>
+              store.replaceApiToken({
+                tenantId: app.tenantId,
+                oldId: old.id,
+                expectedHash: old.hash,
+                reason: i % 2 === 0 ? 'regenerated' : 'refreshed',
+                replacement,
+                tombstone: makeTombstone('api_token', old.id, { createdAt: at(2 * HOUR), expiresAt: at(4 * HOUR) }),
+                ...(i % 2 === 0 ? { retireAt: at(2 * HOUR) } : {}),
+              }),
+            ),
+          );
+          expect(results.filter(Boolean)).toHaveLength(1);
+          const winner = replacements[results.indexOf(true)]!;
+          expect((await store.listApiTokens(app.tenantId, app.id)).map((t) => t.id).sort()).toEqual([old.id, winner.id].sort());
+          expect((await store.getApiToken(app.tenantId, old.id))?.replacedBy).toBe(winner.id);
+        });
       });
 
       it('revokeApiTokens revokes the active tokens and returns only the ids it revoked', async () => {
@@ -981,7 +1050,7 @@ export function storeContract(name: string, makeStore: () => Promise<MadeStore>)
         const first = await store.listApps('tenant-a', { limit: 1, expiring: window });
         expect(first.items).toEqual([soon.app]);
         const rest = await store.listApps('tenant-a', { limit: 10, cursor: first.nextCursor!, expiring: window });
-        expect(rest).toEqual({ items: [second.app], nextCursor: null });
+        expect(rest).toEqual({ items: [second.app], nextCursor: null, total: 2 });
       });
 
       it('listExpiringApiTokens: every tenant, active and unreplaced, in (after, before], by (expiresAt, id), paged', async () => {
@@ -1101,6 +1170,171 @@ export function storeContract(name: string, makeStore: () => Promise<MadeStore>)
         await store.purgeTombstones(at(2 * HOUR));
         expect(await store.useOnce('client_assertion', 'jti-1', at(4 * HOUR))).toBe(true);
         expect(await store.useOnce('client_assertion', 'jti-2', at(4 * HOUR))).toBe(false);
+      });
+    });
+
+    describe('listApps search, filters, sort and total (issue 25)', () => {
+      /** Every page of a listing, walked with its cursor; the totals each page reported. */
+      async function walk(options: Omit<ListAppsOptions, 'limit' | 'cursor'>, limit = 2): Promise<{ ids: string[]; totals: Array<number | undefined> }> {
+        const ids: string[] = [];
+        const totals: Array<number | undefined> = [];
+        let cursor: string | undefined;
+        for (let round = 0; round < 50; round += 1) {
+          const page = await store.listApps('tenant-a', { ...options, limit, cursor });
+          ids.push(...page.items.map((a) => a.id));
+          totals.push(page.total);
+          if (page.nextCursor === null) return { ids, totals };
+          cursor = page.nextCursor;
+        }
+        throw new Error('the walk did not end');
+      }
+
+      /** `app-1`…`app-5` of tenant-a with names, creation times and last uses of their tokens; one app of tenant-b. */
+      async function seedFive(): Promise<void> {
+        const rows: Array<[string, string, number, number | null, Partial<AppRecord>]> = [
+          ['app-1', 'beta', 1, 50, { scopes: ['storage:read'], roles: ['auditor'] }],
+          ['app-2', 'Alpha', 2, null, { scopes: ['storage:*'] }],
+          ['app-3', 'alpha', 3, 10, { scopes: ['storage:reader', 'invoices:read'] }],
+          ['app-4', 'Gamma 100%_off', 4, 30, { scopes: ['invoices:read'], roles: ['auditor', 'ops'] }],
+          ['app-5', 'delta', 5, null, { scopes: ['storage:read'], roles: ['ops'] }],
+        ];
+        for (const [id, name, created, used, extra] of rows) {
+          const { tokens } = await seedApp({ id, name, createdAt: at(created * HOUR), ...extra }, 1);
+          if (used !== null) await store.touchApiTokens(new Map([[tokens[0]!.id, at(used * HOUR)]]));
+        }
+        const other = await seedApp({ id: 'app-1-other', name: 'beta', tenantId: 'tenant-b', scopes: ['storage:read'], roles: ['auditor'] }, 1);
+        await store.touchApiTokens(new Map([[other.tokens[0]!.id, at(99 * HOUR)]]));
+      }
+
+      it('sort created descending (newest first), paged, with the total on every page', async () => {
+        await seedFive();
+        expect(await walk({ sort: { by: 'created', order: 'desc' } })).toEqual({ ids: ['app-5', 'app-4', 'app-3', 'app-2', 'app-1'], totals: [5, 5, 5] });
+      });
+
+      it('sort name compares ASCII case-insensitively, ties broken by id in the same direction, paged both ways', async () => {
+        await seedFive();
+        expect((await walk({ sort: { by: 'name', order: 'asc' } })).ids).toEqual(['app-2', 'app-3', 'app-1', 'app-5', 'app-4']);
+        expect((await walk({ sort: { by: 'name', order: 'desc' } })).ids).toEqual(['app-4', 'app-5', 'app-1', 'app-3', 'app-2']);
+      });
+
+      it('sort lastUsed: the latest use of any token, never-used apps before every use, paged', async () => {
+        await seedFive();
+        expect((await walk({ sort: { by: 'lastUsed', order: 'desc' } })).ids).toEqual(['app-1', 'app-4', 'app-3', 'app-5', 'app-2']);
+        expect((await walk({ sort: { by: 'lastUsed', order: 'asc' } }, 3)).ids).toEqual(['app-2', 'app-5', 'app-3', 'app-4', 'app-1']);
+      });
+
+      it('a cursor is valid only with the sort it was made for: another sort’s is validation_failed naming cursor', async () => {
+        await seedFive();
+        const byName = await store.listApps('tenant-a', { limit: 2, sort: { by: 'name', order: 'asc' } });
+        const byCreated = await store.listApps('tenant-a', { limit: 2 });
+        const newest = await store.listApps('tenant-a', { limit: 2, sort: { by: 'created', order: 'desc' } });
+        const refusals = [
+          store.listApps('tenant-a', { limit: 2, cursor: byName.nextCursor!, sort: { by: 'name', order: 'desc' } }),
+          store.listApps('tenant-a', { limit: 2, cursor: byName.nextCursor!, sort: { by: 'lastUsed', order: 'asc' } }),
+          store.listApps('tenant-a', { limit: 2, cursor: byName.nextCursor! }),
+          store.listApps('tenant-a', { limit: 2, cursor: byCreated.nextCursor!, sort: { by: 'created', order: 'desc' } }),
+          store.listApps('tenant-a', { limit: 2, cursor: newest.nextCursor! }),
+        ];
+        for (const refusal of refusals) {
+          const error = await refusal.then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          expect(isAppTokensError(error, 'validation_failed')).toBe(true);
+          expect((error as { field?: string }).field).toBe('cursor');
+        }
+        // The default order keeps the cursor format it always had.
+        expect((await store.listApps('tenant-a', { limit: 2, cursor: encodeCursor(at(2 * HOUR), 'app-2') })).items.map((a) => a.id)).toEqual(['app-3', 'app-4']);
+      });
+
+      it('search: the name contains it (ASCII case-insensitively) or the id starts with it; % and _ are plain characters', async () => {
+        await seedFive();
+        expect((await walk({ search: 'ALPH' })).ids).toEqual(['app-2', 'app-3']);
+        expect((await walk({ search: 'amm' })).ids).toEqual(['app-4']);
+        expect((await walk({ search: 'app-5' })).ids).toEqual(['app-5']);
+        expect((await walk({ search: 'app-' })).totals).toEqual([5, 5, 5]);
+        // Not a substring of the id: only a prefix matches.
+        expect((await walk({ search: 'pp-1' })).ids).toEqual([]);
+        expect((await walk({ search: '100%_' })).ids).toEqual(['app-4']);
+        expect((await walk({ search: '%' })).ids).toEqual(['app-4']);
+        expect((await walk({ search: '_' })).ids).toEqual(['app-4']);
+        expect((await walk({ search: 'zeta' })).ids).toEqual([]);
+      });
+
+      it('scope: apps holding that scope as written; a wildcard matches only itself, a prefix matches nothing', async () => {
+        await seedFive();
+        expect((await walk({ scope: 'storage:read' })).ids).toEqual(['app-1', 'app-5']);
+        expect((await walk({ scope: 'storage:*' })).ids).toEqual(['app-2']);
+        expect((await walk({ scope: 'storage:rea' })).ids).toEqual([]);
+        expect((await walk({ scope: 'invoices:read' })).ids).toEqual(['app-3', 'app-4']);
+      });
+
+      it('role: apps with that role; never another tenant’s', async () => {
+        await seedFive();
+        expect((await walk({ role: 'auditor' })).ids).toEqual(['app-1', 'app-4']);
+        expect((await walk({ role: 'ops' })).ids).toEqual(['app-4', 'app-5']);
+        expect((await walk({ role: 'op' })).ids).toEqual([]);
+      });
+
+      it('unusedSince: apps created before it none of whose tokens (revoked ones included) was used at or after it', async () => {
+        await seedFive();
+        // Created before 4 h: app-1 (used at 50 h), app-2 (never), app-3 (used at 10 h).
+        expect((await walk({ unusedSince: at(4 * HOUR) })).ids).toEqual(['app-2']);
+        expect((await walk({ unusedSince: at(40 * HOUR) })).ids).toEqual(['app-2', 'app-3', 'app-4', 'app-5']);
+        // Used exactly at the cutoff: used.
+        expect((await walk({ unusedSince: at(50 * HOUR) })).ids).toEqual(['app-2', 'app-3', 'app-4', 'app-5']);
+        expect((await walk({ unusedSince: at(50 * HOUR + 1) })).ids).toEqual(['app-1', 'app-2', 'app-3', 'app-4', 'app-5']);
+        // A revoked token's use still counts as the app's use.
+        const [token] = await store.listApiTokens('tenant-a', 'app-1');
+        await store.revokeApiTokens('tenant-a', [token!.id], 'deleted', [makeTombstone('api_token', token!.id)], at(60 * HOUR));
+        expect((await walk({ unusedSince: at(40 * HOUR) })).ids).toEqual(['app-2', 'app-3', 'app-4', 'app-5']);
+      });
+
+      it('filters combine with each other, with expiring and with every sort; the total counts every match, not the page', async () => {
+        await seedFive();
+        const page = await store.listApps('tenant-a', { limit: 1, scope: 'storage:read', role: 'ops', sort: { by: 'name', order: 'desc' } });
+        expect(page.items.map((a) => a.id)).toEqual(['app-5']);
+        expect(page.total).toBe(1);
+        expect(await walk({ search: 'a', scope: 'invoices:read', sort: { by: 'lastUsed', order: 'desc' } }, 1)).toEqual({ ids: ['app-4', 'app-3'], totals: [2, 2] });
+        await store.createApiToken(makeToken(makeApp({ id: 'app-3' }), { id: 'tok-exp', hash: 'e'.repeat(64), expiresAt: at(7 * HOUR) }));
+        expect(await walk({ expiring: { after: at(0), before: at(8 * HOUR) }, search: 'alpha', sort: { by: 'created', order: 'desc' } })).toEqual({
+          ids: ['app-3'],
+          totals: [1],
+        });
+        expect(await store.listApps('tenant-b', { limit: 5, search: 'app-' })).toEqual({ items: [expect.objectContaining({ id: 'app-1-other' })], nextCursor: null, total: 1 });
+      });
+
+      it('sorted walks stay stable while apps are inserted and deleted between pages', async () => {
+        await seedFive();
+        const seen: string[] = [];
+        let cursor: string | undefined;
+        let round = 0;
+        do {
+          const page = await store.listApps('tenant-a', { limit: 2, cursor, sort: { by: 'name', order: 'asc' } });
+          seen.push(...page.items.map((a) => a.id));
+          cursor = page.nextCursor ?? undefined;
+          round += 1;
+          const last = page.items[page.items.length - 1];
+          if (last) await store.deleteApp('tenant-a', last.id, makeTombstone('app', last.id));
+          // One before every cursor (never seen) and one after.
+          await seedApp({ id: `app-aaa-${round}`, name: 'aaa' }, 0);
+          await seedApp({ id: `app-zzz-${round}`, name: 'zzz' }, 0);
+        } while (cursor !== undefined && round < 50);
+        expect(new Set(seen).size).toBe(seen.length);
+        for (const id of ['app-1', 'app-2', 'app-3', 'app-4', 'app-5']) expect(seen).toContain(id);
+        expect(seen.some((id) => id.startsWith('app-aaa'))).toBe(false);
+      });
+
+      it('listEvents with types: only those types, newest first, paged', async () => {
+        const events = [0, 1, 2, 3, 4, 5].map((i) => makeEvent({ at: at(i), type: i % 2 === 0 ? 'token.created' : 'token.deleted' }));
+        await store.appendEvents([...events, makeEvent({ at: at(9), type: 'app.updated' })]);
+        const p1 = await store.listEvents('tenant-a', 'app_events', { limit: 2, types: ['token.created'] });
+        expect(p1.items.map((e) => e.id)).toEqual([events[4]!.id, events[2]!.id]);
+        const p2 = await store.listEvents('tenant-a', 'app_events', { limit: 2, cursor: p1.nextCursor!, types: ['token.created'] });
+        expect(p2).toEqual({ items: [events[0]], nextCursor: null });
+        const both = await store.listEvents('tenant-a', 'app_events', { limit: 10, types: ['token.deleted', 'app.updated'] });
+        expect(both.items.map((e) => e.type)).toEqual(['app.updated', 'token.deleted', 'token.deleted', 'token.deleted']);
+        expect((await store.listEvents('tenant-a', 'app_events', { limit: 10, types: [] })).items).toHaveLength(7);
       });
     });
 
@@ -1520,6 +1754,109 @@ export function storeContract(name: string, makeStore: () => Promise<MadeStore>)
         await store.purgeTombstones(at(2 * HOUR));
         expect(await add('GET /x:app_1', 60_000, 0, at(HOUR))).toBe(0);
         expect(await add('GET /x:app_1', 120_000, 0, at(3 * HOUR))).toBe(1);
+      });
+    });
+
+    // ---- usage counts (issue 24) --------------------------------------------------------------
+
+    describe('usage counts (addUsage, readUsage, summarizeUsage, pruneUsage, issue 24)', () => {
+      /** The start of the hour of T0, and `n` hours after it. */
+      const H0 = T0 - (T0 % HOUR);
+      const hour = (n: number) => H0 + n * HOUR;
+      const count = (overrides: Partial<UsageCount> = {}): UsageCount => ({
+        tenantId: 'tenant-a',
+        appId: 'app_u1',
+        tokenId: 'tok_u1',
+        hour: hour(0),
+        metric: 'accepted',
+        count: 1,
+        ...overrides,
+      });
+      const sum = (rows: UsageRow[]) => rows.reduce((n, r) => n + r.count, 0);
+
+      it('addUsage adds: the same key twice, in one batch or concurrently, is the sum (an upsert that adds)', async () => {
+        await store.addUsage([count({ count: 2 }), count({ count: 3 })]);
+        await Promise.all(Array.from({ length: 10 }, () => store.addUsage([count({ count: 1 }), count({ metric: 'refused:expired', count: 1 })])));
+        const rows = await store.readUsage('tenant-a', 'app_u1', { from: new Date(hour(0)), to: new Date(hour(1)), interval: 'hour' });
+        expect(rows.sort((a, b) => a.metric.localeCompare(b.metric))).toEqual([
+          { start: hour(0), tokenId: 'tok_u1', metric: 'accepted', count: 15 },
+          { start: hour(0), tokenId: 'tok_u1', metric: 'refused:expired', count: 10 },
+        ]);
+      });
+
+      it('readUsage: [from, to) by hour, UTC days summing their hours, a null token kept apart from the tokens', async () => {
+        const day0 = H0 - (H0 % (24 * HOUR));
+        const hourOf = (dayOffset: number, h: number) => day0 + dayOffset * 24 * HOUR + h * HOUR;
+        await store.addUsage([
+          count({ hour: hourOf(0, 1), count: 1 }),
+          count({ hour: hourOf(0, 23), count: 2 }),
+          count({ hour: hourOf(1, 0), count: 4 }),
+          count({ hour: hourOf(1, 0), tokenId: null, metric: 'client_auth_failed', count: 8 }),
+          count({ hour: hourOf(2, 0), count: 16 }),
+        ]);
+        const byHour = await store.readUsage('tenant-a', 'app_u1', { from: new Date(hourOf(0, 23)), to: new Date(hourOf(2, 0)), interval: 'hour' });
+        expect(sum(byHour)).toBe(2 + 4 + 8);
+        expect(byHour.find((r) => r.metric === 'client_auth_failed')).toEqual({ start: hourOf(1, 0), tokenId: null, metric: 'client_auth_failed', count: 8 });
+        const byDay = await store.readUsage('tenant-a', 'app_u1', { from: new Date(day0), to: new Date(hourOf(3, 0)), interval: 'day' });
+        expect(byDay.filter((r) => r.metric === 'accepted').sort((a, b) => a.start - b.start)).toEqual([
+          { start: day0, tokenId: 'tok_u1', metric: 'accepted', count: 3 },
+          { start: hourOf(1, 0), tokenId: 'tok_u1', metric: 'accepted', count: 4 },
+          { start: hourOf(2, 0), tokenId: 'tok_u1', metric: 'accepted', count: 16 },
+        ]);
+      });
+
+      it('is confined to the tenant: another tenant\'s counts of the same app id are neither read nor summarized', async () => {
+        await store.addUsage([count({ count: 1 }), count({ tenantId: 'tenant-b', count: 100 })]);
+        const range = { from: new Date(hour(0)), to: new Date(hour(1)), interval: 'hour' as const };
+        expect(sum(await store.readUsage('tenant-a', 'app_u1', range))).toBe(1);
+        expect(sum(await store.readUsage('tenant-b', 'app_u1', range))).toBe(100);
+        expect(await store.readUsage('tenant-c', 'app_u1', range)).toEqual([]);
+        const summary = await store.summarizeUsage('tenant-a', ['app_u1'], { since24h: new Date(hour(0)), since30d: new Date(hour(-100)) });
+        expect(summary.get('app_u1')?.last24h).toEqual({ accepted: 1 });
+      });
+
+      it('summarizeUsage: sums per metric since each instant, for the apps asked, in one call', async () => {
+        await store.addUsage([
+          count({ hour: hour(-48), count: 5 }),
+          count({ hour: hour(-1), metric: 'rate_limited', count: 2 }),
+          count({ hour: hour(0), count: 1 }),
+          count({ hour: hour(0), tokenId: 'tok_u2', count: 10 }),
+          count({ appId: 'app_u2', hour: hour(0), count: 7 }),
+          count({ appId: 'app_u3', hour: hour(0), count: 9 }),
+        ]);
+        const summary = await store.summarizeUsage('tenant-a', ['app_u1', 'app_u2', 'app_none'], { since24h: new Date(hour(-23)), since30d: new Date(hour(-719)) });
+        expect([...summary.keys()].sort()).toEqual(['app_u1', 'app_u2']);
+        expect(summary.get('app_u1')).toEqual({ last24h: { accepted: 11, rate_limited: 2 }, last30d: { accepted: 16, rate_limited: 2 } });
+        expect(summary.get('app_u2')).toEqual({ last24h: { accepted: 7 }, last30d: { accepted: 7 } });
+      });
+
+      it('pruneUsage deletes at most `limit` counts of hours before `before`, in every tenant', async () => {
+        await store.addUsage([
+          count({ hour: hour(-3) }),
+          count({ hour: hour(-2), tenantId: 'tenant-b' }),
+          count({ hour: hour(-2), metric: 'refreshed' }),
+          count({ hour: hour(0), count: 4 }),
+        ]);
+        expect(await store.pruneUsage(new Date(hour(-1)), 2)).toBe(2);
+        expect(await store.pruneUsage(new Date(hour(-1)), 10)).toBe(1);
+        expect(await store.pruneUsage(new Date(hour(-1)), 10)).toBe(0);
+        const range = { from: new Date(hour(-10)), to: new Date(hour(10)), interval: 'hour' as const };
+        expect(await store.readUsage('tenant-a', 'app_u1', range)).toEqual([{ start: hour(0), tokenId: 'tok_u1', metric: 'accepted', count: 4 }]);
+      });
+
+      it('addUsage refuses a count that is not a positive whole number, an hour that is not an hour start, and adds nothing of that batch', async () => {
+        await expect(store.addUsage([count(), count({ count: 0 })])).rejects.toMatchObject({ code: 'validation_failed', field: 'counts[1].count' });
+        await expect(store.addUsage([count({ hour: hour(0) + 1 })])).rejects.toMatchObject({ code: 'validation_failed', field: 'counts[0].hour' });
+        await expect(store.addUsage([count({ metric: 'bad metric' })])).rejects.toMatchObject({ code: 'validation_failed', field: 'counts[0].metric' });
+        expect(await store.readUsage('tenant-a', 'app_u1', { from: new Date(hour(-1)), to: new Date(hour(2)), interval: 'hour' })).toEqual([]);
+      });
+
+      it('a batch larger than one statement adds all of it (several chunks)', async () => {
+        const many = Array.from({ length: 4500 }, (_, i) => count({ appId: `app_m${i}`, count: 1 + (i % 3) }));
+        await store.addUsage(many);
+        const summary = await store.summarizeUsage('tenant-a', many.map((c) => c.appId), { since24h: new Date(hour(0)), since30d: new Date(hour(0)) });
+        expect(summary.size).toBe(4500);
+        expect([...summary.values()].reduce((n, t) => n + (t.last24h.accepted ?? 0), 0)).toBe(many.reduce((n, c) => n + c.count, 0));
       });
     });
   });

@@ -6,7 +6,7 @@
  */
 
 import { AppTokensError } from '../../src/core/errors.js';
-import { ChangeFeed, appsLimit, encodeCursor, keysLimit, parseListOptions, tokensLimit } from '../../src/store.js';
+import { ChangeFeed, USAGE_HOUR_MS, mergeUsageCounts, appNameKey, appsLimit, encodeAppCursor, encodeCursor, keysLimit, parseListAppsOptions, parseListOptions, tokensLimit } from '../../src/store.js';
 import type {
   ApiTokenRecord,
   ApiTokenRevocationReason,
@@ -20,7 +20,9 @@ import type {
   CreateAppOptions,
   UsedOnceKind,
   ExpiringTokensQuery,
+  AppPage,
   ListAppsOptions,
+  ListEventsOptions,
   Page,
   ReplaceApiTokenInput,
   RevokeFamilyInput,
@@ -29,6 +31,10 @@ import type {
   Store,
   Tombstone,
   TokenSummary,
+  UsageCount,
+  UsageQuery,
+  UsageRow,
+  UsageTotals,
 } from '../../src/store.js';
 
 /**
@@ -59,6 +65,8 @@ export class MemoryStore implements Store {
    * Events without an app live in `#events` only: `listEvents` cannot name them.
    */
   readonly #eventsByApp = new Map<string, AuditEventRecord[]>();
+  /** Usage counts ({@link MemoryStore.addUsage}), by tenant, app, token, hour and metric. */
+  readonly #usage = new Map<string, UsageCount>();
   readonly #feed = new ChangeFeed();
   #closed = false;
 
@@ -134,36 +142,51 @@ export class MemoryStore implements Store {
   }
 
   /**
-   * Keyset pagination on (`createdAt`, `id`).
-   * @throws AppTokensError `validation_failed` for a malformed cursor or a `limit` that is not a positive integer.
+   * Keyset pagination on (sort key, `id`).
+   * @throws AppTokensError `validation_failed` for a malformed cursor (or another sort's), or a `limit` that is not a positive integer.
    */
-  async listApps(tenantId: string, options: ListAppsOptions): Promise<Page<AppRecord>> {
+  async listApps(tenantId: string, options: ListAppsOptions): Promise<AppPage> {
     this.#assertOpen();
-    const { limit, after } = parseListOptions(options);
-    const { expiring } = options;
+    const { limit, sort, after } = parseListAppsOptions(options);
+    const { expiring, search, scope, role, unusedSince } = options;
     const expiringApps = new Set<string>();
-    if (expiring) {
-      const [from, to] = [expiring.after.getTime(), expiring.before.getTime()];
-      for (const t of this.#tokens.values()) {
-        const at = t.expiresAt?.getTime();
-        if (t.tenantId === tenantId && t.revokedAt === null && t.replacedBy === null && at !== undefined && at > from && at <= to) {
-          expiringApps.add(t.appId);
-        }
+    const lastUsed = new Map<string, number>();
+    const [from, to] = [expiring?.after.getTime(), expiring?.before.getTime()];
+    for (const t of this.#tokens.values()) {
+      if (t.tenantId !== tenantId) continue;
+      const used = t.lastUsedAt?.getTime();
+      if (used !== undefined && used > (lastUsed.get(t.appId) ?? -1)) lastUsed.set(t.appId, used);
+      const at = t.expiresAt?.getTime();
+      if (from !== undefined && to !== undefined && t.revokedAt === null && t.replacedBy === null && at !== undefined && at > from && at <= to) {
+        expiringApps.add(t.appId);
       }
     }
-    const rows = [...this.#apps.values()]
+    const needle = search === undefined ? undefined : appNameKey(search);
+    const cutoff = unusedSince?.getTime();
+    const keyOf = (app: AppRecord): number | string =>
+      sort.by === 'name' ? appNameKey(app.name) : sort.by === 'lastUsed' ? (lastUsed.get(app.id) ?? -1) : app.createdAt.getTime();
+    const dir = sort.order === 'asc' ? 1 : -1;
+    const compare = (ka: number | string, ida: string, kb: number | string, idb: string): number =>
+      dir * ((typeof ka === 'number' ? ka - (kb as number) : compareStrings(ka, kb as string)) || compareStrings(ida, idb));
+    const matching = [...this.#apps.values()]
       .filter((app) => app.tenantId === tenantId && !app.ownerUserId)
       .filter((app) => !expiring || expiringApps.has(app.id))
-      .filter((app) => {
-        if (!after) return true;
-        const t = app.createdAt.getTime();
-        return t > after.createdAt || (t === after.createdAt && app.id > after.id);
-      })
-      .sort(compareByCreatedAtThenId)
+      .filter((app) => needle === undefined || appNameKey(app.name).includes(needle) || app.id.startsWith(search!))
+      .filter((app) => scope === undefined || app.scopes.includes(scope))
+      .filter((app) => role === undefined || (app.roles ?? []).includes(role))
+      .filter((app) => cutoff === undefined || (app.createdAt.getTime() < cutoff && (lastUsed.get(app.id) ?? -1) < cutoff));
+    const rows = matching
+      .map((app) => ({ app, key: keyOf(app) }))
+      .filter(({ app, key }) => !after || compare(key, app.id, after.key, after.id) > 0)
+      .sort((a, b) => compare(a.key, a.app.id, b.key, b.app.id))
       .slice(0, limit + 1);
-    const items = rows.slice(0, limit).map((app) => structuredClone(app));
-    const last = items[items.length - 1];
-    return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null };
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return {
+      items: page.map(({ app }) => structuredClone(app)),
+      nextCursor: rows.length > limit && last ? encodeAppCursor(sort, last.key, last.app.id) : null,
+      total: matching.length,
+    };
   }
 
   /** @inheritDoc */
@@ -290,7 +313,8 @@ export class MemoryStore implements Store {
     this.#assertOpen();
     const { tenantId, oldId, expectedHash, reason, replacement, tombstone, retireAt } = input;
     const old = this.#tokens.get(oldId);
-    if (!old || old.tenantId !== tenantId || old.hash !== expectedHash || old.revokedAt !== null) return false;
+    // A retiring token (replacedBy set, not yet revoked) was rotated out: it never yields a new one.
+    if (!old || old.tenantId !== tenantId || old.hash !== expectedHash || old.revokedAt !== null || old.replacedBy !== null) return false;
     // Check the replacement before writing anything, so a conflict leaves the old token active.
     this.#assertTokensAreNew([replacement]);
     if (retireAt !== undefined) {
@@ -525,20 +549,81 @@ export class MemoryStore implements Store {
    * Keyset pagination on (`at`, `id`), both descending.
    * @throws AppTokensError `validation_failed` for a malformed cursor or a `limit` that is not a positive integer.
    */
-  async listEvents(
-    tenantId: string,
-    appId: string,
-    options: { limit: number; cursor?: string | undefined },
-  ): Promise<Page<AuditEventRecord>> {
+  async listEvents(tenantId: string, appId: string, options: ListEventsOptions): Promise<Page<AuditEventRecord>> {
     this.#assertOpen();
     const { limit, after } = parseListOptions(options);
+    const types = options.types && options.types.length > 0 ? new Set<string>(options.types) : undefined;
     const list = this.#eventsByApp.get(eventKey(tenantId, appId)) ?? [];
     // The list is oldest first: newest first is read backwards from just before the cursor.
     const end = after ? firstNotBefore(list, after.createdAt, after.id) : list.length;
-    const rows = list.slice(Math.max(0, end - limit - 1), end).reverse();
+    const rows: AuditEventRecord[] = [];
+    for (let i = end - 1; i >= 0 && rows.length <= limit; i -= 1) {
+      if (!types || types.has(list[i]!.type)) rows.push(list[i]!);
+    }
     const items = rows.slice(0, limit).map((event) => structuredClone(event));
     const last = items[items.length - 1];
     return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.at, last.id) : null };
+  }
+
+  // ---- usage counts -------------------------------------------------------------------------
+
+  /** @inheritDoc */
+  async addUsage(counts: readonly UsageCount[]): Promise<void> {
+    this.#assertOpen();
+    for (const c of mergeUsageCounts(counts)) {
+      const key = usageKey(c.tenantId, c.appId, c.tokenId, c.hour, c.metric);
+      const row = this.#usage.get(key);
+      if (row) row.count += c.count;
+      else this.#usage.set(key, { ...c });
+    }
+  }
+
+  /** @inheritDoc */
+  async readUsage(tenantId: string, appId: string, query: UsageQuery): Promise<UsageRow[]> {
+    this.#assertOpen();
+    const [from, to] = [query.from.getTime(), query.to.getTime()];
+    const size = query.interval === 'day' ? 24 * USAGE_HOUR_MS : USAGE_HOUR_MS;
+    const sums = new Map<string, UsageRow>();
+    for (const c of this.#usage.values()) {
+      if (c.tenantId !== tenantId || c.appId !== appId || c.hour < from || c.hour >= to) continue;
+      const start = c.hour - (c.hour % size);
+      const key = `${start}\u0000${c.tokenId ?? ''}\u0000${c.metric}`;
+      const row = sums.get(key);
+      if (row) row.count += c.count;
+      else sums.set(key, { start, tokenId: c.tokenId, metric: c.metric, count: c.count });
+    }
+    return [...sums.values()];
+  }
+
+  /** @inheritDoc */
+  async summarizeUsage(tenantId: string, appIds: readonly string[], since: { since24h: Date; since30d: Date }): Promise<Map<string, UsageTotals>> {
+    this.#assertOpen();
+    const wanted = new Set(appIds);
+    const [day, month] = [since.since24h.getTime(), since.since30d.getTime()];
+    const out = new Map<string, UsageTotals>();
+    for (const c of this.#usage.values()) {
+      if (c.tenantId !== tenantId || !wanted.has(c.appId) || c.hour < month) continue;
+      let totals = out.get(c.appId);
+      if (!totals) out.set(c.appId, (totals = { last24h: {}, last30d: {} }));
+      totals.last30d[c.metric] = (totals.last30d[c.metric] ?? 0) + c.count;
+      if (c.hour >= day) totals.last24h[c.metric] = (totals.last24h[c.metric] ?? 0) + c.count;
+    }
+    return out;
+  }
+
+  /** @inheritDoc */
+  async pruneUsage(before: Date, limit: number): Promise<number> {
+    this.#assertOpen();
+    const cutoff = before.getTime();
+    let n = 0;
+    for (const [key, c] of this.#usage) {
+      if (n >= limit) break;
+      if (c.hour < cutoff) {
+        this.#usage.delete(key);
+        n++;
+      }
+    }
+    return n;
   }
 
   // ---- signing keys -------------------------------------------------------------------------
@@ -722,4 +807,8 @@ function compareByCreatedAtThenId(a: { createdAt: Date; id: string }, b: { creat
 /** A fresh, empty {@link MemoryStore}. */
 export function createMemoryStore(): MemoryStore {
   return new MemoryStore();
+}
+
+function usageKey(tenantId: string, appId: string, tokenId: string | null, hour: number, metric: string): string {
+  return `${tenantId}\u0000${appId}\u0000${tokenId ?? ''}\u0000${hour}\u0000${metric}`;
 }

@@ -9,7 +9,7 @@
 
 import { sql, type Insertable, type Kysely, type Updateable } from 'kysely';
 import { AppTokensError } from '../../src/core/errors.js';
-import { ChangeFeed, appsLimit, encodeCursor, keysLimit, parseListOptions, tokensLimit } from '../../src/store.js';
+import { ChangeFeed, USAGE_HOUR_MS, mergeUsageCounts, appNameKey, appsLimit, encodeAppCursor, encodeCursor, keysLimit, parseListAppsOptions, parseListOptions, tokensLimit } from '../../src/store.js';
 import type {
   ApiTokenRecord,
   ApiTokenRevocationReason,
@@ -24,7 +24,9 @@ import type {
   CreateAppOptions,
   UsedOnceKind,
   ExpiringTokensQuery,
+  AppPage,
   ListAppsOptions,
+  ListEventsOptions,
   Page,
   ReplaceApiTokenInput,
   RevokeFamilyInput,
@@ -33,6 +35,10 @@ import type {
   Store,
   Tombstone,
   TokenSummary,
+  UsageCount,
+  UsageQuery,
+  UsageRow,
+  UsageTotals,
 } from '../../src/store.js';
 import { migrateToLatest } from './migrations.js';
 import type {
@@ -62,6 +68,8 @@ export interface SqlStoreOptions {
 
 /** Bound parameters per statement stay far below SQLite's and PostgreSQL's limits. */
 const CHUNK = 200;
+/** Usage rows per upsert: 6 parameters each, 12 000 per statement (SQLite allows 32 766, PostgreSQL 65 535). */
+const USAGE_CHUNK = 2000;
 
 /**
  * A {@link Store} on SQLite or PostgreSQL through Kysely. Migrations run on {@link SqlStore.init},
@@ -183,18 +191,25 @@ export class SqlStore implements Store {
   }
 
   /**
-   * Keyset pagination on (`created_at`, `id`).
-   * @throws AppTokensError `validation_failed` for a malformed cursor or a `limit` that is not a positive integer.
+   * Keyset pagination on (sort key, `id`); the total is a `count(*)` of the same filters.
+   * @throws AppTokensError `validation_failed` for a malformed cursor (or another sort's), or a `limit` that is not a positive integer.
    */
-  async listApps(tenantId: string, options: ListAppsOptions): Promise<Page<AppRecord>> {
-    const { limit, after } = parseListOptions(options);
-    const { expiring } = options;
+  async listApps(tenantId: string, options: ListAppsOptions): Promise<AppPage> {
+    const { limit, sort, after } = parseListAppsOptions(options);
+    const { expiring, search, scope, role, unusedSince } = options;
     const db = await this.#ready();
-    const rows = await db
+    const pg = this.dialect === 'postgres';
+    // Both dialects compare names ASCII-lowercased, byte by byte (PostgreSQL's lower() under the
+    // "C" collation folds ASCII only, like SQLite's), so the same order and cursors on each.
+    const nameKey = pg ? sql<string>`lower(apps.name collate "C")` : sql<string>`lower(apps.name)`;
+    const contains = (haystack: ReturnType<typeof sql>, needle: string) =>
+      pg ? sql<boolean>`strpos(${haystack}, ${needle}) > 0` : sql<boolean>`instr(${haystack}, ${needle}) > 0`;
+    const lastUsed = sql<number | string>`(select coalesce(max(t.last_used_at), -1) from api_tokens t where t.app_id = apps.id)`;
+    const key = sort.by === 'name' ? nameKey : sort.by === 'lastUsed' ? lastUsed : sql<number | string>`apps.created_at`;
+    const filtered = db
       .selectFrom('apps')
-      .selectAll()
-      .where('tenant_id', '=', tenantId)
-      .where('owner_user_id', 'is', null)
+      .where('apps.tenant_id', '=', tenantId)
+      .where('apps.owner_user_id', 'is', null)
       .$if(expiring !== undefined, (qb) =>
         qb.where(({ exists, selectFrom }) =>
           exists(
@@ -208,12 +223,49 @@ export class SqlStore implements Store {
           ),
         ),
       )
-      .$if(after !== undefined, (qb) => qb.where(sql<boolean>`(created_at > ${after!.createdAt} or (created_at = ${after!.createdAt} and id > ${after!.id}))`))
-      .orderBy('created_at', 'asc')
-      .orderBy('id', 'asc')
-      .limit(limit + 1)
-      .execute();
-    return keysetPage(rows, limit, rowToApp);
+      .$if(search !== undefined, (qb) =>
+        qb.where(sql<boolean>`(${contains(nameKey, appNameKey(search!))} or substr(apps.id, 1, ${search!.length}) = ${search!})`),
+      )
+      // Scopes and roles are JSON arrays of strings that need no escaping: a quoted token matches one element exactly.
+      .$if(scope !== undefined, (qb) => qb.where(contains(sql`apps.scopes`, JSON.stringify(scope))))
+      .$if(role !== undefined, (qb) => qb.where(contains(sql`apps.roles`, JSON.stringify(role))))
+      .$if(unusedSince !== undefined, (qb) =>
+        qb
+          .where('apps.created_at', '<', unusedSince!.getTime())
+          .where(({ not, exists, selectFrom }) =>
+            not(
+              exists(
+                selectFrom('api_tokens as u')
+                  .select('u.id')
+                  .whereRef('u.app_id', '=', 'apps.id')
+                  .where('u.last_used_at', '>=', unusedSince!.getTime()),
+              ),
+            ),
+          ),
+      );
+    const cmp = sort.order === 'asc' ? sql.raw('>') : sql.raw('<');
+    const dir = sort.order;
+    const [rows, count] = await Promise.all([
+      filtered
+        .selectAll('apps')
+        .select(key.as('sort_key'))
+        .$if(after !== undefined, (qb) =>
+          qb.where(sql<boolean>`(${key} ${cmp} ${after!.key} or (${key} = ${after!.key} and apps.id ${cmp} ${after!.id}))`),
+        )
+        .orderBy(key, dir)
+        .orderBy('apps.id', dir)
+        .limit(limit + 1)
+        .execute(),
+      filtered.select((eb) => eb.fn.countAll<number | string | bigint>().as('n')).executeTakeFirstOrThrow(),
+    ]);
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    const lastKey = last === undefined ? undefined : sort.by === 'name' ? String(last.sort_key) : Number(last.sort_key);
+    return {
+      items: page.map(rowToApp),
+      nextCursor: rows.length > limit && last ? encodeAppCursor(sort, lastKey!, last.id) : null,
+      total: Number(count.n),
+    };
   }
 
   /** @inheritDoc */
@@ -375,7 +427,8 @@ export class SqlStore implements Store {
     try {
       swapped = await db.transaction().execute(async (trx) => {
         // The compare-and-swap: only one caller can flip revoked_at from NULL (or, with a grace
-        // period, set replaced_by on a still active token).
+        // period, set replaced_by on a still active token). A retiring token (replaced_by set)
+        // never matches: a rotated-out credential yields no new one (RFC 9700 §4.14.2).
         const result = await trx
           .updateTable('api_tokens')
           .set(
@@ -390,6 +443,7 @@ export class SqlStore implements Store {
           .where('tenant_id', '=', tenantId)
           .where('hash', '=', expectedHash)
           .where('revoked_at', 'is', null)
+          .where('replaced_by', 'is', null)
           .returning('family_id')
           .executeTakeFirst();
         if (result === undefined) return false;
@@ -658,6 +712,97 @@ export class SqlStore implements Store {
     return Number(row.used);
   }
 
+  // ---- usage counts -------------------------------------------------------------------------
+
+  /**
+   * @inheritDoc One multi-row `INSERT … ON CONFLICT DO UPDATE SET count = count + excluded.count`
+   * per {@link USAGE_CHUNK} rows, in one transaction when there are several.
+   */
+  async addUsage(counts: readonly UsageCount[]): Promise<void> {
+    const db = await this.#ready();
+    const rows = mergeUsageCounts(counts).map((c) => ({
+      tenant_id: c.tenantId,
+      app_id: c.appId,
+      token_id: c.tokenId ?? '',
+      hour: c.hour,
+      metric: c.metric,
+      count: c.count,
+    }));
+    if (rows.length === 0) return;
+    const write = async (trx: Kysely<Database>) => {
+      for (const part of chunk(rows, USAGE_CHUNK)) {
+        await trx
+          .insertInto('usage_counts')
+          .values(part)
+          .onConflict((oc) =>
+            oc
+              .columns(['tenant_id', 'app_id', 'hour', 'token_id', 'metric'])
+              .doUpdateSet((eb) => ({ count: eb('usage_counts.count', '+', eb.ref('excluded.count')) })),
+          )
+          .execute();
+      }
+    };
+    // One statement is atomic by itself; several must add all or nothing, so a retried batch never counts twice.
+    if (rows.length <= USAGE_CHUNK) await write(db);
+    else await db.transaction().execute(write);
+  }
+
+  /** @inheritDoc One grouped query. */
+  async readUsage(tenantId: string, appId: string, query: UsageQuery): Promise<UsageRow[]> {
+    const db = await this.#ready();
+    const size = query.interval === 'day' ? 24 * USAGE_HOUR_MS : USAGE_HOUR_MS;
+    const start = sql<number | string>`hour - (hour % ${sql.lit(size)})`;
+    const rows = await db
+      .selectFrom('usage_counts')
+      .select((eb) => [start.as('start'), 'token_id', 'metric', eb.fn.sum<number | string>('count').as('count')])
+      .where('tenant_id', '=', tenantId)
+      .where('app_id', '=', appId)
+      .where('hour', '>=', query.from.getTime())
+      .where('hour', '<', query.to.getTime())
+      .groupBy([start, 'token_id', 'metric'])
+      .execute();
+    return rows.map((r) => ({ start: Number(r.start), tokenId: r.token_id === '' ? null : r.token_id, metric: r.metric, count: Number(r.count) }));
+  }
+
+  /** @inheritDoc One grouped query per chunk of apps. */
+  async summarizeUsage(tenantId: string, appIds: readonly string[], since: { since24h: Date; since30d: Date }): Promise<Map<string, UsageTotals>> {
+    const db = await this.#ready();
+    const out = new Map<string, UsageTotals>();
+    const day = since.since24h.getTime();
+    for (const part of chunk([...new Set(appIds)], CHUNK)) {
+      if (part.length === 0) continue;
+      const rows = await db
+        .selectFrom('usage_counts')
+        .select((eb) => [
+          'app_id',
+          'metric',
+          eb.fn.sum<number | string>(sql`case when hour >= ${day} then count else 0 end`).as('day'),
+          eb.fn.sum<number | string>('count').as('month'),
+        ])
+        .where('tenant_id', '=', tenantId)
+        .where('app_id', 'in', part)
+        .where('hour', '>=', since.since30d.getTime())
+        .groupBy(['app_id', 'metric'])
+        .execute();
+      for (const r of rows) {
+        let totals = out.get(r.app_id);
+        if (!totals) out.set(r.app_id, (totals = { last24h: {}, last30d: {} }));
+        totals.last30d[r.metric] = Number(r.month);
+        const d = Number(r.day);
+        if (d > 0) totals.last24h[r.metric] = d;
+      }
+    }
+    return out;
+  }
+
+  /** @inheritDoc Oldest hours first through the `hour` index, a bounded batch per statement. */
+  async pruneUsage(before: Date, limit: number): Promise<number> {
+    const db = await this.#ready();
+    const row = this.dialect === 'postgres' ? sql.raw('ctid') : sql.raw('rowid');
+    const result = await sql`delete from usage_counts where ${row} in (select ${row} from usage_counts where hour < ${before.getTime()} order by hour limit ${limit})`.execute(db);
+    return Number(result.numAffectedRows ?? 0n);
+  }
+
   // ---- audit events -------------------------------------------------------------------------
 
   /**
@@ -692,18 +837,16 @@ export class SqlStore implements Store {
    * Keyset pagination on (`at`, `id`), both descending.
    * @throws AppTokensError `validation_failed` for a malformed cursor or a `limit` that is not a positive integer.
    */
-  async listEvents(
-    tenantId: string,
-    appId: string,
-    options: { limit: number; cursor?: string | undefined },
-  ): Promise<Page<AuditEventRecord>> {
+  async listEvents(tenantId: string, appId: string, options: ListEventsOptions): Promise<Page<AuditEventRecord>> {
     const { limit, after } = parseListOptions(options);
+    const types = options.types && options.types.length > 0 ? [...options.types] : undefined;
     const db = await this.#ready();
     const rows = await db
       .selectFrom('events')
       .selectAll()
       .where('tenant_id', '=', tenantId)
       .where('app_id', '=', appId)
+      .$if(types !== undefined, (qb) => qb.where('type', 'in', types!))
       .$if(after !== undefined, (qb) =>
         qb.where((eb) =>
           eb.or([

@@ -6,7 +6,7 @@
  * @module
  */
 import { LRUCache } from 'lru-cache';
-import type { ApiTokenRecord, AppPatch, AppRecord } from '../store.js';
+import type { ApiTokenRecord, AppPatch, AppRecord, AppSort, AuditEventType, ListAppsOptions } from '../store.js';
 import { RESERVED_CLAIMS } from './access-tokens.js';
 import { AppTokensError } from './errors.js';
 import { eventView, type AuditEvent } from './events.js';
@@ -16,9 +16,11 @@ import { clientKeyView, type ClientKeyView } from './client-keys.js';
 import { jwksUriProblem } from './remote-jwks.js';
 import type { ClientAuthMethod } from '../store.js';
 import { GrantedScopes, printable } from './scopes.js';
+import { sourceKey } from './limits.js';
 import { hashSecret, randomId } from './secrets.js';
 import type { AppTokensService } from './service.js';
-import { appView, tokenView, type ApiTokenView, type AppListItem, type AppView, type IssuedApiToken, type ViewContext } from './views.js';
+import { appView, lockoutView, tokenView, type ApiTokenView, type AppListItem, type AppView, type IssuedApiToken, type LockoutView, type ViewContext } from './views.js';
+import { UsageCounter, type UsageQueryInput, type UsageSeries } from './usage.js';
 
 /**
  * Who manages apps: a tenant, the scopes the caller holds (`null`: unrestricted, for trusted
@@ -66,8 +68,10 @@ export interface CreateTokenInput {
 /** Input of {@link AppManagement.regenerateToken}. */
 export interface RegenerateTokenInput {
   /**
-   * Seconds the old value keeps working (token endpoint, bearer, refresh) before it retires, on
-   * every instance, with the access tokens it minted; 0–86400. Default: 0 (it dies at once).
+   * Seconds the old value keeps working (token endpoint, bearer) before it retires, on every
+   * instance, with the access tokens it minted; 0–86400. Default: 0 (it dies at once). A retiring
+   * value yields no new credential: it cannot be refreshed or regenerated (RFC 9700 §4.14.2), and
+   * nothing minted from it outlives the deadline.
    */
   gracePeriod?: number | undefined;
 }
@@ -91,14 +95,61 @@ export interface CreatedKeyApp {
 
 /**
  * An app with the first page of its live API tokens' metadata; `tokensNextCursor` pages on through
- * `GET /apps/:id/tokens?cursor=` (`null`: that was all of them).
+ * `GET /apps/:id/tokens?cursor=` (`null`: that was all of them). `lockout`: the failed
+ * authentications naming it (`null` when `clientLockout` is off).
  */
-export type AppDetails = AppView & { tokens: ApiTokenView[]; tokensNextCursor: string | null };
+export type AppDetails = AppView & { tokens: ApiTokenView[]; tokensNextCursor: string | null; lockout: LockoutView | null };
 
 /** One page of a listing with an opaque cursor for the next. */
 export interface PageView<T> {
   items: T[];
   nextCursor: string | null;
+}
+
+/** The orders of {@link AppManagement.listApps}: a key, descending with a leading `-`. */
+export const APP_SORTS = ['created', '-created', 'name', '-name', 'lastUsed', '-lastUsed'] as const;
+/** One of {@link APP_SORTS}. */
+export type AppListSort = (typeof APP_SORTS)[number];
+
+/** Options of {@link AppManagement.listApps} (`GET /apps` query, `auth.apps.list`). */
+export interface ListAppsInput {
+  /** Page size, 1–100; default 20. */
+  limit?: number | undefined;
+  /** `nextCursor` of the previous page, made for the same `sort`. */
+  cursor?: string | undefined;
+  /** Default `created` (oldest first); `-created` is newest first, `-lastUsed` most recently used first. */
+  sort?: AppListSort | undefined;
+  /** Name contains it (ASCII letters case-insensitively) or the client id starts with it; 1–200 characters. */
+  search?: string | undefined;
+  /** Only apps holding this scope as written (`storage:*` matches apps holding `storage:*`, not `storage:read`). */
+  scope?: string | undefined;
+  /** Only apps with this role. */
+  role?: string | undefined;
+  /** Only apps with a token (not revoked, not retiring) expiring within this many seconds, 1 – 10 years. */
+  expiringWithin?: number | undefined;
+  /** Only apps with a token expiring soon (the `expiryNotices` window the token views flag). */
+  expiringSoon?: boolean | undefined;
+  /**
+   * Only apps whose lockout holds a throttled source now. Applied to each page the store returns
+   * (lockout state is the rate limiter's, not a column): a page may be short or empty while
+   * `nextCursor` is not null, and `total` is `null`.
+   */
+  locked?: boolean | undefined;
+  /** Only apps older than this many days none of whose tokens was used in them (1–3650). */
+  unusedFor?: number | undefined;
+}
+
+/** A page of {@link AppManagement.listApps}: `total` is how many apps match, `null` when not known (`locked`). */
+export interface AppListPage extends PageView<AppListItem> {
+  total: number | null;
+}
+
+/** Options of {@link AppManagement.listEvents}. */
+export interface ListEventsInput {
+  limit?: number | undefined;
+  cursor?: string | undefined;
+  /** Only events of these types (each one of {@link AUDIT_EVENT_TYPES}; empty: every type). */
+  types?: readonly string[] | undefined;
 }
 
 const TENANT_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
@@ -221,13 +272,16 @@ export class AppManagement {
   }
 
   /**
-   * Apps of the caller's tenant, oldest first, each with a summary of its tokens. With
-   * `expiringWithin` (seconds, 1 – 10 years), only apps with a token expiring that soon.
+   * Apps of the caller's tenant, each with a summary of its tokens, oldest first unless `sort` says
+   * otherwise, and how many match (`total`). Filters combine (every one given must hold); each bad
+   * value is `validation_failed` naming its field. See {@link ListAppsInput}.
+   *
+   * @example
+   * ```ts
+   * await management.listApps(principal, { sort: '-lastUsed', scope: 'storage:read', unusedFor: 30 });
+   * ```
    */
-  listApps(
-    p: Principal,
-    options: { limit?: number | undefined; cursor?: string | undefined; expiringWithin?: number | undefined } = {},
-  ): Promise<PageView<AppListItem>> {
+  listApps(p: Principal, options: ListAppsInput = {}): Promise<AppListPage> {
     return this.#audited(p, 'list_apps', null, async () => {
       const tenantId = tenantOf(p);
       const now = this.#now();
@@ -235,17 +289,50 @@ export class AppManagement {
       if (within !== undefined && (!Number.isSafeInteger(within) || within < 1 || within > MAX_EXPIRING_WITHIN)) {
         throw invalid('expiringWithin', `must be a whole number of seconds from 1 to ${MAX_EXPIRING_WITHIN}`);
       }
-      const { store } = this.#s.options;
-      const page = await store.listApps(tenantId, {
+      if (options.expiringSoon !== undefined && typeof options.expiringSoon !== 'boolean') throw invalid('expiringSoon', 'must be true or false');
+      if (options.locked !== undefined && typeof options.locked !== 'boolean') throw invalid('locked', 'must be true or false');
+      const before = [
+        ...(within !== undefined ? [now.getTime() + within * 1000] : []),
+        ...(options.expiringSoon === true ? [this.#soonBefore(now).getTime()] : []),
+      ];
+      const unusedFor = options.unusedFor;
+      if (unusedFor !== undefined && (!Number.isSafeInteger(unusedFor) || unusedFor < 1 || unusedFor > 3650)) {
+        throw invalid('unusedFor', 'must be a whole number of days from 1 to 3650');
+      }
+      const query: ListAppsOptions = {
         limit: checkLimit(options.limit),
         cursor: options.cursor,
-        ...(within !== undefined ? { expiring: { after: now, before: new Date(now.getTime() + within * 1000) } } : {}),
-      });
-      // Uses not yet flushed count too (a failed flush is kept for the next one; the listing goes on).
+        ...(before.length > 0 ? { expiring: { after: now, before: new Date(Math.min(...before)) } } : {}),
+        ...(options.search !== undefined ? { search: checkSearch(options.search) } : {}),
+        ...(options.scope !== undefined ? { scope: checkFilterToken(options.scope, 'scope') } : {}),
+        ...(options.role !== undefined ? { role: checkFilterToken(options.role, 'role') } : {}),
+        ...(unusedFor !== undefined ? { unusedSince: new Date(now.getTime() - unusedFor * 86_400_000) } : {}),
+        sort: parseAppSort(options.sort),
+      };
+      const { store } = this.#s.options;
+      // Uses not yet flushed count too, for the last-used sort and filter as for the summary (a
+      // failed flush is kept for the next one; the listing goes on).
       await this.#s.lastUsed.flush().catch(() => undefined);
-      const summaries = await store.summarizeApiTokens(tenantId, page.items.map((a) => a.id), { now, soonBefore: this.#soonBefore(now) });
+      const { lockout } = this.#s;
+      if (options.locked === true && !lockout) return { items: [], nextCursor: null, total: 0 };
+      const page = await store.listApps(tenantId, query);
+      let apps = page.items;
+      if (options.locked === true && lockout) {
+        // Lockout state lives in the rate limiter's counters, not in the store: the filter applies
+        // to the page the store returned, so a page may hold fewer than `limit` apps (even none)
+        // while nextCursor is not null, and the total is not known.
+        const states = await Promise.all(apps.map((a) => lockout.state(a.id)));
+        apps = apps.filter((_, i) => states[i]!.until !== null);
+      }
+      const ids = apps.map((a) => a.id);
+      // Counts not yet flushed by this instance show too (a failed flush is kept; the listing goes on).
+      await this.#s.usage.flush().catch(() => undefined);
+      const [summaries, usage] = await Promise.all([
+        store.summarizeApiTokens(tenantId, ids, { now, soonBefore: this.#soonBefore(now) }),
+        store.summarizeUsage(tenantId, ids, this.#s.usage.summaryWindows()),
+      ]);
       return {
-        items: page.items.map((a) => {
+        items: apps.map((a) => {
           const summary = summaries.get(a.id);
           return {
             ...this.#appView(a),
@@ -254,9 +341,11 @@ export class AppManagement {
               expiringSoon: summary?.expiringSoon ?? 0,
               lastUsedDate: summary?.lastUsedAt?.toISOString() ?? null,
             },
+            usage: UsageCounter.summary(usage.get(a.id)),
           };
         }),
         nextCursor: page.nextCursor,
+        total: options.locked === true ? null : (page.total ?? null),
       };
     });
   }
@@ -265,8 +354,24 @@ export class AppManagement {
   getApp(p: Principal, appId: string): Promise<AppDetails> {
     return this.#audited(p, 'get_app', appId, async () => {
       const app = await this.#app(p, appId);
-      const page = await this.liveTokensOf(app, { limit: APP_VIEW_TOKENS });
-      return { ...this.#appView(app), tokens: page.items, tokensNextCursor: page.nextCursor };
+      const [page, lockout] = await Promise.all([this.liveTokensOf(app, { limit: APP_VIEW_TOKENS }), this.#s.lockout?.state(app.id)]);
+      return { ...this.#appView(app), tokens: page.items, tokensNextCursor: page.nextCursor, lockout: lockout ? lockoutView(lockout) : null };
+    });
+  }
+
+  /**
+   * Clear the app's lockout: its failure tally, and every source throttled for its client id, on
+   * every instance at once. Acting on the app: the caller must hold its scopes. Audited as
+   * `app.lockout_cleared` with what was cleared. Throttles of a source over all client ids stay.
+   */
+  clearLockout(p: Principal, appId: string): Promise<void> {
+    return this.#audited(p, 'clear_lockout', appId, async () => {
+      const app = await this.#app(p, appId);
+      this.assertMayActOn(p, app);
+      const { lockout } = this.#s;
+      const before = lockout ? await lockout.state(app.id) : undefined;
+      await lockout?.clear(app.id);
+      this.#event(p, 'app.lockout_cleared', app.id, null, before ? { failures: before.failures, throttledSources: before.throttledSources } : {});
     });
   }
 
@@ -339,11 +444,7 @@ export class AppManagement {
       const app = await this.#app(p, appId);
       this.assertMayActOn(p, app);
       const old = await this.#liveToken(app, tokenId);
-      if (old.replacedBy !== null) {
-        throw new AppTokensError('conflict', `tokenId: token ${printable(tokenId)} is retiring (already regenerated); regenerate its successor`, {
-          field: 'tokenId',
-        });
-      }
+      if (old.replacedBy !== null) throw retiringConflict(tokenId);
       // An expired token is dead everywhere (refresh refuses it too): a new value must not revive it.
       if (old.expiresAt !== null && old.expiresAt <= this.#now()) {
         throw new AppTokensError('conflict', `tokenId: token ${printable(tokenId)} expired at ${old.expiresAt.toISOString()}; issue a new token or delete it`, {
@@ -353,7 +454,12 @@ export class AppManagement {
       this.#assertMayGrant(p, old.scopes ?? this.#s.roles.scopesOf(app), 'scopes');
       const retireAt = grace > 0 ? new Date(this.#now().getTime() + grace * 1000) : undefined;
       const { record, value, swapped } = await this.#swap(old, 'regenerated', retireAt);
-      if (!swapped) throw notFound('token', tokenId);
+      if (!swapped) {
+        // The store refuses a retiring token in the same write (a concurrent regeneration won): say so.
+        const now = await this.#s.options.store.getApiToken(app.tenantId, tokenId);
+        if (now !== undefined && now.revokedAt === null && now.replacedBy !== null) throw retiringConflict(tokenId);
+        throw notFound('token', tokenId);
+      }
       // The old record's expiry just moved: this process forgets the copy it may hold, so that
       // access tokens minted from it meanwhile never outlive the deadline (the deadline's tombstone
       // kills them everywhere in any case; another instance's copy is at most clientCacheTtl old).
@@ -384,20 +490,41 @@ export class AppManagement {
     });
   }
 
-  /** The app's audit log, newest first. */
-  listEvents(
-    p: Principal,
-    appId: string,
-    options: { limit?: number | undefined; cursor?: string | undefined } = {},
-  ): Promise<PageView<AuditEvent>> {
+  /** The app's audit log, newest first; with `types`, only events of those types. */
+  listEvents(p: Principal, appId: string, options: ListEventsInput = {}): Promise<PageView<AuditEvent>> {
     return this.#audited(p, 'list_events', appId, async () => {
+      const types = options.types === undefined ? undefined : checkEventTypes(options.types);
       const app = await this.#app(p, appId);
       await this.#s.events.flush();
       const page = await this.#s.options.store.listEvents(app.tenantId, app.id, {
         limit: checkLimit(options.limit),
         cursor: options.cursor,
+        ...(types ? { types } : {}),
       });
       return { items: page.items.map(eventView), nextCursor: page.nextCursor };
+    });
+  }
+
+  /**
+   * The app's usage series (issue 24): grants, bearer requests accepted and refused by reason,
+   * 429s, client-authentication failures and refreshes per hour or UTC day, zero-filled; with
+   * `byToken`, also one series per credential. An hourly range spans at most 168 hours, a daily
+   * one at most `usage.retention`; default: the last 24 hours. `validation_failed` naming `from`,
+   * `to`, `interval` or `byToken`; `not_found` for another tenant's app.
+   *
+   * @example
+   * ```ts
+   * await management.usage(principal, appId, { from: '2026-12-01T00:00:00Z', to: '2026-12-08T00:00:00Z', interval: 'day' });
+   * ```
+   */
+  usage(p: Principal, appId: string, query: UsageQueryInput = {}): Promise<UsageSeries> {
+    return this.#audited(p, 'get_usage', appId, async () => {
+      const q = this.#s.usage.parseQuery(query);
+      const app = await this.#app(p, appId);
+      // This instance's counts not yet flushed show too.
+      await this.#s.usage.flush().catch(() => undefined);
+      const rows = await this.#s.options.store.readUsage(app.tenantId, app.id, { from: new Date(q.from), to: new Date(q.to), interval: q.interval });
+      return UsageCounter.series(rows, q);
     });
   }
 
@@ -408,12 +535,14 @@ export class AppManagement {
    * token that was already refreshed (after the race window) revokes its whole family: every
    * token it was refreshed into, onwards. Every failure is `invalid_grant`.
    */
-  async refresh(clientId: string, value: string): Promise<IssuedApiToken & { appName: string }> {
+  async refresh(clientId: string, value: string, source?: string): Promise<IssuedApiToken & { appName: string }> {
     const { store } = this.#s.options;
     const actorId = clientId.slice(0, 128);
     const { lockout } = this.#s;
-    // The refresh token is the client's secret: the lockout of its client id guards this door too.
-    await lockout?.assertOpen(actorId);
+    // The refresh token is the client's secret: failures throttle the request's source (req.ip) for
+    // this client id, never the client id itself (issue 21 item 3).
+    const from = sourceKey(source);
+    await lockout?.assertOpen(from, actorId);
     const refused = async (reason: string, token?: ApiTokenRecord): Promise<never> => {
       if (token) {
         this.#s.events.emit({
@@ -427,7 +556,7 @@ export class AppManagement {
         });
       }
       // A lost race, or a retry within the race window, is the client's own, with the right secret.
-      if (reason !== 'raced' && reason !== 'refreshed') await lockout?.failed(actorId);
+      if (reason !== 'raced' && reason !== 'refreshed') await lockout?.failed(from, actorId);
       throw new AppTokensError('invalid_grant', 'refresh_token: not a valid API token of this client', {
         field: 'refresh_token',
       });
@@ -438,7 +567,7 @@ export class AppManagement {
     const now = this.#now();
     if (token.revokedAt !== null) {
       if (await this.#s.reuse.presented(token, 'refresh', clientId)) {
-        await lockout?.failed(actorId);
+        await lockout?.failed(from, actorId);
         throw new AppTokensError(
           'invalid_grant',
           'refresh_token: this token was already refreshed; every token refreshed from it has been revoked',
@@ -448,13 +577,35 @@ export class AppManagement {
       return refused(token.revokedReason ?? 'revoked', token);
     }
     if (token.expiresAt !== null && token.expiresAt <= now) return refused('expired', token);
+    // RFC 9700 §4.14.2: a rotated-out credential never yields a new one. Not counted towards the
+    // lockout: the value is the client's own, and still works until its deadline.
+    const retiring = (t: ApiTokenRecord): never => {
+      this.#s.events.emit({
+        type: 'token.refresh_refused',
+        outcome: 'failure',
+        tenantId: t.tenantId,
+        appId: t.appId,
+        tokenId: t.id,
+        actorId,
+        data: { reason: 'retiring' },
+      });
+      const until = t.expiresAt === null ? '' : ` and retires at ${t.expiresAt.toISOString()}`;
+      throw new AppTokensError('invalid_grant', `refresh_token: this token is retiring (it was regenerated${until}); a retiring token cannot be refreshed: use its successor`, {
+        field: 'refresh_token',
+      });
+    };
+    if (token.replacedBy !== null) return retiring(token);
     const app = await store.getApp(token.tenantId, token.appId);
     if (!app) return refused('unknown', token);
     // A personal token dies with its user (management.userScopes answers null).
     if (app.ownerUserId && (await this.#s.userScopes.get(app.tenantId, app.ownerUserId)) === null) return refused('user_gone', token);
     const { record, value: newValue, swapped } = await this.#swap(token, 'refreshed');
-    // Lost the compare-and-swap to a concurrent refresh of the same token.
-    if (!swapped) return refused('raced', token);
+    if (!swapped) {
+      // Lost the compare-and-swap: to a concurrent refresh, or to a regeneration that made it retiring.
+      const current = await store.getApiToken(token.tenantId, token.id);
+      if (current !== undefined && current.revokedAt === null && current.replacedBy !== null) return retiring(current);
+      return refused('raced', token);
+    }
     this.#s.events.emit({
       type: 'token.refreshed',
       tenantId: token.tenantId,
@@ -463,6 +614,7 @@ export class AppManagement {
       actorId: clientId,
       data: { previousTokenId: token.id },
     });
+    this.#s.signals.refreshed({ tenantId: token.tenantId, appId: token.appId, apiTokenId: record.id });
     return { token: this.tokenView(record, now), value: newValue, appName: app.name };
   }
 
@@ -524,7 +676,7 @@ export class AppManagement {
     }
   }
 
-  #event(p: Principal, type: 'app.created' | 'app.updated' | 'app.deleted' | 'token.created' | 'token.regenerated' | 'token.deleted', appId: string, tokenId: string | null, data: Record<string, unknown>): void {
+  #event(p: Principal, type: 'app.created' | 'app.updated' | 'app.deleted' | 'app.lockout_cleared' | 'token.created' | 'token.regenerated' | 'token.deleted', appId: string, tokenId: string | null, data: Record<string, unknown>): void {
     this.#s.events.emit({ type, tenantId: p.tenantId, appId, tokenId, actorId: p.actorId, data });
   }
 
@@ -658,9 +810,8 @@ export class AppManagement {
     retireAt?: Date,
   ): Promise<{ record: ApiTokenRecord; value: string; swapped: boolean }> {
     const now = this.#now();
-    // A retiring token's expiry is its grace deadline: its lifetime is its successor's.
-    const model = old.replacedBy !== null ? ((await this.#s.options.store.getApiToken(old.tenantId, old.replacedBy)) ?? old) : old;
-    const lifetime = model.expiresAt === null ? null : model.expiresAt.getTime() - model.createdAt.getTime();
+    // A retiring token never gets here (the store refuses it too): its expiry is still its own.
+    const lifetime = old.expiresAt === null ? null : old.expiresAt.getTime() - old.createdAt.getTime();
     const expiresAt = lifetime === null ? null : new Date(now.getTime() + lifetime);
     const { record, value } = this.newRecord(old.appId, old.tenantId, old.name, old.scopes, now, expiresAt);
     const swapped = await this.#s.options.store.replaceApiToken({
@@ -715,6 +866,13 @@ export function tenantOf(p: Principal): string {
   return p.tenantId;
 }
 
+/** A retiring token (regenerated with a grace period) is never regenerated again: 409 naming it. */
+function retiringConflict(tokenId: string): AppTokensError {
+  return new AppTokensError('conflict', `tokenId: token ${printable(tokenId)} is retiring (already regenerated); regenerate its successor`, {
+    field: 'tokenId',
+  });
+}
+
 function checkGracePeriod(value: unknown): number {
   if (value === undefined) return 0;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > 86_400) {
@@ -729,6 +887,63 @@ export function checkLimit(limit: number | undefined): number {
     throw invalid('limit', `must be a whole number from 1 to ${PAGE_SIZE.max}`);
   }
   return limit;
+}
+
+/** Every {@link AuditEventType}, for `?type=` (the check below fails to compile when one is missing). */
+export const AUDIT_EVENT_TYPES = [
+  'app.created',
+  'app.updated',
+  'app.deleted',
+  'app.lockout_cleared',
+  'token.created',
+  'token.regenerated',
+  'token.refreshed',
+  'token.deleted',
+  'token.reuse_detected',
+  'token.refresh_refused',
+  'token.expiring',
+  'key.added',
+  'key.deleted',
+  'access_token.issued',
+  'access_token.refused',
+  'access_token.revoked',
+  'management.refused',
+  'token.leaked',
+] as const satisfies readonly AuditEventType[];
+type MissingEventType = Exclude<AuditEventType, (typeof AUDIT_EVENT_TYPES)[number]>;
+const everyEventType: [MissingEventType] extends [never] ? true : MissingEventType = true;
+void everyEventType;
+
+function checkEventTypes(value: readonly unknown[]): AuditEventType[] {
+  if (!Array.isArray(value) || value.length > AUDIT_EVENT_TYPES.length) throw invalid('type', 'must be a list of event types');
+  for (const [i, t] of value.entries()) {
+    if (typeof t !== 'string' || !(AUDIT_EVENT_TYPES as readonly string[]).includes(t)) {
+      throw invalid(value.length > 1 ? `type[${i}]` : 'type', `must be one of ${AUDIT_EVENT_TYPES.join(', ')}`);
+    }
+  }
+  return value as AuditEventType[];
+}
+
+function parseAppSort(value: unknown): AppSort {
+  if (value === undefined) return { by: 'created', order: 'asc' };
+  if (typeof value !== 'string' || !(APP_SORTS as readonly string[]).includes(value)) {
+    throw invalid('sort', `must be one of ${APP_SORTS.join(', ')}`);
+  }
+  return { by: value.replace(/^-/, '') as AppSort['by'], order: value.startsWith('-') ? 'desc' : 'asc' };
+}
+
+function checkSearch(value: unknown): string {
+  if (typeof value !== 'string' || value.length < 1 || value.length > 200) throw invalid('search', 'must be 1 to 200 characters');
+  checkText(value, 'search');
+  return value.normalize('NFC');
+}
+
+/** A scope or role to filter by: the printable token characters of RFC 6749 §3.3, at most 128. */
+function checkFilterToken(value: unknown, field: 'scope' | 'role'): string {
+  if (typeof value !== 'string' || !/^[\x21\x23-\x5b\x5d-\x7e]{1,128}$/.test(value)) {
+    throw invalid(field, `must be one ${field} name (printable ASCII without spaces, quotes or backslashes, at most 128 characters)`);
+  }
+  return value;
 }
 
 /**

@@ -45,8 +45,10 @@ export interface AppTokensOptions {
   /**
    * Secret (at least 32 characters, high entropy) sealing private signing keys at rest with
    * AES-256-GCM. Without it keys are stored in clear, with a one-time warning in production.
+   * `undefined` is the same as leaving it out, so `process.env.KEY_ENCRYPTION_SECRET` can be
+   * passed as it is (also under `exactOptionalPropertyTypes`).
    */
-  keyEncryptionSecret?: string;
+  keyEncryptionSecret?: string | undefined;
   /** The `realm` of `WWW-Authenticate` challenges. Default: `express-app-tokens`. */
   realm?: string;
   /** Prefix of API-token values, 2–16 lowercase letters or digits. Default: `eat`. */
@@ -98,12 +100,17 @@ export interface AppTokensOptions {
   /** Rotate the signing key automatically when it is this old, seconds (≥ 3600). Default: never. */
   keyRotationInterval?: number;
   /**
-   * RFC 6749 §2.3.1 brute-force protection: after `attempts` failed secret checks for one client id
-   * within `window` seconds, that client id is refused with 429 for `duration` seconds, at every
-   * OAuth endpoint, shared across instances on PostgreSQL. Default: `{attempts: 10, window: 300,
-   * duration: 900}`. `false` disables it.
+   * RFC 6749 §2.3.1 brute-force protection, per source (the address Express reports as `req.ip`,
+   * under the host's `trust proxy`): after `attempts` failed authentications from one source for
+   * one client id within `window` seconds, or `sourceAttempts` for all client ids together, that
+   * source is refused with 429 and `Retry-After` for `duration` seconds at every door that checks a
+   * client's credentials (the OAuth endpoints, `/tokens/refresh`, an API token as a bearer). The
+   * correct credential from any other source always succeeds. Shared across instances on
+   * PostgreSQL; an app's state shows on `GET /apps/:id` and `DELETE /apps/:id/lockout` clears it.
+   * Default: `{attempts: 10, sourceAttempts: max(100, 10 × attempts), window: 300, duration: 900}`.
+   * `false` disables it.
    */
-  clientLockout?: { attempts?: number; window?: number; duration?: number } | false;
+  clientLockout?: { attempts?: number; sourceAttempts?: number; window?: number; duration?: number } | false;
   /**
    * A pino-compatible logger (`warn(obj, msg)`, `error(obj, msg)`, optional `info`, `debug`).
    * Everything written is redacted first: no secret value, access token, hash or Authorization
@@ -146,10 +153,20 @@ export interface AppTokensOptions {
   /**
    * Fetching the JWK Sets of `private_key_jwt` clients registered with a `jwksUri`: https only, never
    * from a private, loopback or link-local address unless `allowPrivateAddresses` (tests, a trusted
-   * network); `timeout` in ms (100–10000, default 3000). Sets are cached 5 minutes; an unknown kid
+   * network); `timeout` in ms bounds the whole fetch, connect to last byte (100–10000, default 3000). Sets are cached 5 minutes; an unknown kid
    * refetches at most every 30 s.
    */
   clientJwks?: { allowPrivateAddresses?: boolean; timeout?: number };
+  /**
+   * `private_key_jwt` assertions (RFC 7523 §3). By default (`audience: 'issuer'`) the `aud` must be
+   * the issuer identifier alone, as one string (draft-ietf-oauth-rfc7523bis, the fix for the 2025
+   * audience-injection attacks), and an assertion may live at most `maxLifetime` seconds.
+   * `'issuer-or-token-endpoint'` also accepts the metadata's `token_endpoint` URL as that one string,
+   * as RFC 7523 §3 allows and Authlib and iddawc send; it is an opt-in because a client that signs for
+   * the token endpoint URL an attacker's metadata named can be made to sign for ours.
+   * `maxLifetime`: 1–3600 seconds, default 300 (Authlib signs for 3600). An `aud` array is always refused.
+   */
+  clientAssertion?: { audience?: 'issuer' | 'issuer-or-token-endpoint'; maxLifetime?: number };
   /** The audit log in the store. */
   events?: {
     /**
@@ -157,6 +174,48 @@ export interface AppTokensOptions {
      * start). 3600 – 10 years. Default: 90 days. `null`: keep forever.
      */
     retention?: number | null;
+  };
+  /**
+   * Usage counts per app and per API token, per hour (`GET /apps/:id/usage`, `auth.apps.usage()`):
+   * grants, bearer requests accepted and refused by reason, 429s, client-authentication failures,
+   * refreshes. Counted in memory on the request path and added to the store in batches.
+   *
+   * @example
+   * ```ts
+   * createAppTokens({ …, usage: { flushInterval: 30_000, retention: 30 * 86_400 } });
+   * ```
+   */
+  usage?: {
+    /** Count at all. `false`: nothing is counted nor written, and the usage API answers zeros. Default: `true`. */
+    enabled?: boolean;
+    /**
+     * ms between two flushes of the counts to the store (and on close); a crash loses at most this
+     * much. 0: only on close (tests). Default: 10000.
+     */
+    flushInterval?: number;
+    /**
+     * Seconds counts are kept; older hours are deleted in batches in the background (hourly and at
+     * start). 1 day – 10 years. Default: 90 days. The day series of the usage API reaches back this far.
+     */
+    retention?: number;
+  };
+  /**
+   * OpenTelemetry metrics and spans through `@opentelemetry/api` (the library depends on the API
+   * only): a no-op unless the host registers an SDK, before `createAppTokens()` for metrics (the
+   * metrics API has no proxy; tracing follows a provider registered later too). Every metric and
+   * span: docs/guides/observability.md. No secret, token value or hash is ever an attribute, and
+   * no app or token id a metric attribute.
+   *
+   * @example
+   * ```ts
+   * createAppTokens({ …, telemetry: { tenantAttribute: true } });
+   * ```
+   */
+  telemetry?: {
+    /** Record metrics and spans. `false`: no instrument, no span, the store is not wrapped. Default: `true`. */
+    enabled?: boolean;
+    /** Add the tenant id (`app_tokens.tenant.id`) to metric attributes: a series per tenant. Default: `false`. */
+    tenantAttribute?: boolean;
   };
   /** Escape hatches. */
   advanced?: {
@@ -173,6 +232,16 @@ export interface AppTokensOptions {
     clientCacheTtl?: number;
     /** How often revocations of other processes are read from the store, ms; 0 disables. Default: 5000. */
     revocationSyncInterval?: number;
+    /**
+     * The longest this instance serves from revocation state it could not refresh, ms (shared
+     * stores such as PostgreSQL; a store that is this process's own view is never stale). Past it,
+     * with no tombstone read and no proof from the change feed for that long (a partition, a dead
+     * database), bearer verification, cached or not, and the token endpoint's client cache fail
+     * closed with 503 and `Retry-After`, rather than accept a credential another instance may have
+     * revoked meanwhile. Within it they serve: that window is the fail-open bound. 1000–86400000.
+     * Default: 5000. See docs/DEPLOYMENT.md, "Revocation staleness".
+     */
+    revocationMaxStaleness?: number;
     /** How often batched `lastUsedDate` updates are written, ms. Default: 10000. */
     lastUsedFlushInterval?: number;
     /** How often signing keys are re-read (another instance may have rotated), ms; 0 disables. Default: 60000. */
@@ -351,12 +420,14 @@ const schema = z
         z
           .object({
             attempts: z.number().int().min(1).max(1000).default(10),
+            sourceAttempts: z.number().int().min(1).max(100_000).optional(),
             window: z.number().int().min(1).max(86_400).default(300),
             duration: z.number().int().min(1).max(86_400).default(900),
           })
-          .strict(),
+          .strict()
+          .transform((o) => ({ ...o, sourceAttempts: o.sourceAttempts ?? Math.max(100, 10 * o.attempts) })),
       ])
-      .default({ attempts: 10, window: 300, duration: 900 }),
+      .default({ attempts: 10, sourceAttempts: 100, window: 300, duration: 900 }),
     logger: z
       .custom<Logger>((v) => typeof v === 'object' && v !== null && typeof (v as Logger).warn === 'function' && typeof (v as Logger).error === 'function', {
         error: 'must be a logger with warn() and error() (pino-compatible)',
@@ -411,6 +482,18 @@ const schema = z
       })
       .strict()
       .default({ allowPrivateAddresses: false, timeout: 3000 }),
+    clientAssertion: z
+      .object({
+        audience: z.enum(['issuer', 'issuer-or-token-endpoint'], { error: "must be 'issuer' or 'issuer-or-token-endpoint'" }).default('issuer'),
+        maxLifetime: z
+          .number({ error: 'must be a whole number of seconds' })
+          .int({ error: 'must be a whole number of seconds' })
+          .min(1, { error: 'must be between 1 and 3600 seconds' })
+          .max(3600, { error: 'must be between 1 and 3600 seconds' })
+          .default(300),
+      })
+      .strict()
+      .default({ audience: 'issuer', maxLifetime: 300 }),
     events: z
       .object({
         retention: z
@@ -423,6 +506,31 @@ const schema = z
       })
       .strict()
       .default({ retention: 90 * DAY }),
+    usage: z
+      .object({
+        enabled: z.boolean({ error: 'must be true or false' }).default(true),
+        flushInterval: z
+          .number({ error: 'must be a whole number of ms' })
+          .int({ error: 'must be a whole number of ms' })
+          .min(0, { error: 'must be between 0 and 3600000 ms' })
+          .max(3_600_000, { error: 'must be between 0 and 3600000 ms' })
+          .default(10_000),
+        retention: z
+          .number({ error: 'must be a whole number of seconds' })
+          .int({ error: 'must be a whole number of seconds' })
+          .min(DAY, { error: 'must be between 86400 seconds and 10 years' })
+          .max(3650 * DAY, { error: 'must be between 86400 seconds and 10 years' })
+          .default(90 * DAY),
+      })
+      .strict()
+      .default({ enabled: true, flushInterval: 10_000, retention: 90 * DAY }),
+    telemetry: z
+      .object({
+        enabled: z.boolean({ error: 'must be true or false' }).default(true),
+        tenantAttribute: z.boolean({ error: 'must be true or false' }).default(false),
+      })
+      .strict()
+      .default({ enabled: true, tenantAttribute: false }),
     advanced: z
       .object({
         clockTolerance: z
@@ -433,6 +541,12 @@ const schema = z
         cacheMax: z.number().int().min(1).max(10_000_000).default(10_000),
         clientCacheTtl: z.number().min(0).max(60, { error: 'must be between 0 and 60 seconds' }).default(5),
         revocationSyncInterval: z.number().int().min(0).default(5000),
+        revocationMaxStaleness: z
+          .number()
+          .int()
+          .min(1000, { error: 'must be between 1000 and 86400000 ms' })
+          .max(86_400_000, { error: 'must be between 1000 and 86400000 ms' })
+          .default(5000),
         lastUsedFlushInterval: z.number().int().min(0).default(10_000),
         keyReloadInterval: z.number().int().min(0).default(60_000),
         keyActivationDelay: z.number().min(0).max(3600, { error: 'must be between 0 and 3600 seconds' }).default(90),
@@ -447,6 +561,7 @@ const schema = z
         cacheMax: 10_000,
         clientCacheTtl: 5,
         revocationSyncInterval: 5000,
+        revocationMaxStaleness: 5000,
         lastUsedFlushInterval: 10_000,
         keyReloadInterval: 60_000,
         keyActivationDelay: 90,

@@ -10,7 +10,7 @@ import { AccessTokens, GRANTED, makeAuthInfo, type InternalAuthInfo } from './ac
 import { EventLog, PRUNE_INTERVAL_MS } from './events.js';
 import { AppTokensError } from './errors.js';
 import { KeyRing } from './keys.js';
-import { ClientLockout } from './limits.js';
+import { ClientLockout, sourceKey } from './limits.js';
 import { LastUsedBatcher } from './last-used.js';
 import { safeLogger, type Logger } from './logger.js';
 import { DEFAULT_NOW, warnOnce, type ResolvedOptions } from './options.js';
@@ -27,6 +27,9 @@ import { ClientSecretMethod } from './client-secret.js';
 import { PrivateKeyJwtMethod } from './private-key-jwt.js';
 import { ClientKeySource } from './client-keys.js';
 import { RemoteJwks } from './remote-jwks.js';
+import { combineSignals, markRefusal, type BearerRefusal, type Signals } from './signals.js';
+import { telemetryOf } from './telemetry.js';
+import { UsageCounter } from './usage.js';
 
 /** A successful client_credentials grant (RFC 6749 §4.4.3, §5.1). */
 export interface TokenResponse {
@@ -65,7 +68,27 @@ export interface ExchangeInput {
   audience: string | undefined;
   /** RFC 9449: the thumbprint of the request's DPoP proof key; the new token is bound to it. */
   dpopJkt?: string | undefined;
+  /**
+   * The credential that authenticated the client: the new token carries no scope it may not use
+   * now (live user scopes, current roles) and never outlives it (a retiring token's deadline).
+   */
+  credential: ClientCredential;
 }
+
+/** What a grant yields: the only input of a mint, made by `#grant` alone. */
+interface Grant {
+  scopes: string[];
+  audience: string;
+  /** The credential's expiry (a retiring token's deadline): the access token never outlives it. */
+  notAfter: Date | null;
+}
+
+/**
+ * The text of the refusal of an API token whose app is registered with `dpopBoundAccessTokens`,
+ * presented as a bearer (RFC 9449 §7.1): the HTTP doors answer it with a DPoP challenge.
+ */
+export const DPOP_BOUND_APP_REFUSAL =
+  'the API token belongs to an app registered with dpopBoundAccessTokens, which gets nothing through a bearer door: send a DPoP-bound access token with Authorization: DPoP and a DPoP proof';
 
 export class AppTokensService {
   readonly options: ResolvedOptions;
@@ -82,13 +105,17 @@ export class AppTokensService {
   readonly revocation: RevocationView;
   readonly lastUsed: LastUsedBatcher;
   readonly events: EventLog;
+  /** Usage counts per app and credential (option `usage`), flushed in batches. */
+  readonly usage: UsageCounter;
+  /** What happened on the request path, told to every observer (usage counts, telemetry). */
+  readonly signals: Signals;
   /** Redacting logger: nothing secret reaches a log line. */
   readonly log: Required<Logger>;
   /** Declared resource servers (RFC 8707): audience → the scopes it serves. */
   readonly resources: ReadonlyMap<string, ReadonlySet<string>>;
   /** Every audience a token of ours may carry: the default and each resource server. */
   readonly audiences: readonly string[];
-  /** RFC 6749 §2.3.1 brute-force protection of client secrets; `undefined` when disabled. */
+  /** RFC 6749 §2.3.1 brute-force protection: failures throttled per source; `undefined` when disabled. */
   readonly lockout: ClientLockout | undefined;
   /** Refresh-token reuse detection, consulted by every door that checks an API token. */
   readonly reuse: ReuseDetector;
@@ -100,6 +127,7 @@ export class AppTokensService {
   readonly clientKeys: ClientKeySource;
   #maintenance: NodeJS.Timeout | undefined;
   #retention: NodeJS.Timeout | undefined;
+  #usageRetention: NodeJS.Timeout | undefined;
   #expirySweep: NodeJS.Timeout | undefined;
   /** The clock in epoch ms; `Date.now` itself unless a clock was injected (no Date per request). */
   readonly #nowMs: () => number;
@@ -140,14 +168,22 @@ export class AppTokensService {
       clockTolerance: advanced.clockTolerance,
       now: advanced.now,
     });
-    this.revocation = new RevocationView(store, { syncInterval: advanced.revocationSyncInterval, now: advanced.now });
-    this.lastUsed = new LastUsedBatcher(store, advanced.lastUsedFlushInterval);
+    this.revocation = new RevocationView(store, {
+      syncInterval: advanced.revocationSyncInterval,
+      now: advanced.now,
+      maxStaleness: advanced.revocationMaxStaleness,
+      log: this.log,
+    });
+    this.lastUsed = new LastUsedBatcher(store, advanced.lastUsedFlushInterval, this.log);
     this.events = new EventLog(store, {
+      log: this.log,
       onEvent: options.onEvent,
       flushInterval: advanced.eventFlushInterval,
       now: advanced.now,
       retention: options.events.retention,
     });
+    this.usage = new UsageCounter(store, { ...options.usage, nowMs: this.#nowMs, log: this.log });
+    this.signals = combineSignals(this.usage.signals, telemetryOf(options));
     this.expiry = new ExpiryNotices(store, this.events, { thresholds: options.notifyBeforeExpiry, now: advanced.now });
     this.#jwtCache = new LRUCache({ max: advanced.cacheMax });
     this.#apiTokenCache = new LRUCache({ max: advanced.cacheMax });
@@ -181,6 +217,7 @@ export class AppTokensService {
   /** Initialise the store, load or create the signing key, load revocations. Memoised. */
   ready(): Promise<void> {
     this.#ready ??= (async () => {
+      this.options.store.useLogger?.(this.log);
       await this.options.store.init();
       await this.keys.load();
       await this.revocation.start();
@@ -209,9 +246,11 @@ export class AppTokensService {
     this.#maintenance = undefined;
     if (this.#retention) clearInterval(this.#retention);
     this.#retention = undefined;
+    if (this.#usageRetention) clearInterval(this.#usageRetention);
+    this.#usageRetention = undefined;
     if (this.#expirySweep) clearInterval(this.#expirySweep);
     this.#expirySweep = undefined;
-    const results = await Promise.allSettled([this.lastUsed.close(), this.events.close()]);
+    const results = await Promise.allSettled([this.lastUsed.close(), this.events.close(), this.usage.close()]);
     for (const r of results) if (r.status === 'rejected') throw r.reason;
   }
 
@@ -260,9 +299,7 @@ export class AppTokensService {
     resource?: string,
     dpopJkt?: string,
   ): Promise<TokenResponse> {
-    const allowed = await this.allowedScopes(app, token);
-    if (allowed === null) throw new AppTokensError('invalid_client', 'client authentication failed');
-    const grant = this.#grant(new GrantedScopes(allowed), requested, resource);
+    const grant = await this.#grant(app, token, undefined, requested, resource);
     return this.#issue(app, token.id, token.expiresAt, grant, { grant: 'client_credentials' }, dpopJkt);
   }
 
@@ -323,12 +360,23 @@ export class AppTokensService {
     if (subjectJkt !== undefined && subjectJkt !== input.dpopJkt) {
       throw new AppTokensError('invalid_dpop_proof', 'DPoP: subject_token is DPoP-bound; send a DPoP proof of its key', { field: 'DPoP' });
     }
-    const grant = this.#grant(subject[GRANTED], input.scopes, target, input.resource !== undefined ? 'resource' : 'audience');
+    // The subject's scopes as they were minted, narrowed to what the client may use now (issue 21 item 5).
+    const grant = await this.#grant(app, input.credential, subject[GRANTED], input.scopes, target, input.resource !== undefined ? 'resource' : 'audience');
     if (target === undefined && subjectAudience !== null) grant.audience = subjectAudience[0]!;
+    // The API token the subject descends from may be retiring since it was minted: nothing derived
+    // from it outlives the deadline (issue 21 item 1). A key's id names no API token: no record.
+    let notAfter = subject.expiresAt;
+    if (subject.kind === 'access_token') {
+      const origin = await this.options.store.getApiToken(app.tenantId, subject.apiTokenId);
+      if (origin !== undefined && (origin.revokedAt !== null || (origin.expiresAt !== null && origin.expiresAt <= this.options.advanced.now()))) {
+        throw new AppTokensError('invalid_request', 'subject_token: not a valid token of this client', { field: 'subject_token' });
+      }
+      notAfter = earliest(notAfter, origin?.expiresAt ?? null);
+    }
     const response = await this.#issue(
       app,
       subject.apiTokenId,
-      subject.expiresAt,
+      notAfter,
       grant,
       { grant: 'token_exchange', ...(subject.claims.jti ? { subjectJti: subject.claims.jti } : {}) },
       input.dpopJkt,
@@ -428,13 +476,26 @@ export class AppTokensService {
     return rotated;
   }
 
-  /** The scopes and audience a grant yields. */
-  #grant(
-    allowed: GrantedScopes,
+  /**
+   * The scopes, audience and deadline every grant yields, the one place they are decided: within
+   * what `credential` may use now ({@link allowedScopes}: the user's live scopes for a personal
+   * token, the app's current roles, the catalogue), within `bound` when the grant narrows a token
+   * it was given (a token exchange's subject), and never past the credential's expiry.
+   */
+  async #grant(
+    app: AppRecord,
+    credential: ClientCredential,
+    bound: GrantedScopes | undefined,
     requested: string[] | undefined,
     resource: string | undefined,
     targetField = 'resource',
-  ): { scopes: string[]; audience: string } {
+  ): Promise<Grant> {
+    const live = await this.allowedScopes(app, credential);
+    if (live === null) throw new AppTokensError('invalid_client', 'client authentication failed');
+    const allowed = new GrantedScopes(bound === undefined ? live : intersectScopes(this.catalogue, bound.list, new GrantedScopes(live)));
+    if (bound !== undefined && allowed.list.length === 0) {
+      throw new AppTokensError('invalid_scope', 'scope: this client no longer holds any scope of subject_token', { field: 'scope' });
+    }
     let served: ReadonlySet<string> | undefined;
     // Naming the default audience is the same as naming none.
     if (resource === this.options.audience && !this.resources.has(resource)) resource = undefined;
@@ -472,21 +533,30 @@ export class AppTokensService {
       }
       scopes = requested;
     }
-    return { scopes, audience: resource ?? this.options.audience };
+    return { scopes, audience: resource ?? this.options.audience, notAfter: earliest(credential.expiresAt, this.#retiresAt(credential.id)) };
+  }
+
+  /** The grace deadline of a retiring credential, from its tombstone waiting in the revocation view. */
+  #retiresAt(credentialId: string): Date | null {
+    const from = this.revocation.pendingFrom('api_token', credentialId);
+    return from === undefined ? null : new Date(from);
   }
 
   async #issue(
     app: AppRecord,
     apiTokenId: string,
     notAfter: Date | null,
-    grant: { scopes: string[]; audience: string },
+    grant: Grant,
     data: Record<string, unknown>,
     dpopJkt?: string,
   ): Promise<TokenResponse> {
     const { scopes, audience } = grant;
     const roles = this.roles.knownRoles(app);
     const cnf = dpopJkt === undefined ? undefined : { jkt: dpopJkt };
-    const minted = await this.accessTokens.mint({ app, apiTokenId, notAfter, scopes, audience, roles, cnf });
+    // Never past a retiring credential's deadline, also where this instance holds a stale copy of
+    // its record (a cached client): the deadline's tombstone reached the revocation view when written.
+    const until = earliest(earliest(notAfter, grant.notAfter), this.#retiresAt(apiTokenId));
+    const minted = await this.accessTokens.mint({ app, apiTokenId, notAfter: until, scopes, audience, roles, cnf });
     this.events.emit({
       type: 'access_token.issued',
       tenantId: app.tenantId,
@@ -517,18 +587,23 @@ export class AppTokensService {
     const { info } = entry;
     if (info.audience !== null && !info.audience.includes(audience)) return undefined;
     if (this.revocation.isRevoked(info.appId, info.apiTokenId, info.claims.jti)) return undefined;
+    // Past advanced.revocationMaxStaleness the full path answers 503 (a clock read and a compare).
+    if (this.revocation.isStale()) return undefined;
     if (apiToken) {
       if (!this.options.acceptApiTokens) return undefined;
-      // An API token is the client's secret: while the client may be locked out, the full path decides.
-      if (this.lockout !== undefined && !this.lockout.isKnownOpen(info.appId)) return undefined;
+      // A hit is the exact secret that was verified: no failure anywhere refuses it (issue 21 item 3).
       this.lastUsed.record(info.apiTokenId, this.options.advanced.now());
     }
     return info;
   }
 
-  /** Verify a bearer credential for `audience` (JWT, or API token when enabled), cache it, check revocation. */
-  verifyBearer(value: string, audience: string = this.options.audience): Promise<InternalAuthInfo> {
-    return this.#verify(value, audience, this.options.acceptApiTokens);
+  /**
+   * Verify a bearer credential for `audience` (JWT, or API token when enabled), cache it, check
+   * revocation. `source` (the request's `req.ip`): an API token that fails counts for it, and a
+   * throttled source is refused (429) before its API token is looked up (`clientLockout`).
+   */
+  verifyBearer(value: string, audience: string = this.options.audience, source?: string): Promise<InternalAuthInfo> {
+    return this.#verify(value, audience, this.options.acceptApiTokens, 'bearer', source);
   }
 
   async #verify(
@@ -536,6 +611,7 @@ export class AppTokensService {
     audience: string | readonly string[],
     allowApiTokens: boolean,
     door: ReuseDoor = 'bearer',
+    source?: string,
   ): Promise<InternalAuthInfo> {
     if (value.length > 8192) throw new AppTokensError('invalid_token', 'the access token is too large');
     const nowMs = this.#nowMs();
@@ -545,7 +621,17 @@ export class AppTokensService {
         throw new AppTokensError('invalid_token', 'API tokens are not accepted as bearer tokens here; use an access token');
       }
       const hash = hashSecret(value);
-      info = await this.#verifyApiToken(value, hash, door);
+      // An API token is the client's secret: guesses through the bearer door are throttled per source
+      // like any other (introspection and token exchange name a token; the caller authenticated).
+      const throttle = door === 'bearer' && source !== undefined ? this.lockout : undefined;
+      const from = sourceKey(source);
+      await throttle?.assertOpen(from);
+      try {
+        info = await this.#verifyApiToken(value, hash, door);
+      } catch (error) {
+        if (throttle !== undefined && error instanceof AppTokensError && error.code === 'invalid_token') await throttle.failed(from);
+        throw error;
+      }
       this.#assertLive(info);
       // A personal token is re-bounded by its user's scopes as often as the host's answer is cached.
       const trustMs = info.userId === null ? API_TOKEN_CACHE_MS : Math.min(API_TOKEN_CACHE_MS, this.userScopes.ttlMs);
@@ -558,10 +644,21 @@ export class AppTokensService {
     return info;
   }
 
+  /** 503 while the revocation view is older than `advanced.revocationMaxStaleness` (shared stores only). */
+  #assertFresh(): void {
+    if (this.revocation.isStale()) {
+      throw new AppTokensError('unavailable', 'revocation state is out of date: the token store has not been reachable; retry shortly', {
+        retryAfter: Math.max(1, Math.ceil(this.options.advanced.revocationSyncInterval / 1000)),
+      });
+    }
+  }
+
   #assertLive(info: InternalAuthInfo): void {
     if (this.revocation.isRevoked(info.appId, info.apiTokenId, info.claims.jti)) {
-      throw new AppTokensError('invalid_token', 'the access token has been revoked');
+      throw refused(new AppTokensError('invalid_token', 'the access token has been revoked'), 'revoked', info);
     }
+    // A revocation known here is definitive (401); otherwise this instance may not have heard of one.
+    this.#assertFresh();
   }
 
   /** A token minted before the host removed a scope from its catalogue grants only what is left. */
@@ -571,22 +668,26 @@ export class AppTokensService {
   }
 
   async #verifyApiToken(value: string, hash: string, door: ReuseDoor): Promise<InternalAuthInfo> {
-    if (!this.secrets.isWellFormed(value)) throw new AppTokensError('invalid_token', 'the API token is malformed');
+    if (!this.secrets.isWellFormed(value)) throw refused(new AppTokensError('invalid_token', 'the API token is malformed'), 'malformed');
     const { store, advanced } = this.options;
     const token = await store.findApiTokenByHash(hash);
     const now = advanced.now();
-    if (!token) throw new AppTokensError('invalid_token', 'the API token is not valid');
+    if (!token) throw refused(new AppTokensError('invalid_token', 'the API token is not valid'), 'unknown');
+    // Found by the hash of what was presented: its app is known (usage attribution).
+    const owner = { tenantId: token.tenantId, appId: token.appId, apiTokenId: token.id };
     if (token.revokedAt !== null) {
       await this.reuse.presented(token, door, token.appId);
-      throw new AppTokensError('invalid_token', 'the API token is not valid');
+      throw refused(new AppTokensError('invalid_token', 'the API token is not valid'), 'revoked', owner);
     }
-    if (token.expiresAt && token.expiresAt <= now) throw new AppTokensError('invalid_token', 'the API token expired');
-    // The lockout guards the client's secrets at every door (RFC 6749 §2.3.1): its API token too.
-    await this.lockout?.assertOpen(token.appId.slice(0, 128));
+    if (token.expiresAt && token.expiresAt <= now) throw refused(new AppTokensError('invalid_token', 'the API token expired'), 'expired', owner);
     const app = await store.getApp(token.tenantId, token.appId);
-    if (!app) throw new AppTokensError('invalid_token', 'the API token is not valid');
+    if (!app) throw refused(new AppTokensError('invalid_token', 'the API token is not valid'), 'revoked', owner);
+    // RFC 9449 §7.1: every token of such an app is bound to a key, and an API token is bound to
+    // none, so it opens no bearer door (nor introspects as active); never cached, so the cached
+    // path cannot pass it either. As a token exchange's subject it is fine: that request carries a proof.
+    if (app.dpopBoundAccessTokens === true && door !== 'token_exchange') throw refused(new AppTokensError('invalid_token', DPOP_BOUND_APP_REFUSAL), 'dpop', owner);
     const allowed = await this.allowedScopes(app, token);
-    if (allowed === null) throw new AppTokensError('invalid_token', 'the API token is not valid');
+    if (allowed === null) throw refused(new AppTokensError('invalid_token', 'the API token is not valid'), 'revoked', owner);
     this.lastUsed.record(token.id, now);
     const scopes = [...allowed];
     const roles = this.roles.knownRoles(app);
@@ -620,8 +721,16 @@ export class AppTokensService {
 
   // ---- helpers ----------------------------------------------------------------------------------
 
-  /** Event retention: a run at start, then hourly; a failed run waits for the next. */
+  /** Event and usage retention: a run at start, then hourly; a failed run waits for the next. */
   #startRetention(): void {
+    // Usage counts are pruned even with counting off: counts of an earlier run still expire.
+    const pruneUsage = () =>
+      void this.usage.prune().catch((error: unknown) => {
+        this.log.warn({ error: error instanceof Error ? error.message : String(error) }, 'usage-count retention run failed; retrying at the next run');
+      });
+    pruneUsage();
+    this.#usageRetention = setInterval(pruneUsage, PRUNE_INTERVAL_MS);
+    this.#usageRetention.unref();
     if (this.options.events.retention === null) return;
     const run = () =>
       void this.events.prune().catch((error: unknown) => {
@@ -723,6 +832,22 @@ export class AppTokensService {
       );
     }
   }
+}
+
+/** An error tagged with why a bearer was refused and, from verified data only, whose it was. */
+function refused(
+  error: AppTokensError,
+  reason: BearerRefusal,
+  owner?: { tenantId: string; appId: string; apiTokenId: string | null },
+): AppTokensError {
+  return markRefusal(error, { reason, tenantId: owner?.tenantId ?? null, appId: owner?.appId ?? null, apiTokenId: owner?.apiTokenId ?? null });
+}
+
+/** The earlier of two optional instants (`null`: none). */
+function earliest(a: Date | null, b: Date | null): Date | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return a <= b ? a : b;
 }
 
 export { GRANTED };

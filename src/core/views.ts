@@ -5,6 +5,8 @@
  * @module
  */
 import type { ApiTokenRecord, AppRecord } from '../store.js';
+import type { LockoutState } from './limits.js';
+import type { UsageSummary } from './usage.js';
 
 /** An app as shown to its managers. */
 export interface AppView {
@@ -72,7 +74,11 @@ export interface TokenSummaryView {
 }
 
 /** An app in a listing: its view and a summary of its tokens. */
-export type AppListItem = AppView & { tokenSummary: TokenSummaryView };
+export type AppListItem = AppView & {
+  tokenSummary: TokenSummaryView;
+  /** Requests and refusals of the app's credentials in the last 24 hours and 30 days (usage counts, issue 24). */
+  usage: UsageSummary;
+};
 
 /** A secret value with the token it belongs to: shown once. */
 export interface IssuedApiToken {
@@ -109,6 +115,30 @@ export function appView(app: AppRecord, context: ViewContext): AppView {
     customClaims: { ...app.customClaims },
     creationDate: app.createdAt.toISOString(),
     updateDate: app.updatedAt.toISOString(),
+  };
+}
+
+/**
+ * The failed authentications naming an app (`GET /apps/:id`): failures are throttled per source,
+ * never by refusing the app's correct credential; `DELETE /apps/:id/lockout` clears them.
+ */
+export interface LockoutView {
+  /** Failed authentications naming the app's client id, from every source, in the current window. */
+  failures: number;
+  /** The last of them; `null`: none recently. */
+  lastFailureAt: string | null;
+  /** Sources (addresses; IPv6 by /64) throttled for this client in the current lockout period. */
+  throttledSources: number;
+  /** When the last of them is let through again; `null`: none is throttled. */
+  until: string | null;
+}
+
+export function lockoutView(state: LockoutState): LockoutView {
+  return {
+    failures: state.failures,
+    lastFailureAt: state.lastFailureAt?.toISOString() ?? null,
+    throttledSources: state.throttledSources,
+    until: state.until?.toISOString() ?? null,
   };
 }
 

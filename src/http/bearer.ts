@@ -9,8 +9,9 @@ import { GRANTED, type AuthInfo, type AuthInfo as AppTokensAuthInfo, type Intern
 import { AppTokensError, isAppTokensError } from '../core/errors.js';
 import { compileRequirement } from '../core/scopes.js';
 import type { AppTokensService } from '../core/service.js';
+import { markRefusal, refusalOf, type BearerRefusal } from '../core/signals.js';
 import { toAppTokensError } from './responses.js';
-import { downgradeError, dpopChallenge, dpopRequiredError, isDpopScheme, offerNonce, sendDpopError, verifyDpopRequest } from './dpop.js';
+import { downgradeError, dpopChallenge, dpopRequiredError, isDpopScheme, offerNonce, sendDpopError, verifyDpopRequest, wantsDpop } from './dpop.js';
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
@@ -31,11 +32,38 @@ export interface AppTokensStrategy {
 
 /** Requests that authenticated with DPoP: their scope failures are challenged with DPoP (RFC 9449 §7.1). */
 const VIA_DPOP = new WeakSet<Request>();
-const DOWNGRADE_MESSAGE = downgradeError().message;
 
 /** Why the request failed, handed from the verify callback to `fail()`. */
 const FAILURE = Symbol('express-app-tokens.failure');
 type WithFailure = Request & { [FAILURE]?: AppTokensError };
+
+/** Tell the observers (usage counts, telemetry) that a bearer got through `authenticate()`. */
+function accepted(service: AppTokensService, info: AuthInfo, cached: boolean): void {
+  service.signals.bearerAccepted({ tenantId: info.tenantId, appId: info.appId, apiTokenId: info.apiTokenId, kind: info.kind, cached });
+}
+
+/**
+ * Tell the observers that a bearer was refused: whose it was only from verified data (`owner`, or
+ * what the verifier attached to the error), never from what the request claims.
+ */
+function refusedBearer(service: AppTokensService, error: AppTokensError, owner?: AuthInfo): void {
+  if (error.status >= 500) return;
+  const known = refusalOf(error);
+  if (known !== undefined && owner === undefined) return service.signals.bearerRefused(known);
+  service.signals.bearerRefused({
+    tenantId: owner?.tenantId ?? null,
+    appId: owner?.appId ?? null,
+    apiTokenId: owner?.apiTokenId ?? null,
+    reason: known?.reason ?? refusalReason(error),
+  });
+}
+
+function refusalReason(error: AppTokensError): BearerRefusal {
+  if (error.code === 'invalid_dpop_proof' || error.code === 'use_dpop_nonce' || wantsDpop(error)) return 'dpop';
+  if (error.code === 'insufficient_scope') return 'insufficient_scope';
+  if (error.code === 'invalid_request') return 'malformed';
+  return 'other';
+}
 
 function queryToken(req: Request): boolean {
   // Express 5 parses the query string on every read of req.query: skip it when there is none.
@@ -65,13 +93,13 @@ class Strategy extends BearerStrategy {
       // RFC 9449 §7.2: a DPoP-bound token never passes as a bearer token.
       const accept = (info: InternalAuthInfo) => {
         if (info.claims.cnf === undefined) return done(null, info);
-        const e = downgradeError();
+        const e = markRefusal(downgradeError(), { reason: 'dpop', tenantId: info.tenantId, appId: info.appId, apiTokenId: info.apiTokenId });
         (req as WithFailure)[FAILURE] = e;
         done(null, false, e.message);
       };
       const cached = service.cachedBearer(token, audience);
       if (cached) return accept(cached);
-      service.verifyBearer(token, audience).then(
+      service.verifyBearer(token, audience, req.ip).then(
         accept,
         (error: unknown) => {
           const e = toAppTokensError(error, service.log);
@@ -111,11 +139,13 @@ class Strategy extends BearerStrategy {
         ({ info, proof }) => {
           if (res) offerNonce(this.appTokens, res, proof);
           req.auth = info;
+          accepted(this.appTokens, info, false);
           this.success(info);
         },
         (error: unknown) => {
           const e = toAppTokensError(error, this.appTokens.log);
           if (e.status >= 500) return this.error(e);
+          refusedBearer(this.appTokens, e);
           if (res && e.code === 'use_dpop_nonce') res.setHeader('DPoP-Nonce', this.appTokens.dpop.currentNonce()!);
           (req as WithFailure)[FAILURE] = e;
           this.fail(dpopChallenge(e), 401);
@@ -129,14 +159,22 @@ class Strategy extends BearerStrategy {
       token === undefined || req.body?.access_token !== undefined ? undefined : this.appTokens.cachedBearer(token, this.audience);
     if (cached && cached.claims.cnf === undefined) {
       req.auth = cached;
+      accepted(this.appTokens, cached, true);
       return this.success(cached);
     }
     // passport sets req.user; mirror it on req.auth for hosts that use passport directly.
     const success = this.success;
     this.success = (user: unknown, info?: unknown) => {
       req.auth = user as AuthInfo;
+      accepted(this.appTokens, req.auth, false);
       success.call(this, user, info);
     };
+    const fail = this.fail;
+    this.fail = ((challenge?: unknown, status?: number) => {
+      const e = (req as WithFailure)[FAILURE];
+      refusedBearer(this.appTokens, e ?? new AppTokensError('missing_token', 'a bearer token is required'));
+      (fail as (c?: unknown, s?: number) => void).call(this, challenge, status);
+    }) as typeof this.fail;
     super.authenticate(req, options);
   }
 }
@@ -207,7 +245,7 @@ export async function verifyRequestBearer(service: AppTokensService, req: Reques
     throw new AppTokensError('missing_token', 'a bearer token is required');
   }
   await service.ready();
-  const info = service.cachedBearer(token) ?? (await service.verifyBearer(token));
+  const info = service.cachedBearer(token) ?? (await service.verifyBearer(token, undefined, req.ip));
   // RFC 9449 §7.2: a DPoP-bound token is refused as a bearer token at every door.
   if (info.claims.cnf !== undefined) throw downgradeError();
   return info;
@@ -259,33 +297,42 @@ export function bearer(service: AppTokensService) {
             new AppTokensError('invalid_request', 'malformed Authorization header, or more than one bearer credential')
           : new AppTokensError('missing_token', 'a bearer token is required');
     }
-    // A DPoP-bound token sent as Bearer: the Bearer error, and the scheme to use instead (§7.1).
-    if (error.code === 'invalid_token' && error.message === DOWNGRADE_MESSAGE) return sendDpopError(service, res, error, error.bearerChallenge(realm));
+    refusedBearer(service, error);
+    // A DPoP-bound token (or a DPoP-bound app's API token) sent as Bearer: the Bearer error, and the scheme to use instead (§7.1).
+    if (wantsDpop(error)) return sendDpopError(service, res, error, error.bearerChallenge(realm));
     sendBearerError(res, error, realm);
+  };
+
+  /** Count a refusal, then answer it. */
+  const refuse = (res: Response, error: AppTokensError, send: (e: AppTokensError) => void, owner?: AuthInfo): void => {
+    refusedBearer(service, error, owner);
+    send(error);
   };
 
   /** RFC 9449 §7.1: `Authorization: DPoP <token>` and one proof. */
   const dpopRequest = (req: Request, res: Response, next: NextFunction, audience: string): void => {
-    if (queryToken(req)) return sendDpopError(service, res, tokenInQuery());
+    if (queryToken(req)) return refuse(res, tokenInQuery(), (e) => sendDpopError(service, res, e));
     verifyDpopRequest(service, req, audience).then(
       ({ info, proof }) => {
         offerNonce(service, res, proof);
         req.auth = info;
         VIA_DPOP.add(req);
+        accepted(service, info, false);
         next();
       },
-      (error: unknown) => sendDpopError(service, res, unavailable(error, service)),
+      (error: unknown) => refuse(res, unavailable(error, service), (e) => sendDpopError(service, res, e)),
     );
   };
 
   const middlewareFor = (audience: string, strategy: Strategy, mode: 'allowed' | 'required'): RequestHandler => (req, res, next) => {
     if (req.headers.authorization !== undefined && repeatedAuthorization(req)) {
-      return mode === 'required' ? sendDpopError(service, res, twoCredentials()) : sendBearerError(res, twoCredentials(), realm);
+      return refuse(res, twoCredentials(), (e) => (mode === 'required' ? sendDpopError(service, res, e) : sendBearerError(res, e, realm)));
     }
     if (isDpopScheme(req.headers.authorization)) return dpopRequest(req, res, next, audience);
     if (mode === 'required') {
       const none = req.headers.authorization === undefined && !queryToken(req) && (req.body === undefined || req.body?.access_token === undefined);
-      return sendDpopError(service, res, none ? new AppTokensError('missing_token', 'a DPoP-bound access token is required') : dpopRequiredError());
+      const error = none ? new AppTokensError('missing_token', 'a DPoP-bound access token is required') : dpopRequiredError();
+      return refuse(res, error, (e) => sendDpopError(service, res, e));
     }
     // Fast path: a cached, unrevoked token in a well-formed header. No passport work, no I/O.
     const token = headerToken(req);
@@ -293,18 +340,22 @@ export function bearer(service: AppTokensService) {
       const cached = service.cachedBearer(token, audience);
       if (cached) {
         // RFC 9449 §7.2: a DPoP-bound token is not a bearer token (one property read on the hot path).
-        if (cached.claims.cnf !== undefined) return sendDpopError(service, res, downgradeError(), downgradeError().bearerChallenge(realm));
+        if (cached.claims.cnf !== undefined) {
+          return refuse(res, downgradeError(), (e) => sendDpopError(service, res, e, e.bearerChallenge(realm)), cached);
+        }
         req.auth = cached;
+        accepted(service, cached, true);
         return next();
       }
     }
     const run = Object.create(strategy) as Strategy;
     run.success = (user: unknown) => {
       req.auth = user as AuthInfo;
+      accepted(service, req.auth, false);
       next();
     };
     run.fail = (challenge?: string | number) => fail(req, res, challenge);
-    run.error = (error: unknown) => sendBearerError(res, toAppTokensError(error, service.log), realm);
+    run.error = (error: unknown) => refuse(res, toAppTokensError(error, service.log), (e) => sendBearerError(res, e, realm));
     const go = () => BearerStrategy.prototype.authenticate.call(run, req);
     if (queryToken(req) || badBodyToken(req)) {
       run.authenticate(req);
@@ -328,7 +379,7 @@ export function bearer(service: AppTokensService) {
         const wanted = requirement.scopes.join(mode === 'all' ? ' and ' : ' or ');
         const error = new AppTokensError('insufficient_scope', `this request needs the scope ${wanted}`, { scopes: requirement.scopes });
         // A DPoP request is challenged in its own scheme (RFC 9449 §7.1).
-        return VIA_DPOP.has(req) ? sendDpopError(service, res, error) : sendBearerError(res, error, realm);
+        return refuse(res, error, (e) => (VIA_DPOP.has(req) ? sendDpopError(service, res, e) : sendBearerError(res, e, realm)), auth);
       }
       next();
     };

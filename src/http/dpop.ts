@@ -9,7 +9,7 @@ import type { Request, Response } from 'express';
 import type { InternalAuthInfo } from '../core/access-tokens.js';
 import { DPOP_ALGORITHMS, boundJkt, type CheckedProof } from '../core/dpop.js';
 import { AppTokensError, isAppTokensError } from '../core/errors.js';
-import type { AppTokensService } from '../core/service.js';
+import { DPOP_BOUND_APP_REFUSAL, type AppTokensService } from '../core/service.js';
 import type { AppRecord } from '../store.js';
 
 /** The `algs` of our DPoP challenges (§7.1): what `dpop_signing_alg_values_supported` lists. */
@@ -87,6 +87,15 @@ function atResource(error: unknown): never {
 export function downgradeError(): AppTokensError {
   return new AppTokensError('invalid_token', 'the access token is DPoP-bound: send it with Authorization: DPoP and a DPoP proof');
 }
+
+/**
+ * A refusal at a bearer door whose answer names DPoP as the scheme to use (§7.1): a DPoP-bound token
+ * sent as Bearer (§7.2), or an API token of an app registered with `dpopBoundAccessTokens`.
+ */
+export function wantsDpop(error: AppTokensError): boolean {
+  return error.code === 'invalid_token' && (error.message === DOWNGRADE || error.message === DPOP_BOUND_APP_REFUSAL);
+}
+const DOWNGRADE = downgradeError().message;
 
 /** `dpop: 'required'` and a request that is not DPoP. */
 export function dpopRequiredError(): AppTokensError {

@@ -11,14 +11,17 @@ import { checkId, type AppManagement, type Principal } from '../core/management.
 import { GrantedScopes } from '../core/scopes.js';
 import type { AppTokensService } from '../core/service.js';
 import { verifyRequestBearer } from './bearer.js';
-import { bodyEncodingError } from './body.js';
+import { bodyEncodingError, capBody, closeIfUnread, declaredTooLarge } from './body.js';
+import { dpopChallenge, wantsDpop } from './dpop.js';
 import { sendProblem } from './problem.js';
 import { toAppTokensError } from './responses.js';
+import { clearLockout } from './routes/clear-lockout.js';
 import { createApp } from './routes/create-app.js';
 import { createToken } from './routes/create-token.js';
 import { deleteApp } from './routes/delete-app.js';
 import { deleteToken } from './routes/delete-token.js';
 import { getApp } from './routes/get-app.js';
+import { getUsage } from './routes/get-usage.js';
 import { listApps } from './routes/list-apps.js';
 import { listEvents } from './routes/list-events.js';
 import { listTokens } from './routes/list-tokens.js';
@@ -62,11 +65,13 @@ export const MANAGEMENT_ROUTES: readonly ManagementRoute[] = [
   getApp,
   updateApp,
   deleteApp,
+  clearLockout,
   listTokens,
   createToken,
   regenerateToken,
   deleteToken,
   listEvents,
+  getUsage,
   getPrincipal,
   introspectAsPrincipal,
   listPersonalTokens,
@@ -102,11 +107,13 @@ export function managementRouter(service: AppTokensService, management: AppManag
   const router = express.Router();
   const { realm, issuer } = service.options;
   const { resolvePrincipal, bodyLimit } = service.options.management;
-  const json = express.json({ limit: bodyLimit, strict: true });
+  const json = capBody(express.json({ limit: bodyLimit, strict: true }), bodyLimit);
 
   const fail = (res: Response, error: unknown, bearer: boolean) => {
     const e = toAppTokensError(error, service.log);
-    sendProblem(res, e, { challenge: bearer ? e.bearerChallenge(realm) : undefined });
+    // RFC 9449 §7.1: a refusal that needs DPoP also names that scheme (as authenticate() does).
+    const challenge = bearer ? e.bearerChallenge(realm) : undefined;
+    sendProblem(res, e, { challenge: challenge !== undefined && wantsDpop(e) ? `${challenge}, ${dpopChallenge()}` : challenge });
   };
 
   const caller = async (req: Request): Promise<Caller> => {
@@ -131,6 +138,10 @@ export function managementRouter(service: AppTokensService, management: AppManag
       let bearer = resolvePrincipal === undefined;
       void (async () => {
         try {
+          // A body declared over the limit: 413 before a byte of it is read and before the
+          // credential is looked at (issue 22, item 6).
+          const oversized = declaredTooLarge(req, res, bodyLimit);
+          if (oversized) throw oversized;
           const who = await caller(req);
           bearer = who.bearer;
           // A path id that cannot be ours: 404 before any lookup or audit event (issue 11, finding 5).
@@ -163,6 +174,8 @@ export function managementRouter(service: AppTokensService, management: AppManag
           await route.handle({ req, res, params, principal: who.principal, management, issuer, service });
         } catch (error) {
           if (res.headersSent) return next(error);
+          // Refused before its body was read (no credential, say): close, do not drain it.
+          closeIfUnread(req, res);
           fail(res, error, bearer);
         }
       })();

@@ -7,20 +7,25 @@
  * @module
  */
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import type { Span } from '@opentelemetry/api';
 import { z } from 'zod';
 import { AppTokensError } from '../core/errors.js';
+import { warnOnce } from '../core/options.js';
 import type { AppTokensService } from '../core/service.js';
 import type { AuthenticatedClient, ClientAuthRequest } from '../core/client-auth.js';
 import { JWT_BEARER_ASSERTION } from '../core/private-key-jwt.js';
+import { ATTR, withSpan } from '../core/telemetry.js';
 import { repeatedAuthorization } from './bearer.js';
-import { bodyEncodingError } from './body.js';
+import { bodyEncodingError, capBody } from './body.js';
 import { noStore, sendOAuthError, toAppTokensError } from './responses.js';
 
 const FORM = 'application/x-www-form-urlencoded';
 /** Parameters that are credentials and so never accepted from the query string (§2.3.1, §3.2). */
 const CREDENTIAL_PARAMS = ['client_id', 'client_secret', 'client_assertion', 'subject_token', 'actor_token', 'refresh_token', 'password'];
 
-const readForm = express.text({ type: FORM, limit: '16kb', defaultCharset: 'utf-8' });
+/** Largest form body of the OAuth endpoints, bytes. */
+const FORM_LIMIT = 16 * 1024;
+const readForm = capBody(express.text({ type: FORM, limit: FORM_LIMIT, defaultCharset: 'utf-8' }), FORM_LIMIT);
 
 /** Form parameters as `name → values`, from our own read or from a body the host already parsed. */
 function formParams(req: Request): Map<string, string[]> {
@@ -87,14 +92,19 @@ export interface OAuthContext {
 export interface OAuthEndpoint {
   /** Checks of the parameters alone, answered before any store read. */
   precheck?(params: Readonly<Record<string, string>>): void;
+  /** The name of the span of each request (option `telemetry`), e.g. `oauth.token`. */
+  span?: string;
+  /** After the precheck passed: the grant's short name (`client_credentials`), added to the span's name and attributes. */
+  grantType?(params: Readonly<Record<string, string>>): string | undefined;
   handle(context: OAuthContext): Promise<void>;
 }
 
 /** Express handlers for an OAuth endpoint, for `router.all(path, …)`. */
 export function oauthEndpoint(service: AppTokensService, endpoint: OAuthEndpoint): RequestHandler[] {
   const { realm } = service.options;
+  const traced = service.options.telemetry.enabled ? endpoint.span : undefined;
 
-  const handle = async (req: Request, res: Response): Promise<void> => {
+  const handle = async (req: Request, res: Response, span?: Span): Promise<void> => {
     let basicAttempted = false;
     try {
       if (req.method !== 'POST') {
@@ -110,7 +120,9 @@ export function oauthEndpoint(service: AppTokensService, endpoint: OAuthEndpoint
           });
         }
       }
-      if (!req.is(FORM)) {
+      // The exact media type with a body (what every client sends) skips type-is's parse of the header.
+      const exactForm = req.headers['content-type'] === FORM && req.headers['content-length'] !== undefined;
+      if (!exactForm && !req.is(FORM)) {
         throw new AppTokensError('invalid_request', `the request body must be ${FORM}`, { field: 'Content-Type' });
       }
       const params: Record<string, string> = {};
@@ -138,12 +150,26 @@ export function oauthEndpoint(service: AppTokensService, endpoint: OAuthEndpoint
         throw new AppTokensError('invalid_request', 'client_id: differs from the HTTP Basic client id', { field: 'client_id' });
       }
       endpoint.precheck?.(params);
+      if (span !== undefined) tagGrant(span, endpoint, params);
 
-      const client = await service.authenticateClient(clientAuthRequest(basic, params));
+      // req.ip honours the host's `trust proxy`: failures are throttled per source (clientLockout).
+      // Behind a proxy Express does not trust, every client is one source (the proxy): say so once.
+      if (service.lockout !== undefined && req.headers['x-forwarded-for'] !== undefined && req.ip === req.socket.remoteAddress) {
+        warnOnce(
+          'express-app-tokens: requests carry X-Forwarded-For but Express does not trust it (app.set("trust proxy", <hops>)); every client behind the proxy is then one source for clientLockout, and failures from one of them throttle the others',
+          'EAT_TRUST_PROXY',
+        );
+      }
+      const client = await service.authenticateClient({ ...clientAuthRequest(basic, params), source: req.ip, door: endpoint.span });
+      span?.setAttribute(ATTR.authMethod, client.method);
+      span?.setAttribute(ATTR.clientId, client.app.id);
       noStore(res);
       await endpoint.handle({ req, res, params, client });
     } catch (error) {
-      sendOAuthError(res, toAppTokensError(error, service.log), realm, basicAttempted);
+      const refusal = toAppTokensError(error, service.log);
+      // The error code only: a description may echo what the client sent.
+      span?.setAttribute(ATTR.errorType, refusal.code);
+      sendOAuthError(res, refusal, realm, basicAttempted);
     }
   };
 
@@ -157,10 +183,23 @@ export function oauthEndpoint(service: AppTokensService, endpoint: OAuthEndpoint
         else next();
       });
     },
-    (req: Request, res: Response) => {
-      void handle(req, res);
-    },
+    traced
+      ? (req: Request, res: Response) => {
+          void withSpan(traced, {}, (span) => handle(req, res, span));
+        }
+      : (req: Request, res: Response) => {
+          void handle(req, res);
+        },
   ];
+}
+
+/** Name the span after the grant, once the precheck has accepted its type (never a raw client value). */
+function tagGrant(span: Span, endpoint: OAuthEndpoint, params: Readonly<Record<string, string>>): void {
+  const grant = endpoint.grantType?.(params);
+  if (grant === undefined) return;
+  // The attribute is the grant_type as sent (a URN for token exchange); the name its short form.
+  span.setAttribute(ATTR.grantType, params.grant_type!);
+  span.updateName(`${endpoint.span} ${grant}`);
 }
 
 /**

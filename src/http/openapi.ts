@@ -16,6 +16,11 @@ import * as responses from './response-schemas.js';
 import { createAppBody, tokenInput } from './routes/create-app.js';
 import { introspectionForm } from './routes/introspect.js';
 import { listAppsQuery, pageQuery } from './routes/list-apps.js';
+import { listEventsQuery } from './routes/list-events.js';
+import { usageQuery } from './routes/get-usage.js';
+
+/** `GET /apps` query parameters beside the page's, as components (named like the parameter, capitalised). */
+const APP_LIST_FILTERS = ['ExpiringWithin', 'ExpiringSoon', 'Search', 'Scope', 'Role', 'Locked', 'UnusedFor', 'Sort'] as const;
 import { addKeyBody } from './routes/client-keys.js';
 import { refreshBody } from './routes/refresh-token.js';
 import { revocationForm } from './routes/revoke.js';
@@ -95,6 +100,7 @@ const RESPONSE_SCHEMAS = {
   ApiTokenPage: responses.tokenPageSchema,
   AuditEvent: responses.auditEventSchema,
   AuditEventPage: responses.eventPageSchema,
+  UsageSeries: responses.usageSeriesSchema,
   RefreshedToken: responses.refreshedTokenSchema,
   TokenResponse: responses.tokenResponseSchema,
   TokenExchangeResponse: responses.exchangeResponseSchema,
@@ -180,7 +186,7 @@ const RESPONSES: Record<string, Json> = {
   }),
   OAuthPayloadTooLarge: oauthErrorResponse('the body is too large'),
   OAuthUnsupportedMediaType: oauthErrorResponse('invalid_request: a charset other than UTF-8, or a Content-Encoding'),
-  OAuthTooManyRequests: oauthErrorResponse('temporarily_unavailable: too many failed authentications of this client id', { 'Retry-After': RETRY_AFTER }),
+  OAuthTooManyRequests: oauthErrorResponse('temporarily_unavailable: too many failed authentications from this source (for this client id, or over all): RFC 6585 §4', { 'Retry-After': RETRY_AFTER }),
 };
 
 /** `/apps/:id/tokens/:tokenId` → `/apps/{id}/tokens/{tokenId}`. */
@@ -196,8 +202,12 @@ interface ManagementDoc {
   /** Status and schema of success; `secret` routes answer the download variants too. */
   ok: { status: 200 | 201 | 204; schema?: keyof typeof RESPONSE_SCHEMAS; secret?: boolean };
   paged?: boolean;
-  /** Takes `?expiringWithin=` (`GET /apps`). */
+  /** Takes the filters and sort of `GET /apps` (`?expiringWithin=`, `?search=`, `?sort=`…). */
   expiring?: boolean;
+  /** Takes `?type=` (`GET /apps/:id/events`). */
+  eventTypes?: boolean;
+  /** Takes `?from&to&interval&byToken` (`GET /apps/:id/usage`). */
+  usage?: boolean;
   conflict?: boolean;
 }
 
@@ -213,7 +223,7 @@ const MANAGEMENT_DOCS: Record<string, ManagementDoc> = {
   },
   'get /apps': {
     operationId: 'listApps',
-    summary: "The tenant's apps, oldest first, each with a summary of its tokens",
+    summary: "The tenant's apps (oldest first unless ?sort), each with a summary of its tokens; filters, search and a total count",
     ok: { status: 200, schema: 'AppPage' },
     paged: true,
     expiring: true,
@@ -227,6 +237,11 @@ const MANAGEMENT_DOCS: Record<string, ManagementDoc> = {
     ok: { status: 200, schema: 'App' },
   },
   'delete /apps/:id': { operationId: 'deleteApp', summary: 'Delete the app: its tokens and their access tokens die at once', ok: { status: 204 } },
+  'delete /apps/:id/lockout': {
+    operationId: 'clearLockout',
+    summary: "Clear the app's lockout: its failure tally, and every source throttled for its client id, at once on every instance",
+    ok: { status: 204 },
+  },
   'get /apps/:id/tokens': { operationId: 'listTokens', summary: "The app's live tokens' metadata, oldest first", ok: { status: 200, schema: 'ApiTokenPage' }, paged: true },
   'post /apps/:id/tokens': {
     operationId: 'createToken',
@@ -243,7 +258,20 @@ const MANAGEMENT_DOCS: Record<string, ManagementDoc> = {
     conflict: true,
   },
   'delete /apps/:id/tokens/:tokenId': { operationId: 'deleteToken', summary: 'Delete a token: it stops working at once', ok: { status: 204 } },
-  'get /apps/:id/events': { operationId: 'listEvents', summary: "The app's audit log, newest first", ok: { status: 200, schema: 'AuditEventPage' }, paged: true },
+  'get /apps/:id/events': {
+    operationId: 'listEvents',
+    summary: "The app's audit log, newest first; ?type= keeps only those event types",
+    ok: { status: 200, schema: 'AuditEventPage' },
+    paged: true,
+    eventTypes: true,
+  },
+  'get /apps/:id/usage': {
+    operationId: 'getUsage',
+    summary:
+      "The app's usage per hour or UTC day, zero-filled: grants, bearer requests accepted and refused by reason, 429s, client-auth failures, refreshes; ?byToken=true adds one series per token. An hourly range spans at most 168 hours, a daily one at most the usage retention",
+    ok: { status: 200, schema: 'UsageSeries' },
+    usage: true,
+  },
   'get /me/principal': {
     operationId: 'getPrincipal',
     summary: 'Who the caller is: tenant, actor, the scopes it holds (null: unrestricted) and the declared roles',
@@ -317,7 +345,9 @@ function managementOperation(route: ManagementRoute, hostPrincipal: boolean): Js
   if (route.path.includes(':tokenId')) parameters.push({ $ref: '#/components/parameters/TokenId' });
   if (route.path.includes(':kid')) parameters.push({ $ref: '#/components/parameters/Kid' });
   if (doc.paged) parameters.push({ $ref: '#/components/parameters/Limit' }, { $ref: '#/components/parameters/Cursor' });
-  if (doc.expiring) parameters.push({ $ref: '#/components/parameters/ExpiringWithin' });
+  if (doc.expiring) parameters.push(...APP_LIST_FILTERS.map((name) => ({ $ref: `#/components/parameters/${name}` })));
+  if (doc.eventTypes) parameters.push({ $ref: '#/components/parameters/EventType' });
+  if (doc.usage) parameters.push(...Object.values(queryParameters(usageQuery)));
   if (doc.ok.secret) parameters.push({ $ref: '#/components/parameters/Format' });
 
   const { status, schema, secret } = doc.ok;
@@ -480,9 +510,8 @@ function build(service: AppTokensService): OpenApiDocument {
   });
   const page = queryParameters(pageQuery, { limit: `page size, 1–${PAGE_SIZE.max} (default ${PAGE_SIZE.default})`, cursor: 'nextCursor of the previous page' });
   const format = queryParameters(formatQuery);
-  const expiring = queryParameters(listAppsQuery.pick({ expiringWithin: true }), {
-    expiringWithin: 'only apps with a token (not revoked, not retiring) expiring within this many seconds, 1 – 10 years',
-  });
+  const filters = queryParameters(listAppsQuery.omit({ limit: true, cursor: true }));
+  const eventType = queryParameters(listEventsQuery.pick({ type: true }));
 
   return {
     openapi: '3.1.1',
@@ -508,7 +537,8 @@ function build(service: AppTokensService): OpenApiDocument {
         Kid: { name: 'kid', in: 'path', required: true, description: 'the key id (JWK kid)', schema: { type: 'string', minLength: 1, maxLength: 128 } },
         Limit: page.limit!,
         Cursor: page.cursor!,
-        ExpiringWithin: expiring.expiringWithin!,
+        ...Object.fromEntries(APP_LIST_FILTERS.map((name) => [name, filters[name[0]!.toLowerCase() + name.slice(1)]!])),
+        EventType: eventType.type!,
         Format: format.format!,
       },
       responses: RESPONSES,

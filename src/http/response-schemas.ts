@@ -12,12 +12,14 @@
 import { z } from 'zod';
 import type { AuditEvent } from '../core/events.js';
 import type { ErrorCode } from '../core/errors.js';
-import type { AppDetails, CreatedApp, CreatedKeyApp, PageView } from '../core/management.js';
+import type { AppDetails, AppListPage, CreatedApp, CreatedKeyApp, PageView } from '../core/management.js';
 import type { ClientKeyView } from '../core/client-keys.js';
 import type { TokenResponse } from '../core/service.js';
 import type { IssuedPersonalToken } from '../core/personal-tokens.js';
 import type { ApiTokenView, AppListItem, AppView, IssuedApiToken } from '../core/views.js';
 import type { AuditEventType } from '../store.js';
+import { BEARER_REFUSALS, type BearerRefusal } from '../core/signals.js';
+import type { UsageSeries } from '../core/usage.js';
 import { OAUTH_CODES } from './responses.js';
 
 const isoDate = z.iso.datetime({ precision: 3 }).meta({ description: 'ISO 8601, UTC, milliseconds' });
@@ -123,8 +125,44 @@ export const appListItemSchema = appViewSchema
       expiringSoon: z.number().int().meta({ description: 'of those, how many expire soon' }),
       lastUsedDate: isoDate.nullable().meta({ description: "the last use of any of the app's tokens" }),
     }),
+    usage: z
+      .strictObject({
+        requests24h: z.number().int().meta({ description: 'grants, bearer requests (accepted or refused), client-auth failures and refreshes of the last 24 h' }),
+        refusals24h: z.number().int().meta({ description: 'bearer refusals, 429s and client-auth failures of the last 24 h' }),
+        requests30d: z.number().int(),
+        refusals30d: z.number().int(),
+      })
+      .meta({ description: 'usage counts of the last 24 hours and 30 days (whole hours, UTC)' }),
   })
-  .meta({ description: 'An app in a listing, with a summary of its tokens.' });
+  .meta({ description: 'An app in a listing, with a summary of its tokens and of its usage.' });
+
+const usageCount = z.number().int().min(0);
+export const usagePointSchema = z
+  .strictObject({
+    start: isoDate.meta({ description: "the bucket's start (UTC)" }),
+    grants: z.record(z.string(), usageCount).meta({ description: 'access tokens issued, by grant type (client_credentials, token_exchange)' }),
+    accepted: usageCount.meta({ description: 'bearer requests authenticate() let through' }),
+    refused: z
+      .strictObject(Object.fromEntries(BEARER_REFUSALS.map((r) => [r, usageCount])) as Record<BearerRefusal, typeof usageCount>)
+      .meta({ description: 'bearer requests refused, by reason (a refusal counts for an app only when verified data names it)' }),
+    rateLimited: usageCount.meta({ description: 'requests answered 429 by rateLimit()' }),
+    clientAuthFailures: usageCount.meta({ description: 'failed client authentications naming this app at the OAuth endpoints' }),
+    refreshes: usageCount.meta({ description: 'API tokens rotated through POST /tokens/refresh' }),
+  })
+  .meta({ description: 'One bucket of a usage series.' });
+
+export const usageSeriesSchema = z
+  .strictObject({
+    interval: z.enum(['hour', 'day']),
+    from: isoDate.meta({ description: "the first bucket's start" }),
+    to: isoDate.meta({ description: 'the end of the last bucket (exclusive)' }),
+    series: z.array(usagePointSchema).meta({ description: 'one point per bucket, oldest first, zero-filled' }),
+    tokens: z
+      .array(z.strictObject({ tokenId: z.string().meta({ description: 'an API token (or client key) of the app' }), series: z.array(usagePointSchema) }))
+      .optional()
+      .meta({ description: 'with byToken=true: one series per credential with counts in the range' }),
+  })
+  .meta({ description: "An app's usage counts per hour or UTC day." });
 
 export const issuedPersonalTokenSchema = z
   .strictObject({
@@ -134,7 +172,15 @@ export const issuedPersonalTokenSchema = z
   })
   .meta({ description: 'A new personal token, its value (shown once), and the client id to use it with.' });
 
-export const appPageSchema = z.strictObject({ items: z.array(appListItemSchema), nextCursor });
+export const appPageSchema = z.strictObject({
+  items: z.array(appListItemSchema),
+  nextCursor,
+  total: z
+    .number()
+    .int()
+    .nullable()
+    .meta({ description: 'how many apps match the filters (every page); null when not known (?locked=true filters each page)' }),
+});
 export const tokenPageSchema = z.strictObject({ items: z.array(apiTokenViewSchema), nextCursor });
 
 const EVENT_TYPES = [
@@ -333,14 +379,15 @@ const exact: [
   Same<z.infer<typeof issuedApiTokenSchema>, IssuedApiToken>,
   Same<z.infer<typeof createdAppSchema>, CreatedApp>,
   Same<z.infer<typeof appDetailsSchema>, AppDetails>,
-  Same<z.infer<typeof appPageSchema>, PageView<AppListItem>>,
+  Same<z.infer<typeof appPageSchema>, AppListPage>,
   Same<z.infer<typeof issuedPersonalTokenSchema>, IssuedPersonalToken>,
   Same<z.infer<typeof createdKeyAppSchema>, CreatedKeyApp>,
   Same<z.infer<typeof clientKeyViewSchema>, ClientKeyView>,
   Same<z.infer<typeof tokenPageSchema>, PageView<ApiTokenView>>,
   Same<z.infer<typeof auditEventSchema>, AuditEvent>,
   Same<z.infer<typeof tokenResponseSchema>, TokenResponse>,
+  Same<z.infer<typeof usageSeriesSchema>, UsageSeries>,
   Same<Missing<typeof EVENT_TYPES, AuditEventType>, never>,
   Same<Missing<typeof ERROR_CODES, ErrorCode>, never>,
-] = [true, true, true, true, true, true, true, true, true, true, true, true, true, true];
+] = [true, true, true, true, true, true, true, true, true, true, true, true, true, true, true];
 void exact;

@@ -18,6 +18,7 @@ import { AppTokensError, fieldPath } from '../core/errors.js';
 import { actOnLeaks, type LeakAction, type LeakReport } from '../core/leaks.js';
 import { ScannerKeys, isKeyIdentifier, type KeysFetch } from '../core/scanner-keys.js';
 import type { AppTokensService } from '../core/service.js';
+import { capBody, closeIfUnread } from './body.js';
 import { sendProblem } from './problem.js';
 import { sendSecretJson, toAppTokensError } from './responses.js';
 
@@ -183,7 +184,7 @@ export function secretScanningRouter(service: AppTokensService, input: SecretSca
     log: service.log,
   });
   const challenge = `Github-Public-Key-Signature realm="${service.options.realm}"`;
-  const rawBody = express.raw({ type: () => true, limit: options.bodyLimit, inflate: false });
+  const rawBody = capBody(express.raw({ type: () => true, limit: options.bodyLimit, inflate: false }), options.bodyLimit);
   const router = express.Router();
 
   router.use((_req: Request, res: Response, next: NextFunction) => {
@@ -237,8 +238,10 @@ export function secretScanningRouter(service: AppTokensService, input: SecretSca
     sendProblem(res, new AppTokensError('method_not_allowed', 'method: only POST is served here'));
   });
 
-  router.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
+  router.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
     const e = toAppTokensError(error, service.log);
+    // Refused before its body was read (no signature headers): close, do not drain it.
+    closeIfUnread(req, res);
     sendProblem(res, e, { challenge: e.status === 401 ? challenge : undefined });
   });
   return router;

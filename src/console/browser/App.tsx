@@ -38,6 +38,7 @@ export function App(props: { config: ConsoleConfig }) {
   const [secret, setSecret] = useState<{ file: SecretFile; returnTo: string } | null>(null);
   const [status, setStatus] = useState('');
   const expiry = useRef<number | undefined>(undefined);
+  const toast = useRef<number | undefined>(undefined);
 
   const signOut = useCallback(
     (message: string | null) => {
@@ -67,9 +68,11 @@ export function App(props: { config: ConsoleConfig }) {
   useEffect(() => {
     if (config.session !== 'host') return;
     api.session = { kind: 'host' };
-    api.get<Principal>('me/principal').then(setPrincipal, (e: unknown) =>
-      setHostError(e instanceof ApiError && e.status === 401 ? 'You are not signed in to this site. Sign in, then reload this page.' : messageOf(e)),
-    );
+    api.get<Principal>('me/principal').then(setPrincipal, (e: unknown) => {
+      // A host user without apps:read still has personal tokens: land there, not on an error.
+      if (e instanceof ApiError && e.status === 403) setPrincipal({ tenantId: '', actorId: null, scopes: [], roles: [] });
+      else setHostError(e instanceof ApiError && e.status === 401 ? 'You are not signed in to this site. Sign in, then reload this page.' : messageOf(e));
+    });
   }, [api, config.session]);
 
   const onSignedIn = useCallback(
@@ -100,6 +103,7 @@ export function App(props: { config: ConsoleConfig }) {
         config,
         principal,
         canWrite: grants(principal.scopes, 'apps:write'),
+        canRead: grants(principal.scopes, 'apps:read'),
         navigate: (hash: string) => {
           if (window.location.hash === hash) setRoute(parseRoute(hash));
           else window.location.hash = hash;
@@ -107,14 +111,17 @@ export function App(props: { config: ConsoleConfig }) {
         showSecret: (file: SecretFile, returnTo: string) => setSecret({ file, returnTo }),
         announce: (text: string) => {
           setStatus('');
+          window.clearTimeout(toast.current);
           window.setTimeout(() => setStatus(text), 50);
+          // Seen, not only heard: the confirmation stays on screen for a few seconds.
+          toast.current = window.setTimeout(() => setStatus(''), 6000);
         },
       },
     [api, config, principal],
   );
 
   const live = (
-    <p class="visually-hidden" role="status" aria-live="polite" aria-atomic="true">
+    <p class={status ? 'toast' : 'visually-hidden'} role="status" aria-live="polite" aria-atomic="true">
       {status}
     </p>
   );
@@ -160,16 +167,23 @@ export function App(props: { config: ConsoleConfig }) {
             <span class="brand">{config.title}</span>
             {!secret && (
               <nav class="nav" aria-label="Console">
-                {nav('#/', 'Apps', route.screen === 'apps' || route.screen === 'app' || route.screen === 'new')}
-                {config.session === 'host' && nav('#/my-tokens', 'My tokens', route.screen === 'my-tokens')}
-                {nav('#/debugger', 'Token debugger', route.screen === 'debugger')}
+                {ctx.canRead && nav('#/', 'Apps', route.screen === 'apps' || route.screen === 'app' || route.screen === 'new')}
+                {config.session === 'host' && nav('#/my-tokens', 'My tokens', route.screen === 'my-tokens' || !ctx.canRead)}
+                {ctx.canRead && nav('#/debugger', 'Token debugger', route.screen === 'debugger')}
               </nav>
             )}
             <div class="who">
-              <span class="muted">
-                Tenant <strong>{ctx.principal.tenantId}</strong>
-                {!ctx.canWrite && <span class="badge">read-only</span>}
-              </span>
+              {ctx.canRead && (
+                <span class="muted">
+                  Tenant <strong>{ctx.principal.tenantId}</strong>
+                  {!ctx.canWrite && <span class="badge">read-only</span>}
+                </span>
+              )}
+              {config.session === 'host' && ctx.principal.actorId && (
+                <span class="muted">
+                  Signed in as <strong>{ctx.principal.actorId}</strong>
+                </span>
+              )}
               {config.session === 'bearer' && (
                 <button type="button" class="button small" onClick={() => signOut('You have signed out.')}>
                   Sign out
@@ -190,9 +204,9 @@ export function App(props: { config: ConsoleConfig }) {
             />
           ) : route.screen === 'new' && ctx.canWrite ? (
             <CreateApp />
-          ) : route.screen === 'app' ? (
+          ) : route.screen === 'app' && ctx.canRead ? (
             <AppPage key={route.id} id={route.id} />
-          ) : route.screen === 'my-tokens' && config.session === 'host' ? (
+          ) : config.session === 'host' && (route.screen === 'my-tokens' || !ctx.canRead) ? (
             <MyTokens />
           ) : route.screen === 'debugger' ? (
             <TokenDebugger />

@@ -3,7 +3,9 @@ import { useCallback, useEffect, useState } from 'preact/hooks';
 import { ApiError, pageQuery, type AppDetails, type AppView, type AuditEvent, type Issued, type Page, type TokenView } from './api.js';
 import { useConsole } from './context.js';
 import { KeysCard } from './KeysCard.js';
-import { formatDate, parseClaims, type SecretFile } from './format.js';
+import { LockoutCard } from './LockoutCard.js';
+import { UsageCard } from './UsageChart.js';
+import { formatDate, parseClaims, relativeTime, type SecretFile } from './format.js';
 import { grantsAll } from './scopes.js';
 import { ConfirmDialog, ErrorMessage, ExpiresField, Loading, Pager, Scopes, StatusBadge, expirySeconds, initialExpiry, messageOf, usePager } from './ui.js';
 
@@ -67,32 +69,6 @@ export function AppPage(props: { id: string }) {
         <p class="message info">You hold apps:write but not every scope of this app, so you can view it but not change it.</p>
       )}
 
-      <Details app={app} editable={mayManage} onSaved={(saved) => {
-        setApp({ ...app, ...saved });
-        setEventsVersion((v) => v + 1);
-        announce('Saved the app.');
-      }} />
-
-      <section class="card" aria-labelledby="perm-title">
-        <h2 id="perm-title">Permissions</h2>
-        <p class="hint">Scopes are fixed for the app's life; to change them, create another app.</p>
-        <Scopes scopes={app.scopes} empty="no scopes of its own" />
-        {app.roles && app.roles.length > 0 && (
-          <>
-            <h3>Roles</h3>
-            <Scopes scopes={app.roles} />
-          </>
-        )}
-        {app.effectiveScopes && app.roles && app.roles.length > 0 && (
-          <>
-            <h3>Effective scopes</h3>
-            <Scopes scopes={app.effectiveScopes} />
-          </>
-        )}
-        {app.unknownScopes.length > 0 && <p class="message warn">No longer in the catalogue (no token carries them): {app.unknownScopes.join(', ')}</p>}
-        {app.unknownRoles && app.unknownRoles.length > 0 && <p class="message warn">Roles no longer declared (they grant nothing): {app.unknownRoles.join(', ')}</p>}
-      </section>
-
       {app.tokenEndpointAuthMethod === 'private_key_jwt' && <KeysCard app={app} manage={mayManage} onChanged={() => setEventsVersion((v) => v + 1)} />}
 
       {app.tokenEndpointAuthMethod !== 'private_key_jwt' && (
@@ -125,7 +101,38 @@ export function AppPage(props: { id: string }) {
       </section>
       )}
 
-      <AuditLog appId={app.id} version={eventsVersion} />
+      <UsageCard appId={app.id} />
+
+      <LockoutCard app={app} manage={mayManage} onCleared={load} />
+
+      <Details app={app} editable={mayManage} onSaved={(saved) => {
+        setApp({ ...app, ...saved });
+        setEventsVersion((v) => v + 1);
+        announce('Saved the app.');
+      }} />
+
+      <section class="card" aria-labelledby="perm-title">
+        <h2 id="perm-title">Permissions</h2>
+        <p class="hint">Scopes are fixed for the app's life; to change them, create another app.</p>
+        <Scopes scopes={app.scopes} empty="no scopes of its own" />
+        {app.roles && app.roles.length > 0 && (
+          <>
+            <h3>Roles</h3>
+            <Scopes scopes={app.roles} />
+          </>
+        )}
+        {app.effectiveScopes && app.roles && app.roles.length > 0 && (
+          <>
+            <h3>Effective scopes</h3>
+            <Scopes scopes={app.effectiveScopes} />
+          </>
+        )}
+        {app.unknownScopes.length > 0 && <p class="message warn">No longer in the catalogue (no token carries them): {app.unknownScopes.join(', ')}</p>}
+        {app.unknownRoles && app.unknownRoles.length > 0 && <p class="message warn">Roles no longer declared (they grant nothing): {app.unknownRoles.join(', ')}</p>}
+      </section>
+
+
+      <AuditLog appId={app.id} version={eventsVersion} tokens={app.tokens} />
 
       {mayManage && (
         <section class="card danger-zone" aria-labelledby="danger-title">
@@ -356,16 +363,16 @@ function TokensTable(props: { tokens: TokenView[]; nextCursor: string | null; ap
   return (
     <>
       <div class="table-wrap">
-        <table class="table">
+        <table class="table stacked">
           <caption class="visually-hidden">Tokens of this app</caption>
           <thead>
             <tr>
               <th scope="col">Name</th>
-              <th scope="col">Hint</th>
-              <th scope="col">Created</th>
-              <th scope="col">Expires</th>
-              <th scope="col">Last used</th>
               <th scope="col">Status</th>
+              <th scope="col">Scopes</th>
+              <th scope="col">Last used</th>
+              <th scope="col">Expires</th>
+              <th scope="col">Created</th>
               {props.manage && (
                 <th scope="col">
                   <span class="visually-hidden">Actions</span>
@@ -376,18 +383,26 @@ function TokensTable(props: { tokens: TokenView[]; nextCursor: string | null; ap
           <tbody>
             {tokens.map((t) => (
               <tr key={t.id}>
-                <th scope="row">{t.name}</th>
-                <td>
-                  <code>{t.hint}</code>
-                </td>
-                <td>{formatDate(t.creationDate)}</td>
-                <td>{formatDate(t.expirationDate, 'never')}</td>
-                <td>{formatDate(t.lastUsedDate, 'never')}</td>
-                <td>
+                <th scope="row" data-label="Name">
+                  {t.name}
+                  <div class="muted small">
+                    <code>{t.hint}</code>
+                  </div>
+                </th>
+                <td data-label="Status">
                   <StatusBadge status={t.status} expiringSoon={t.expiringSoon} />
+                  {t.status === 'retiring' && <Successor token={t} tokens={tokens} />}
                 </td>
+                <td data-label="Scopes">{t.scopes ? <Scopes scopes={t.scopes} /> : <span class="muted">all of the app's</span>}</td>
+                <td data-label="Last used">
+                  <When iso={t.lastUsedDate} none="never" />
+                </td>
+                <td data-label="Expires">
+                  <When iso={t.expirationDate} none="never" />
+                </td>
+                <td data-label="Created">{formatDate(t.creationDate)}</td>
                 {props.manage && (
-                  <td class="row-actions">
+                  <td class="row-actions" data-label="Actions">
                     {t.status === 'active' && (
                       <button type="button" class="button small" onClick={() => props.onRegenerate(t)}>
                         Regenerate
@@ -425,54 +440,133 @@ function TokensTable(props: { tokens: TokenView[]; nextCursor: string | null; ap
   );
 }
 
+/** A date with its relative time beside it ("Dec 9, 2026, 10:00 AM · in 2 days"). */
+function When(props: { iso: string | null; none: string }) {
+  if (!props.iso) return <span class="muted">{props.none}</span>;
+  return (
+    <time dateTime={props.iso}>
+      {formatDate(props.iso)}
+      <span class="muted block small">{relativeTime(props.iso)}</span>
+    </time>
+  );
+}
+
+/** A retiring token: its deadline and the token that replaced it (a rotation shows both). */
+function Successor(props: { token: TokenView; tokens: TokenView[] }) {
+  const deadline = props.token.expirationDate;
+  const next = props.tokens.find((o) => o.id !== props.token.id && o.name === props.token.name && o.status === 'active' && o.creationDate >= props.token.creationDate);
+  return (
+    <span class="small block">
+      {deadline ? `Stops ${relativeTime(deadline)} (${formatDate(deadline)})` : 'Stops soon'}
+      {next ? `; replaced by ${next.hint}` : ''}
+    </span>
+  );
+}
+
 const EVENTS = 10;
 
-function AuditLog(props: { appId: string; version: number }) {
-  const { api } = useConsole();
+/** Audit event types in words, for the log and its filter. */
+const EVENT_NAMES: Record<string, string> = {
+  'app.created': 'App created',
+  'app.updated': 'App edited',
+  'app.deleted': 'App deleted',
+  'app.lockout_cleared': 'Lockout cleared',
+  'token.created': 'Token created',
+  'token.regenerated': 'Token regenerated',
+  'token.refreshed': 'Token refreshed',
+  'token.deleted': 'Token deleted',
+  'token.reuse_detected': 'Token reuse detected',
+  'token.refresh_refused': 'Token refresh refused',
+  'token.expiring': 'Token expiring',
+  'token.leaked': 'Token reported leaked',
+  'key.added': 'Key added',
+  'key.deleted': 'Key deleted',
+  'access_token.issued': 'Access token issued',
+  'access_token.refused': 'Access token refused',
+  'access_token.revoked': 'Access token revoked',
+  'management.refused': 'Management request refused',
+};
+
+/** The audit log: newest first, paged, filtered by event; names the actor and the token where it can. */
+function AuditLog(props: { appId: string; version: number; tokens: TokenView[] }) {
+  const { api, principal } = useConsole();
   const pager = usePager();
+  const [type, setType] = useState('');
   const [page, setPage] = useState<Page<AuditEvent> | null>(null);
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
     let live = true;
-    api.get<Page<AuditEvent>>(`apps/${props.appId}/events${pageQuery(EVENTS, pager.cursor)}`).then(
+    api.get<Page<AuditEvent>>(`apps/${props.appId}/events${pageQuery(EVENTS, pager.cursor, type ? { type } : {})}`).then(
       (p) => live && setPage(p),
       (e: unknown) => live && setError(messageOf(e)),
     );
     return () => {
       live = false;
     };
-  }, [api, props.appId, pager.cursor, props.version]);
+  }, [api, props.appId, pager.cursor, props.version, type]);
+  const actor = (id: string | null) =>
+    id === null ? 'unauthenticated' : id === principal.actorId ? `you (${id})` : id === props.appId ? 'this app' : id;
+  const token = (id: string | null) => (id === null ? '—' : (props.tokens.find((t) => t.id === id)?.name ?? id));
   return (
     <section class="card" aria-labelledby="events-title">
-      <h2 id="events-title">Audit events</h2>
+      <div class="section-head">
+        <h2 id="events-title">Audit events</h2>
+        <div class="field inline">
+          <label for="event-type">Event</label>
+          <select
+            id="event-type"
+            value={type}
+            onChange={(e) => {
+              pager.reset();
+              setType(e.currentTarget.value);
+            }}
+          >
+            <option value="">All events</option>
+            {Object.entries(EVENT_NAMES).map(([value, label]) => (
+              <option key={value} value={value}>
+                {label}
+              </option>
+            ))}
+          </select>
+        </div>
+      </div>
       {error && <ErrorMessage>{error}</ErrorMessage>}
       {!page && !error && <Loading />}
-      {page && page.items.length === 0 && <p class="muted">No events yet.</p>}
+      {page && page.items.length === 0 && <p class="muted">{type ? 'No events of this kind.' : 'No events yet.'}</p>}
       {page && page.items.length > 0 && (
         <div class="table-wrap">
-          <table class="table compact">
+          <table class="table compact stacked">
             <caption class="visually-hidden">Audit events of this app, newest first</caption>
             <thead>
               <tr>
                 <th scope="col">When</th>
                 <th scope="col">Event</th>
                 <th scope="col">Outcome</th>
-                <th scope="col">Actor</th>
+                <th scope="col">Who</th>
                 <th scope="col">Token</th>
               </tr>
             </thead>
             <tbody>
               {page.items.map((e) => (
                 <tr key={e.id}>
-                  <td>{formatDate(e.at)}</td>
-                  <td>
-                    <code>{e.type}</code>
+                  <td data-label="When">
+                    <time dateTime={e.at} title={formatDate(e.at)}>
+                      {formatDate(e.at)}
+                    </time>
                   </td>
-                  <td>
+                  <td data-label="Event">
+                    {EVENT_NAMES[e.type] ?? e.type}
+                    <div class="muted small mono">{e.type}</div>
+                  </td>
+                  <td data-label="Outcome">
                     <span class={`badge ${e.outcome === 'success' ? 'ok' : 'bad'}`}>{e.outcome === 'success' ? 'Success' : 'Failure'}</span>
                   </td>
-                  <td class="mono small">{e.actorId ?? '—'}</td>
-                  <td class="mono small">{e.tokenId ?? '—'}</td>
+                  <td data-label="Who" class="break">
+                    {actor(e.actorId)}
+                  </td>
+                  <td data-label="Token" class="break">
+                    {token(e.tokenId)}
+                  </td>
                 </tr>
               ))}
             </tbody>

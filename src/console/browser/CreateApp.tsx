@@ -1,6 +1,6 @@
 /** Create an app: name, description, permissions the principal may grant, roles, claims, first token. */
-import { useState } from 'preact/hooks';
-import type { AppView, TokenView } from './api.js';
+import { useEffect, useState } from 'preact/hooks';
+import { ApiError, type AppView, type TokenView } from './api.js';
 import { useConsole } from './context.js';
 import { parseClaims } from './format.js';
 import { grants, grantsAll } from './scopes.js';
@@ -18,18 +18,33 @@ export function CreateApp() {
   const [tokenName, setTokenName] = useState('default');
   const [expiry, setExpiry] = useState(() => initialExpiry(config.apiTokenTtl));
   const [error, setError] = useState<string | null>(null);
+  /** An error that belongs to one field: shown beside it, the field marked and focused. */
+  const [fieldError, setFieldError] = useState<{ field: Field; message: string } | null>(null);
   const [busy, setBusy] = useState(false);
+
+  useEffect(() => {
+    if (fieldError) document.getElementById(FIELD_INPUT[fieldError.field])?.focus();
+  }, [fieldError]);
+  const invalid = (field: Field) =>
+    fieldError?.field === field ? { 'aria-invalid': true as const, 'aria-describedby': `${FIELD_INPUT[field]}-error` } : {};
+  const errorOf = (field: Field) =>
+    fieldError?.field === field ? (
+      <p class="message error field-error" role="alert" id={`${FIELD_INPUT[field]}-error`}>
+        {fieldError.message}
+      </p>
+    ) : null;
 
   const toggle = (list: string[], set: (v: string[]) => void, value: string, on: boolean) => set(on ? [...list, value] : list.filter((v) => v !== value));
 
   const submit = async (e: Event) => {
     e.preventDefault();
     setError(null);
+    setFieldError(null);
     try {
-      if (!name.trim()) throw new Error('Name: required.');
-      if (scopes.length === 0 && chosenRoles.length === 0) throw new Error(roles.length ? 'Choose at least one permission or role.' : 'Choose at least one permission.');
+      if (!name.trim()) throw new FieldError('name', 'Give the app a name.');
+      if (scopes.length === 0 && chosenRoles.length === 0) throw new FieldError('scopes', roles.length ? 'Choose at least one permission or role.' : 'Choose at least one permission.');
       const parsed = parseClaims(claims);
-      if (!parsed.ok) throw new Error(parsed.error);
+      if (!parsed.ok) throw new FieldError('claims', parsed.error);
       const expiresIn = expirySeconds(expiry, config.apiTokenTtl);
       setBusy(true);
       const created = await api.post<{ app: AppView; token: TokenView; value: string }>('apps', {
@@ -54,7 +69,9 @@ export function CreateApp() {
         `#/apps/${created.app.id}`,
       );
     } catch (e) {
-      setError(messageOf(e));
+      const field = e instanceof FieldError ? e.field : e instanceof ApiError ? fieldOf(e.field) : undefined;
+      if (field) setFieldError({ field, message: messageOf(e) });
+      else setError(messageOf(e));
       setBusy(false);
     }
   };
@@ -67,19 +84,28 @@ export function CreateApp() {
       <form class="card form" onSubmit={(e) => void submit(e)} noValidate>
         <div class="field">
           <label for="app-name">Name</label>
-          <input id="app-name" value={name} maxLength={100} required onInput={(e) => setName(e.currentTarget.value)} />
+          <input id="app-name" value={name} maxLength={100} required onInput={(e) => setName(e.currentTarget.value)} {...invalid('name')} />
+          {errorOf('name')}
         </div>
         <div class="field">
           <label for="app-description">Description</label>
-          <textarea id="app-description" rows={2} maxLength={1000} value={description} onInput={(e) => setDescription(e.currentTarget.value)} />
+          <textarea id="app-description" rows={2} maxLength={1000} value={description} onInput={(e) => setDescription(e.currentTarget.value)} {...invalid('description')} />
+          {errorOf('description')}
         </div>
         <fieldset class="fieldset">
           <legend>Permissions</legend>
           <p class="hint">Fixed for the app's life. Only the scopes you hold are offered.</p>
+          {errorOf('scopes')}
           <div class="checks">
-            {grantable.map((s) => (
+            {grantable.map((s, i) => (
               <label key={s} class="check">
-                <input type="checkbox" checked={scopes.includes(s)} onChange={(e) => toggle(scopes, setScopes, s, e.currentTarget.checked)} />
+                <input
+                  type="checkbox"
+                  id={i === 0 ? FIELD_INPUT.scopes : undefined}
+                  checked={scopes.includes(s)}
+                  onChange={(e) => toggle(scopes, setScopes, s, e.currentTarget.checked)}
+                  {...(fieldError?.field === 'scopes' ? { 'aria-invalid': true, 'aria-describedby': `${FIELD_INPUT.scopes}-error` } : {})}
+                />
                 <code>{s}</code>
               </label>
             ))}
@@ -103,7 +129,8 @@ export function CreateApp() {
         )}
         <div class="field">
           <label for="app-claims">Custom claims (JSON)</label>
-          <textarea id="app-claims" class="mono" rows={3} spellcheck={false} placeholder='{"plan": "pro"}' value={claims} onInput={(e) => setClaims(e.currentTarget.value)} aria-describedby="app-claims-hint" />
+          <textarea id="app-claims" class="mono" rows={3} spellcheck={false} placeholder='{"plan": "pro"}' value={claims} onInput={(e) => setClaims(e.currentTarget.value)} aria-describedby="app-claims-hint" {...invalid('claims')} />
+          {errorOf('claims')}
           <p class="hint" id="app-claims-hint">
             A JSON object added to every access token of the app. Optional.
           </p>
@@ -113,7 +140,8 @@ export function CreateApp() {
           <div class="field-row">
             <div class="field">
               <label for="app-token-name">Token name</label>
-              <input id="app-token-name" value={tokenName} maxLength={100} onInput={(e) => setTokenName(e.currentTarget.value)} />
+              <input id="app-token-name" value={tokenName} maxLength={100} onInput={(e) => setTokenName(e.currentTarget.value)} {...invalid('token')} />
+              {errorOf('token')}
             </div>
             <ExpiresField ttl={config.apiTokenTtl} value={expiry} onChange={setExpiry} />
           </div>
@@ -130,4 +158,34 @@ export function CreateApp() {
       </form>
     </section>
   );
+}
+
+type Field = 'name' | 'description' | 'scopes' | 'claims' | 'token';
+
+/** The element each field's error focuses (the first checkbox for the permissions). */
+const FIELD_INPUT: Record<Field, string> = {
+  name: 'app-name',
+  description: 'app-description',
+  scopes: 'app-scope-first',
+  claims: 'app-claims',
+  token: 'app-token-name',
+};
+
+class FieldError extends Error {
+  constructor(
+    readonly field: Field,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The form field a server error names (`scopes[2]`, `customClaims.iss`, `token.name`…), if any. */
+function fieldOf(field: string | undefined): Field | undefined {
+  if (!field) return undefined;
+  if (field === 'name' || field === 'description') return field;
+  if (/^(scopes|roles)\b/.test(field)) return 'scopes';
+  if (/^customClaims\b/.test(field)) return 'claims';
+  if (/^token\b/.test(field)) return 'token';
+  return undefined;
 }

@@ -2,12 +2,12 @@
  * "My tokens": the signed-in host user's personal tokens (`/me/tokens`, host session only). A
  * server without personal tokens answers 404 there; the screen says so.
  */
-import { useCallback, useEffect, useState } from 'preact/hooks';
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, pageQuery, type Page, type TokenView } from './api.js';
 import { useConsole } from './context.js';
-import { formatDate } from './format.js';
+import { formatDate, relativeTime } from './format.js';
 import { grants } from './scopes.js';
-import { ConfirmDialog, ErrorMessage, ExpiresField, Loading, Pager, StatusBadge, expirySeconds, initialExpiry, messageOf, usePager } from './ui.js';
+import { ConfirmDialog, ErrorMessage, ExpiresField, Loading, Pager, Scopes, StatusBadge, expirySeconds, initialExpiry, messageOf, usePager } from './ui.js';
 
 export function MyTokens() {
   const { api, config, principal, showSecret, announce } = useConsole();
@@ -21,7 +21,10 @@ export function MyTokens() {
   const [expiry, setExpiry] = useState(() => initialExpiry(config.apiTokenTtl));
   const [formError, setFormError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
-  const held = config.scopes.filter((s) => grants(principal.scopes, s));
+  const [scopesError, setScopesError] = useState<string | null>(null);
+  const firstScope = useRef<HTMLInputElement>(null);
+  // Without apps:read the server does not say which scopes the user holds: offer the catalogue; it refuses the rest, naming them.
+  const held = principal.tenantId === '' ? config.scopes : config.scopes.filter((s) => grants(principal.scopes, s));
 
   const load = useCallback(() => {
     api.get<Page<TokenView>>(`me/tokens${pageQuery(20, pager.cursor)}`).then(setPage, (e: unknown) => {
@@ -43,6 +46,13 @@ export function MyTokens() {
   const create = async (e: Event) => {
     e.preventDefault();
     setFormError(null);
+    setScopesError(null);
+    if (scopes.length === 0) {
+      // A token carries only what is picked: nothing is preselected, and nothing picked is not "everything".
+      setScopesError('Choose at least one scope for this token to carry.');
+      firstScope.current?.focus();
+      return;
+    }
     try {
       const expiresIn = expirySeconds(expiry, config.apiTokenTtl);
       setBusy(true);
@@ -84,12 +94,27 @@ export function MyTokens() {
           <ExpiresField ttl={config.apiTokenTtl} value={expiry} onChange={setExpiry} />
         </div>
         <fieldset class="fieldset">
-          <legend>Permissions</legend>
-          <p class="hint">None chosen: every scope you hold.</p>
+          <legend>Scopes this token carries</legend>
+          <p class="hint" id="my-scopes-hint">Pick only what the token needs; it never gets more than you hold.</p>
+          {scopesError && (
+            <p class="message error field-error" role="alert" id="my-scopes-error">
+              {scopesError}
+            </p>
+          )}
           <div class="checks">
-            {held.map((s) => (
+            {held.map((s, i) => (
               <label key={s} class="check">
-                <input type="checkbox" checked={scopes.includes(s)} onChange={(e) => setScopes(e.currentTarget.checked ? [...scopes, s] : scopes.filter((x) => x !== s))} />
+                <input
+                  type="checkbox"
+                  ref={i === 0 ? firstScope : undefined}
+                  aria-invalid={scopesError ? true : undefined}
+                  aria-describedby={scopesError ? 'my-scopes-error' : 'my-scopes-hint'}
+                  checked={scopes.includes(s)}
+                  onChange={(e) => {
+                    setScopesError(null);
+                    setScopes(e.currentTarget.checked ? [...scopes, s] : scopes.filter((x) => x !== s));
+                  }}
+                />
                 <code>{s}</code>
               </label>
             ))}
@@ -109,16 +134,16 @@ export function MyTokens() {
         {page && page.items.length === 0 && <p class="muted">You have no personal tokens.</p>}
         {page && page.items.length > 0 && (
           <div class="table-wrap">
-            <table class="table">
+            <table class="table stacked">
               <caption class="visually-hidden">Your personal tokens</caption>
               <thead>
                 <tr>
                   <th scope="col">Name</th>
-                  <th scope="col">Hint</th>
-                  <th scope="col">Created</th>
-                  <th scope="col">Expires</th>
-                  <th scope="col">Last used</th>
+                  <th scope="col">Scopes</th>
                   <th scope="col">Status</th>
+                  <th scope="col">Last used</th>
+                  <th scope="col">Expires</th>
+                  <th scope="col">Created</th>
                   <th scope="col">
                     <span class="visually-hidden">Actions</span>
                   </th>
@@ -127,17 +152,23 @@ export function MyTokens() {
               <tbody>
                 {page.items.map((t) => (
                   <tr key={t.id}>
-                    <th scope="row">{t.name}</th>
-                    <td>
-                      <code>{t.hint}</code>
-                    </td>
-                    <td>{formatDate(t.creationDate)}</td>
-                    <td>{formatDate(t.expirationDate, 'never')}</td>
-                    <td>{formatDate(t.lastUsedDate, 'never')}</td>
-                    <td>
+                    <th scope="row" data-label="Name">
+                      {t.name}
+                      <div class="muted small">
+                        <code>{t.hint}</code>
+                      </div>
+                    </th>
+                    <td data-label="Scopes">{t.scopes ? <Scopes scopes={t.scopes} /> : <span class="muted">every scope you hold</span>}</td>
+                    <td data-label="Status">
                       <StatusBadge status={t.status} expiringSoon={t.expiringSoon} />
                     </td>
-                    <td class="row-actions">
+                    <td data-label="Last used">{t.lastUsedDate ? relativeTime(t.lastUsedDate) : 'never'}</td>
+                    <td data-label="Expires">
+                      {formatDate(t.expirationDate, 'never')}
+                      {t.expirationDate && <span class="muted block small">{relativeTime(t.expirationDate)}</span>}
+                    </td>
+                    <td data-label="Created">{formatDate(t.creationDate)}</td>
+                    <td class="row-actions" data-label="Actions">
                       <button type="button" class="button small danger-outline" onClick={() => setDeleting(t)}>
                         Delete token
                       </button>

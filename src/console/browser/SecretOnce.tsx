@@ -106,6 +106,11 @@ export function SecretOnce(props: { file: SecretFile; onDone: () => void }) {
       <pre class="code">
         <code>{curlSnippet(file)}</code>
       </pre>
+      <div class="actions left">
+        <button type="button" class="button small" onClick={() => void copy(curlSnippet(file), 'curl command')}>
+          Copy curl command
+        </button>
+      </div>
       <div class="actions">
         <button type="button" class="button primary" onClick={() => setConfirming(true)}>
           Done
@@ -114,8 +119,12 @@ export function SecretOnce(props: { file: SecretFile; onDone: () => void }) {
       {confirming && (
         <ConfirmDialog title="Is the secret saved?" confirm="Leave" danger={false} onCancel={() => setConfirming(false)} onConfirm={props.onDone}>
           <p>
-            The client secret of <strong>{file.appName}</strong> will not be shown again. {saved ? '' : 'You have not copied or downloaded it yet. '}If it is lost, regenerate the token; this
-            cannot be undone.
+            The client secret of <strong>{file.appName}</strong> will not be shown again, here or anywhere else: only its hint is kept.{' '}
+            {saved ? '' : 'You have not copied or downloaded it yet. '}
+          </p>
+          <p>
+            If it is lost, open the app and press <strong>Regenerate</strong> on the token <strong>{file.tokenName}</strong> (or add a new token): that makes a new secret and stops this
+            one.
           </p>
         </ConfirmDialog>
       )}

@@ -3,10 +3,11 @@
  * that), and asks the server what it says of the token (`POST /me/introspect`: active in this
  * tenant or not), with a live expiry countdown.
  */
+import { Fragment } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import type { Introspection } from './api.js';
 import { useConsole } from './context.js';
-import { decodeToken, formatDate, formatDuration, type Decoded } from './format.js';
+import { decodeToken, formatDate, formatDuration, type Decoded, relativeTime } from './format.js';
 import { ErrorMessage, Scopes, messageOf } from './ui.js';
 
 /** Why a token may not be active, from what its claims say (the server says only "not active"). */
@@ -105,6 +106,7 @@ export function TokenDebugger() {
       {decoded && (
         <section class="card" aria-labelledby="decoded-title">
           <h2 id="decoded-title">Decoded</h2>
+          {decoded.kind === 'jwt' && <ClaimTimes claims={decoded.claims} />}
           {decoded.kind === 'jwt' ? (
             <div class="grid-2">
               <div>
@@ -128,5 +130,37 @@ export function TokenDebugger() {
         </section>
       )}
     </section>
+  );
+}
+
+/** `iat`, `nbf`, `exp` as dates with relative times beside them. */
+function ClaimTimes(props: { claims: Record<string, unknown> }) {
+  const rows = (
+    [
+      ['iat', 'Issued'],
+      ['nbf', 'Not before'],
+      ['exp', 'Expires'],
+    ] as const
+  ).filter(([claim]) => typeof props.claims[claim] === 'number');
+  if (rows.length === 0) return null;
+  return (
+    <div>
+      <h3>Times</h3>
+      <dl class="facts">
+        {rows.map(([claim, label]) => {
+          const iso = new Date((props.claims[claim] as number) * 1000).toISOString();
+          return (
+            <Fragment key={claim}>
+              <dt>
+                {label} <code>{claim}</code>
+              </dt>
+              <dd>
+                <time dateTime={iso}>{formatDate(iso)}</time> <span class="muted">({relativeTime(iso)})</span>
+              </dd>
+            </Fragment>
+          );
+        })}
+      </dl>
+    </div>
   );
 }

@@ -35,15 +35,27 @@ export interface AppView {
   effectiveScopes?: string[];
   unknownRoles?: string[];
   tokenSummary?: { active: number; expiringSoon: number; lastUsedDate: string | null };
+  /** Issue 24: usage counts of the last 24 hours and 30 days; absent on older servers. */
+  usage?: { requests24h: number; refusals24h: number; requests30d: number; refusals30d: number };
   /** Issue 15 (private_key_jwt, DPoP); absent on older servers. */
   tokenEndpointAuthMethod?: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
   jwksUri?: string | null;
   dpopBoundAccessTokens?: boolean;
 }
 
+/** Issue 21: failed authentications naming an app (they throttle their sources, never the app). */
+export interface LockoutView {
+  failures: number;
+  lastFailureAt: string | null;
+  throttledSources: number;
+  until: string | null;
+}
+
 export interface AppDetails extends AppView {
   tokens: TokenView[];
   tokensNextCursor: string | null;
+  /** Issue 21; `null` when the server's lockout is off, absent on older servers. */
+  lockout?: LockoutView | null;
 }
 
 export interface Page<T> {
@@ -118,7 +130,21 @@ async function errorOf(res: Response): Promise<ApiError> {
     (typeof body.error_description === 'string' && body.error_description) ||
     (res.status === 404 ? 'Not found.' : res.status >= 500 ? 'The server could not answer; try again.' : `The request was refused (HTTP ${res.status}).`);
   const code = typeof body.code === 'string' ? body.code : typeof body.error === 'string' ? body.error : undefined;
+  if (res.status === 429) return new ApiError(throttled(res.headers.get('retry-after')), res.status, code);
   return new ApiError(text, res.status, code, typeof body.field === 'string' ? body.field : undefined);
+}
+
+/**
+ * A 429 in words: what happened and when it ends, as a time of day ("retry in 886 s" is the
+ * server's word for programs).
+ */
+export function throttled(retryAfter: string | null, now = Date.now()): string {
+  const seconds = retryAfter !== null && /^\d{1,9}$/.test(retryAfter) ? Number(retryAfter) : null;
+  if (seconds === null) return 'Too many attempts were made from this address. Wait a few minutes, then try again.';
+  const until = new Date(now + seconds * 1000);
+  const at = until.toLocaleTimeString('en', { hour: '2-digit', minute: '2-digit' });
+  const wait = seconds < 90 ? `${seconds} seconds` : `${Math.ceil(seconds / 60)} minutes`;
+  return `Too many attempts were made from this address, so it is blocked for now. Try again after ${at} (in about ${wait}).`;
 }
 
 export class Api {

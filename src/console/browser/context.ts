@@ -11,6 +11,8 @@ export interface Console {
   principal: Principal;
   /** Holds apps:write (or is unrestricted): write controls are shown. */
   canWrite: boolean;
+  /** Holds apps:read: the apps screens and the token debugger are shown (otherwise only My tokens). */
+  canRead: boolean;
   navigate: (hash: string) => void;
   /** Show a new secret once; after "Done", go to `returnTo`. */
   showSecret: (file: SecretFile, returnTo: string) => void;

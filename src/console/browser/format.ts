@@ -195,3 +195,24 @@ export function parseClaims(text: string): { ok: true; value: Record<string, unk
   if (new TextEncoder().encode(JSON.stringify(value)).length > 4096) return { ok: false, error: 'Custom claims: at most 4096 bytes of JSON.' };
   return { ok: true, value: value as Record<string, unknown> };
 }
+
+const RELATIVE = new Intl.RelativeTimeFormat('en', { numeric: 'auto' });
+
+/** `3 minutes ago`, `in 2 days`, `yesterday`: the largest unit that fits; `none` without a date. */
+export function relativeTime(iso: string | null | undefined, none = 'never', now = Date.now()): string {
+  if (!iso) return none;
+  const t = new Date(iso).getTime();
+  if (Number.isNaN(t)) return none;
+  const seconds = Math.round((t - now) / 1000);
+  const units: Array<[Intl.RelativeTimeFormatUnit, number]> = [
+    ['year', 365 * 86_400],
+    ['month', 30 * 86_400],
+    ['day', 86_400],
+    ['hour', 3_600],
+    ['minute', 60],
+  ];
+  for (const [unit, size] of units) {
+    if (Math.abs(seconds) >= size) return RELATIVE.format(Math.trunc(seconds / size), unit);
+  }
+  return Math.abs(seconds) < 45 ? (seconds <= 0 ? 'just now' : 'in a moment') : RELATIVE.format(Math.sign(seconds), 'minute');
+}

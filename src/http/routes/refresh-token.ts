@@ -9,7 +9,7 @@ import { AppTokensError } from '../../core/errors.js';
 import type { AppManagement } from '../../core/management.js';
 import type { AppTokensService } from '../../core/service.js';
 import { requestedFormat, sendSecret } from '../downloads.js';
-import { bodyEncodingError } from '../body.js';
+import { bodyEncodingError, capBody } from '../body.js';
 import { sendOAuthError, toAppTokensError } from '../responses.js';
 
 const field = (name: string) => z.string({ error: `${name}: required, a string` }).min(1, { error: `${name}: required` });
@@ -52,15 +52,16 @@ export function refreshToken(service: AppTokensService, management: AppManagemen
       if (body.scope !== undefined && body.scope !== 'openid') {
         throw new AppTokensError('invalid_scope', 'scope: must be "openid"', { field: 'scope' });
       }
-      const issued = await management.refresh(body.client_id, body.refresh_token);
+      // req.ip honours the host's `trust proxy`: failures are throttled per source.
+      const issued = await management.refresh(body.client_id, body.refresh_token, req.ip);
       const { id, name, creationDate, expirationDate } = issued.token;
       sendSecret(req, res, 200, { token: { id, name, creationDate, expirationDate }, value: issued.value }, issued, issued.appName, issuer);
     } catch (error) {
       sendOAuthError(res, toAppTokensError(error, service.log), realm, false);
     }
   };
-  const json = express.json({ limit, strict: true });
-  const form = express.urlencoded({ extended: false, limit, parameterLimit: 50 });
+  const json = capBody(express.json({ limit, strict: true }), limit);
+  const form = capBody(express.urlencoded({ extended: false, limit, parameterLimit: 50 }), limit);
   return [
     (req, res, next) => {
       const refused = req.method === 'POST' ? bodyEncodingError(req, 'invalid_request') : undefined;
