@@ -173,7 +173,8 @@ export interface ListAppsOptions {
   /**
    * The order, ties broken by id in the same direction. Default `created` ascending (oldest
    * first). `name` compares ASCII-lowercased names code unit by code unit; `lastUsed` is the latest
-   * `lastUsedAt` of the app's tokens, never-used apps counting as before every date. A cursor is
+   * `lastUsedAt` of the app's tokens, never-used apps counting as before every date; `usage` the
+   * sum of the usage counts {@link AppSort.usage} names (0 without any). A cursor is
    * valid only with the sort it was made for: another sort's cursor is `validation_failed` naming
    * `cursor`.
    */
@@ -182,8 +183,13 @@ export interface ListAppsOptions {
 
 /** An order of {@link Store.listApps}. */
 export interface AppSort {
-  by: 'created' | 'name' | 'lastUsed';
+  by: 'created' | 'name' | 'lastUsed' | 'usage';
   order: 'asc' | 'desc';
+  /**
+   * With `by: 'usage'` (required then): the sum of the app's usage counts ({@link Store.addUsage})
+   * of these metrics in hours at or after `since`, every token of the app included.
+   */
+  usage?: { since: Date; metrics: readonly string[] } | undefined;
 }
 
 /** A page of {@link Store.listApps}. */
@@ -767,7 +773,8 @@ export function appNameKey(name: string): string {
 /** For adapters: {@link ListAppsOptions.sort}, defaulted, and checked. */
 export function appSortOf(options: ListAppsOptions): AppSort {
   const sort = options.sort ?? { by: 'created', order: 'asc' };
-  if (!['created', 'name', 'lastUsed'].includes(sort.by) || !['asc', 'desc'].includes(sort.order)) {
+  const usageOk = sort.by !== 'usage' || (sort.usage !== undefined && sort.usage.metrics.length > 0 && !Number.isNaN(sort.usage.since.getTime()));
+  if (!['created', 'name', 'lastUsed', 'usage'].includes(sort.by) || !['asc', 'desc'].includes(sort.order) || !usageOk) {
     throw new AppTokensError('validation_failed', 'sort: not an order of this store.', { field: 'sort' });
   }
   return sort;
@@ -775,7 +782,7 @@ export function appSortOf(options: ListAppsOptions): AppSort {
 
 /**
  * For adapters: the cursor of an app listed in `sort` order at sort key `key` (epoch ms for
- * `created`, the latest use or -1 for `lastUsed`, {@link appNameKey} for `name`). The default order
+ * `created`, the latest use or -1 for `lastUsed`, the sum for `usage`, {@link appNameKey} for `name`). The default order
  * keeps the format of {@link encodeCursor}, so cursors handed out before sorting existed still work.
  */
 export function encodeAppCursor(sort: AppSort, key: number | string, id: string): string {

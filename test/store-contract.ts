@@ -1325,6 +1325,31 @@ export function storeContract(name: string, makeStore: () => Promise<MadeStore>)
         expect(seen.some((id) => id.startsWith('app-aaa'))).toBe(false);
       });
 
+      it('sort usage: the sum of the named metrics since the given hour, every token of the app, 0 without counts; paged both ways', async () => {
+        await seedFive();
+        const H = Math.floor(at(100 * HOUR).getTime() / HOUR) * HOUR;
+        const count = (appId: string, metric: string, n: number, hour = H, tenantId = 'tenant-a', tokenId: string | null = null) => ({ tenantId, appId, tokenId, hour, metric, count: n });
+        await store.addUsage([
+          count('app-1', 'accepted', 5),
+          count('app-1', 'grant:client_credentials', 1, H + HOUR, 'tenant-a', 'tok-x'),
+          count('app-2', 'accepted', 2),
+          // Not named, too old, or another tenant's: not counted.
+          count('app-2', 'refused:insufficient_scope', 10),
+          count('app-4', 'accepted', 100, H - 2 * HOUR),
+          count('app-1-other', 'accepted', 50, H, 'tenant-b'),
+          count('app-5', 'accepted', 3),
+        ]);
+        const usage = { since: new Date(H - HOUR), metrics: ['accepted', 'grant:client_credentials'] };
+        expect((await walk({ sort: { by: 'usage', order: 'desc', usage } })).ids).toEqual(['app-1', 'app-5', 'app-2', 'app-4', 'app-3']);
+        expect((await walk({ sort: { by: 'usage', order: 'asc', usage } }, 3)).ids).toEqual(['app-3', 'app-4', 'app-2', 'app-5', 'app-1']);
+        const error = await store.listApps('tenant-a', { limit: 2, sort: { by: 'usage', order: 'desc' } }).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(isAppTokensError(error, 'validation_failed')).toBe(true);
+        expect((error as { field?: string }).field).toBe('sort');
+      });
+
       it('listEvents with types: only those types, newest first, paged', async () => {
         const events = [0, 1, 2, 3, 4, 5].map((i) => makeEvent({ at: at(i), type: i % 2 === 0 ? 'token.created' : 'token.deleted' }));
         await store.appendEvents([...events, makeEvent({ at: at(9), type: 'app.updated' })]);

@@ -163,8 +163,22 @@ export class MemoryStore implements Store {
     }
     const needle = search === undefined ? undefined : appNameKey(search);
     const cutoff = unusedSince?.getTime();
+    const usage = new Map<string, number>();
+    if (sort.by === 'usage') {
+      const since = sort.usage!.since.getTime();
+      const metrics = new Set(sort.usage!.metrics);
+      for (const c of this.#usage.values()) {
+        if (c.tenantId === tenantId && c.hour >= since && metrics.has(c.metric)) usage.set(c.appId, (usage.get(c.appId) ?? 0) + c.count);
+      }
+    }
     const keyOf = (app: AppRecord): number | string =>
-      sort.by === 'name' ? appNameKey(app.name) : sort.by === 'lastUsed' ? (lastUsed.get(app.id) ?? -1) : app.createdAt.getTime();
+      sort.by === 'name'
+        ? appNameKey(app.name)
+        : sort.by === 'lastUsed'
+          ? (lastUsed.get(app.id) ?? -1)
+          : sort.by === 'usage'
+            ? (usage.get(app.id) ?? 0)
+            : app.createdAt.getTime();
     const dir = sort.order === 'asc' ? 1 : -1;
     const compare = (ka: number | string, ida: string, kb: number | string, idb: string): number =>
       dir * ((typeof ka === 'number' ? ka - (kb as number) : compareStrings(ka, kb as string)) || compareStrings(ida, idb));

@@ -205,7 +205,10 @@ export class SqlStore implements Store {
     const contains = (haystack: ReturnType<typeof sql>, needle: string) =>
       pg ? sql<boolean>`strpos(${haystack}, ${needle}) > 0` : sql<boolean>`instr(${haystack}, ${needle}) > 0`;
     const lastUsed = sql<number | string>`(select coalesce(max(t.last_used_at), -1) from api_tokens t where t.app_id = apps.id)`;
-    const key = sort.by === 'name' ? nameKey : sort.by === 'lastUsed' ? lastUsed : sql<number | string>`apps.created_at`;
+    const usage = sort.usage
+      ? sql<number | string>`(select coalesce(sum(u.count), 0) from usage_counts u where u.tenant_id = apps.tenant_id and u.app_id = apps.id and u.hour >= ${sort.usage.since.getTime()} and u.metric in (${sql.join(sort.usage.metrics.map((m) => sql`${m}`))}))`
+      : undefined;
+    const key = sort.by === 'name' ? nameKey : sort.by === 'lastUsed' ? lastUsed : sort.by === 'usage' ? usage! : sql<number | string>`apps.created_at`;
     const filtered = db
       .selectFrom('apps')
       .where('apps.tenant_id', '=', tenantId)

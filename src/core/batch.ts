@@ -26,26 +26,39 @@ export abstract class BatchWriter<B> {
   /** Write one batch to the store. */
   protected abstract write(batch: B): Promise<void>;
 
-  /** Write what is pending; on failure it stays pending and the error is thrown. */
+  /**
+   * Write what is pending; on failure it stays pending and the error is thrown. Calls while a
+   * write is in flight join it, never queue behind it: if it fails they fail with it (what it
+   * held is pending again, for the next flush), so that while the store is unreachable a caller
+   * waits for at most one write, however many flushes (timer ticks, requests) pile up; if it
+   * succeeds, what arrived meanwhile goes in one more write, shared by all of them.
+   */
   async flush(): Promise<void> {
-    while (this.#flushing) await this.#flushing.catch(() => undefined);
+    if (this.#flushing) {
+      await this.#flushing;
+      // Another caller may already have started the write of what arrived meanwhile: join it.
+      const next = this.#flushing as Promise<void> | undefined;
+      if (next) return next;
+    }
     if (this.isEmpty) return;
     const batch = this.take();
-    this.#flushing = this.write(batch).catch((error: unknown) => {
+    const flushing = this.write(batch).catch((error: unknown) => {
       this.restore(batch);
       throw error;
     });
+    this.#flushing = flushing;
     try {
-      await this.#flushing;
+      await flushing;
     } finally {
-      this.#flushing = undefined;
+      if (this.#flushing === flushing) this.#flushing = undefined;
     }
   }
 
-  /** Stop the timer and write what is pending. */
+  /** Stop the timer and write what is pending (after a write in flight, even a failed one: its batch too). */
   async close(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
+    await this.#flushing?.catch(() => undefined);
     await this.flush();
   }
 }

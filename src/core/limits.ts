@@ -12,6 +12,9 @@ import { RateLimiterMemory, RateLimiterPostgres, type IRateLimiterOptions, type 
 import type { Store } from '../store.js';
 import { AppTokensError } from './errors.js';
 
+/** A shared limiter → its per-process memory insurance (what this process knows when the backend does not answer). */
+const insurances = new WeakMap<RateLimiterAbstract, RateLimiterMemory>();
+
 /** A limiter on the store's shared backend when it has one, else in memory. Resolves once usable. */
 export async function createLimiter(store: Store, options: IRateLimiterOptions & { keyPrefix: string }): Promise<RateLimiterAbstract> {
   const memory = new RateLimiterMemory(options);
@@ -20,10 +23,22 @@ export async function createLimiter(store: Store, options: IRateLimiterOptions &
   return new Promise((resolve) => {
     const limiter = new RateLimiterPostgres(
       { ...options, storeClient: backend.pool, tableName: 'app_tokens_rate_limits', insuranceLimiter: memory },
-      (error?: unknown) => resolve(error ? memory : limiter),
+      (error?: unknown) => {
+        if (!error) insurances.set(limiter, memory);
+        resolve(error ? memory : limiter);
+      },
     );
   });
 }
+
+/**
+ * How long a request waits for the shared lockout counters, ms. Past it (a silent path to the
+ * database: each query would wait for its full `queryTimeout`, before the store's own query of
+ * the request does the same) the request goes on with what this process knows (its memory
+ * insurance: failures counted while the backend failed, and throttles it has seen), and the
+ * shared call finishes in the background.
+ */
+export const LOCKOUT_WAIT_MS = 500;
 
 
 /** How long a (source, client id) found not throttled is taken to stay so without asking the shared counters, ms. */
@@ -168,9 +183,13 @@ export class ClientLockout {
       client === undefined ? null : read(this.#pair, `${client}|${source}`),
     ]);
     let waitMs = 0;
-    if (bySource && bySource.consumedPoints >= sourceAttempts) waitMs = bySource.msBeforeNext;
+    if (bySource && bySource.consumedPoints >= sourceAttempts) {
+      waitMs = bySource.msBeforeNext;
+      void remember(this.#source, source, bySource.msBeforeNext);
+    }
     if (byPair && client !== undefined && !(await this.#clearedSince(client, source, byPair)) && byPair.consumedPoints >= attempts) {
       waitMs = Math.max(waitMs, byPair.msBeforeNext);
+      void remember(this.#pair, `${client}|${source}`, byPair.msBeforeNext);
     }
     if (waitMs > 0) {
       const retryAfter = Math.ceil(waitMs / 1000);
@@ -185,16 +204,24 @@ export class ClientLockout {
   /**
    * Count a failed authentication from `source`, naming `clientId` when the request named one whose
    * credential was checked (not the unverified `iss` of an assertion: nothing is keyed on it). The
-   * failure that reaches a threshold throttles the source for `duration`.
+   * failure that reaches a threshold throttles the source for `duration`. Waits for the shared
+   * counters at most {@link LOCKOUT_WAIT_MS}; the counting goes on in the background (on the memory
+   * insurance when the backend fails).
    */
   async failed(source: string, clientId?: string): Promise<void> {
+    await bounded(this.#failed(source, clientId), undefined);
+  }
+
+  async #failed(source: string, clientId?: string): Promise<void> {
     const client = clientId === undefined ? undefined : clientKey(clientId);
     this.#open.delete(`${source}\u0000${client ?? ''}`);
     this.#open.delete(`${source}\u0000`);
     const { attempts, sourceAttempts, duration } = this.#options;
     const work: Array<Promise<unknown>> = [
       consume(this.#source, source).then(async (n) => {
-        if (n >= sourceAttempts) await (await this.#source).block(source, duration).catch(() => undefined);
+        if (n < sourceAttempts) return;
+        void remember(this.#source, source, duration * 1000);
+        await (await this.#source).block(source, duration).catch(() => undefined);
       }),
     ];
     if (client !== undefined) {
@@ -202,6 +229,7 @@ export class ClientLockout {
       work.push(
         consume(this.#pair, pair).then(async (n) => {
           if (n < attempts) return;
+          void remember(this.#pair, pair, duration * 1000);
           await (await this.#pair).block(pair, duration).catch(() => undefined);
           // The failure that crossed the threshold counts the source once for the client's managers.
           if (n === attempts) {
@@ -272,8 +300,40 @@ export class ClientLockout {
   }
 }
 
+/** `work`, or `late` once it has taken {@link LOCKOUT_WAIT_MS} (it goes on; its failure is its own). */
+async function bounded<T, L>(work: Promise<T>, late: L): Promise<T | L> {
+  let timer: NodeJS.Timeout | undefined;
+  const wait = new Promise<L>((resolve) => {
+    timer = setTimeout(() => resolve(late), LOCKOUT_WAIT_MS);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([work, wait]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const LATE = Symbol('late');
+
+/**
+ * A counter: the shared one's, or, when it fails (rate-limiter-flexible asks the insurance) or
+ * does not answer within {@link LOCKOUT_WAIT_MS}, what this process knows (its memory insurance):
+ * an unreachable backend never holds a request, nor lets through a source known here to be throttled.
+ */
 async function read(limiter: Promise<RateLimiterAbstract>, key: string): Promise<Count> {
-  return (await limiter).get(key).catch(() => undefined);
+  const l = await limiter;
+  const shared = l.get(key).catch(() => undefined);
+  const insurance = insurances.get(l);
+  if (!insurance) return shared;
+  const res = await bounded(shared, LATE);
+  return res === LATE ? insurance.get(key).catch(() => undefined) : res;
+}
+
+/** Keep a throttle seen (read from the shared counters, or set here) in this process's insurance, for when the backend does not answer. */
+async function remember(limiter: Promise<RateLimiterAbstract>, key: string, ms: number): Promise<void> {
+  const insurance = insurances.get(await limiter);
+  if (insurance && ms > 0) await insurance.block(key, Math.ceil(ms / 1000)).catch(() => undefined);
 }
 
 /** Consume one point; the count afterwards (a refusal past the limit still counts), or 0 when unreachable. */

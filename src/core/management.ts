@@ -17,6 +17,7 @@ import { jwksUriProblem } from './remote-jwks.js';
 import type { ClientAuthMethod } from '../store.js';
 import { GrantedScopes, printable } from './scopes.js';
 import { sourceKey } from './limits.js';
+import { BEARER_REFUSALS } from './signals.js';
 import { hashSecret, randomId } from './secrets.js';
 import type { AppTokensService } from './service.js';
 import { appView, lockoutView, tokenView, type ApiTokenView, type AppListItem, type AppView, type IssuedApiToken, type LockoutView, type ViewContext } from './views.js';
@@ -107,7 +108,7 @@ export interface PageView<T> {
 }
 
 /** The orders of {@link AppManagement.listApps}: a key, descending with a leading `-`. */
-export const APP_SORTS = ['created', '-created', 'name', '-name', 'lastUsed', '-lastUsed'] as const;
+export const APP_SORTS = ['created', '-created', 'name', '-name', 'lastUsed', '-lastUsed', 'usage', '-usage'] as const;
 /** One of {@link APP_SORTS}. */
 export type AppListSort = (typeof APP_SORTS)[number];
 
@@ -117,7 +118,10 @@ export interface ListAppsInput {
   limit?: number | undefined;
   /** `nextCursor` of the previous page, made for the same `sort`. */
   cursor?: string | undefined;
-  /** Default `created` (oldest first); `-created` is newest first, `-lastUsed` most recently used first. */
+  /**
+   * Default `created` (oldest first); `-created` is newest first, `-lastUsed` most recently used
+   * first, `-usage` the most requests of the last 30 days first (the `usage.requests30d` of each item).
+   */
   sort?: AppListSort | undefined;
   /** Name contains it (ASCII letters case-insensitively) or the client id starts with it; 1–200 characters. */
   search?: string | undefined;
@@ -307,14 +311,16 @@ export class AppManagement {
         ...(options.scope !== undefined ? { scope: checkFilterToken(options.scope, 'scope') } : {}),
         ...(options.role !== undefined ? { role: checkFilterToken(options.role, 'role') } : {}),
         ...(unusedFor !== undefined ? { unusedSince: new Date(now.getTime() - unusedFor * 86_400_000) } : {}),
-        sort: parseAppSort(options.sort),
+        sort: parseAppSort(options.sort, () => ({ since: this.#s.usage.summaryWindows().since30d, metrics: REQUEST_METRICS })),
       };
       const { store } = this.#s.options;
       // Uses not yet flushed count too, for the last-used sort and filter as for the summary (a
       // failed flush is kept for the next one; the listing goes on).
-      await this.#s.lastUsed.flush().catch(() => undefined);
+      await this.#s.lastUsed.flush().catch(unlessUnavailable);
       const { lockout } = this.#s;
       if (options.locked === true && !lockout) return { items: [], nextCursor: null, total: 0 };
+      // Sorting by usage reads the counts from the store: this instance's unflushed ones first.
+      if (query.sort?.by === 'usage') await this.#s.usage.flush().catch(unlessUnavailable);
       const page = await store.listApps(tenantId, query);
       let apps = page.items;
       if (options.locked === true && lockout) {
@@ -326,7 +332,7 @@ export class AppManagement {
       }
       const ids = apps.map((a) => a.id);
       // Counts not yet flushed by this instance show too (a failed flush is kept; the listing goes on).
-      await this.#s.usage.flush().catch(() => undefined);
+      await this.#s.usage.flush().catch(unlessUnavailable);
       const [summaries, usage] = await Promise.all([
         store.summarizeApiTokens(tenantId, ids, { now, soonBefore: this.#soonBefore(now) }),
         store.summarizeUsage(tenantId, ids, this.#s.usage.summaryWindows()),
@@ -522,7 +528,7 @@ export class AppManagement {
       const q = this.#s.usage.parseQuery(query);
       const app = await this.#app(p, appId);
       // This instance's counts not yet flushed show too.
-      await this.#s.usage.flush().catch(() => undefined);
+      await this.#s.usage.flush().catch(unlessUnavailable);
       const rows = await this.#s.options.store.readUsage(app.tenantId, app.id, { from: new Date(q.from), to: new Date(q.to), interval: q.interval });
       return UsageCounter.series(rows, q);
     });
@@ -924,13 +930,37 @@ function checkEventTypes(value: readonly unknown[]): AuditEventType[] {
   return value as AuditEventType[];
 }
 
-function parseAppSort(value: unknown): AppSort {
+/**
+ * The `catch` of a flush a read does first so that its answer includes this instance's unflushed
+ * writes: any failure is kept for the next flush and the read goes on, except an unreachable
+ * store, which the read would then wait for again (one more deadline): it answers 503 at once.
+ */
+function unlessUnavailable(error: unknown): undefined {
+  if (error instanceof AppTokensError && error.code === 'unavailable') throw error;
+  return undefined;
+}
+
+function parseAppSort(value: unknown, usage: () => NonNullable<AppSort['usage']>): AppSort {
   if (value === undefined) return { by: 'created', order: 'asc' };
   if (typeof value !== 'string' || !(APP_SORTS as readonly string[]).includes(value)) {
     throw invalid('sort', `must be one of ${APP_SORTS.join(', ')}`);
   }
-  return { by: value.replace(/^-/, '') as AppSort['by'], order: value.startsWith('-') ? 'desc' : 'asc' };
+  const by = value.replace(/^-/, '') as AppSort['by'];
+  return { by, order: value.startsWith('-') ? 'desc' : 'asc', ...(by === 'usage' ? { usage: usage() } : {}) };
 }
+
+/**
+ * The usage metrics under which a request is counted once, where it entered (the rule of
+ * `requests30d` in `core/usage.ts`): what `sort=usage` sums. A refusal after acceptance (a missing
+ * scope) and a 429 are not requests of their own.
+ */
+const REQUEST_METRICS: readonly string[] = [
+  'accepted',
+  'refreshed',
+  'client_auth_failed',
+  ...['client_credentials', 'token_exchange', 'other'].map((g) => `grant:${g}`),
+  ...BEARER_REFUSALS.filter((r) => r !== 'insufficient_scope').map((r) => `refused:${r}`),
+];
 
 function checkSearch(value: unknown): string {
   if (typeof value !== 'string' || value.length < 1 || value.length > 200) throw invalid('search', 'must be 1 to 200 characters');

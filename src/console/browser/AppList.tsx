@@ -1,5 +1,6 @@
 /**
- * The tenant's apps, newest first by default: search (name or client id), sort, filters (scope,
+ * The tenant's apps, newest first by default: search (name or client id), sort (name, created,
+ * last used, requests of the last 30 days), filters (scope,
  * role, expiring soon, locked, unused for 30 days), a total count, and per row its scopes, tokens,
  * last use (relative) and usage of the last 24 hours. The same `GET /apps` query any program uses.
  */
@@ -18,6 +19,8 @@ const SORTS: Array<[string, string]> = [
   ['-name', 'Name, Z to A'],
   ['-lastUsed', 'Recently used first'],
   ['lastUsed', 'Least recently used first'],
+  ['-usage', 'Most requests, 30 days'],
+  ['usage', 'Fewest requests, 30 days'],
 ];
 
 const SHOW: Array<[string, string]> = [
