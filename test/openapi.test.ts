@@ -295,6 +295,15 @@ describe('what the routers answer matches the document', () => {
     expect((await conforms(authed(request(f.app).delete('/apps/app_doesnotexist0000000000/lockout')))).status).toBe(404);
   });
 
+  it("issue 24: the app's usage series (hourly, per token) and a bad range, as documented", async () => {
+    const usage = await conforms(authed(request(f.app).get(`/apps/${appId}/usage?interval=hour&byToken=true`)));
+    expect(usage.status).toBe(200);
+    expect(Array.isArray(usage.body.series)).toBe(true);
+    const bad = await conforms(authed(request(f.app).get(`/apps/${appId}/usage?interval=week`)));
+    expect(bad.status).toBe(400);
+    expect(bad.body.field).toBe('interval');
+  });
+
   it('events, then deleting the app', async () => {
     const events = await conforms(authed(request(f.app).get(`/apps/${appId}/events?limit=5`)));
     expect(events.body.items.length).toBeGreaterThan(0);

@@ -27,7 +27,7 @@ import { ClientSecretMethod } from './client-secret.js';
 import { PrivateKeyJwtMethod } from './private-key-jwt.js';
 import { ClientKeySource } from './client-keys.js';
 import { RemoteJwks } from './remote-jwks.js';
-import { combineSignals, markRefusal, type BearerRefusal, type Signals } from './signals.js';
+import { combineSignals, markRefusal, refusalOf, type BearerRefusal, type Signals } from './signals.js';
 import { telemetryOf } from './telemetry.js';
 import { UsageCounter } from './usage.js';
 
@@ -397,15 +397,64 @@ export class AppTokensService {
    * /me/introspect`, the console's token debugger). Tokens of any other tenant are `{active: false}`.
    */
   async introspectInTenant(tenantId: string, token: string): Promise<Record<string, unknown>> {
+    return (await this.#introspect(tenantId, token)).answer;
+  }
+
+  /**
+   * {@link introspectInTenant} for the console's token debugger (`POST /me/introspect`, issue 25
+   * item 7): an inactive token may also say why ({@link InactiveReason}), and only where the reason
+   * is no oracle across tenants: `expired`, `revoked`, `app_deleted` for a token verifiably the
+   * caller's tenant's (a JWT whose signature verified with our key and whose tenant claim is the
+   * caller's, an API token found by its hash in that tenant); `unknown_key`, `invalid_signature`,
+   * `other_issuer`, `malformed` for what the presented string itself shows against our public keys
+   * and issuer. Anything else — another tenant's token above all, live or dead, and an API token no
+   * record of this tenant matches — is exactly `{active: false}`. Never the RFC 7662 endpoint.
+   */
+  async explainInTenant(tenantId: string, token: string): Promise<Record<string, unknown>> {
+    const { answer, error } = await this.#introspect(tenantId, token);
+    if (answer.active === true || error === undefined) return answer;
+    const reason = await this.#inactiveReason(tenantId, token, error);
+    return reason === undefined ? answer : { active: false, reason };
+  }
+
+  async #inactiveReason(tenantId: string, token: string, error: unknown): Promise<InactiveReason | undefined> {
+    const refusal = refusalOf(error);
+    if (refusal === undefined) return undefined;
+    // Attributed from verified data only (a signature that verified, a record found by the hash of
+    // what was presented): the caller's own tenant, or nothing at all is said.
+    if (refusal.tenantId !== null) {
+      if (refusal.tenantId !== tenantId) return undefined;
+      if (refusal.reason === 'expired') return 'expired';
+      if (refusal.reason === 'revoked') {
+        const app = refusal.appId === null ? undefined : await this.options.store.getApp(tenantId, refusal.appId);
+        return app === undefined ? 'app_deleted' : 'revoked';
+      }
+      // Signed by our key for this tenant, yet refused on a claim: say so only of the issuer.
+      if (refusal.reason === 'other' && !this.secrets.looksLikeOurs(token) && unverifiedIssuer(token) !== this.options.issuer) return 'other_issuer';
+      return undefined;
+    }
+    // Nobody's: only what the string itself shows. A well-formed API token that matched no record
+    // here says nothing (it may be another tenant's).
+    if (refusal.reason === 'malformed') return 'malformed';
+    if (this.secrets.looksLikeOurs(token)) return undefined;
+    if (refusal.reason === 'unknown' || refusal.reason === 'invalid_signature') {
+      const iss = unverifiedIssuer(token);
+      if (iss !== undefined && iss !== this.options.issuer) return 'other_issuer';
+      return refusal.reason === 'unknown' ? 'unknown_key' : 'invalid_signature';
+    }
+    return undefined;
+  }
+
+  async #introspect(tenantId: string, token: string): Promise<{ answer: Record<string, unknown>; error?: unknown }> {
     let info: InternalAuthInfo;
     try {
       info = await this.#verify(token, this.audiences, true, 'introspection');
-    } catch {
-      return { active: false };
+    } catch (error) {
+      return { answer: { active: false }, error };
     }
-    if (info.tenantId !== tenantId) return { active: false };
+    if (info.tenantId !== tenantId) return { answer: { active: false } };
     const { claims } = info;
-    return {
+    return { answer: {
       active: true,
       scope: info.scopes.join(' '),
       client_id: info.clientId,
@@ -419,7 +468,7 @@ export class AppTokensService {
       ...(boundJkt(claims) !== undefined ? { cnf: { jkt: boundJkt(claims)! }, token_type: 'DPoP' } : { token_type: 'Bearer' }),
       tenant_id: info.tenantId,
       api_token_id: info.apiTokenId,
-    };
+    } };
   }
 
   /**
@@ -831,6 +880,20 @@ export class AppTokensService {
         `${apps} app(s) hold scopes that are not in the "scopes" catalogue; no token carries them (the app view flags them)`,
       );
     }
+  }
+}
+
+/** Why `POST /me/introspect` finds a token not active ({@link AppTokensService.explainInTenant}). */
+export type InactiveReason = 'expired' | 'revoked' | 'app_deleted' | 'unknown_key' | 'invalid_signature' | 'other_issuer' | 'malformed';
+
+/** The `iss` a compact JWS claims, unverified (only ever compared with ours). */
+function unverifiedIssuer(token: string): string | undefined {
+  try {
+    const claims: unknown = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8'));
+    const iss = typeof claims === 'object' && claims !== null ? (claims as { iss?: unknown }).iss : undefined;
+    return typeof iss === 'string' ? iss : undefined;
+  } catch {
+    return undefined;
   }
 }
 

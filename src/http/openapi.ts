@@ -105,6 +105,7 @@ const RESPONSE_SCHEMAS = {
   TokenResponse: responses.tokenResponseSchema,
   TokenExchangeResponse: responses.exchangeResponseSchema,
   IntrospectionResponse: responses.introspectionResponseSchema,
+  PrincipalIntrospectionResponse: responses.principalIntrospectionResponseSchema,
   Principal: responses.principalSchema,
   AuthorizationServerMetadata: responses.metadataSchema,
   JsonWebKeySet: responses.jwksSchema,
@@ -274,7 +275,7 @@ const MANAGEMENT_DOCS: Record<string, ManagementDoc> = {
   },
   'get /me/principal': {
     operationId: 'getPrincipal',
-    summary: 'Who the caller is: tenant, actor, the scopes it holds (null: unrestricted) and the declared roles',
+    summary: 'Who the caller is: tenant, actor, the scopes it holds (null: unrestricted); with apps:read also the declared roles',
     ok: { status: 200, schema: 'Principal' },
   },
   'get /me/tokens': {
@@ -311,10 +312,11 @@ const MANAGEMENT_DOCS: Record<string, ManagementDoc> = {
   },
   'post /me/introspect': {
     operationId: 'introspectAsPrincipal',
-    summary: "RFC 7662-style introspection for a management principal, confined to the caller's tenant (anything else is {active: false}); never cached",
+    summary:
+      "RFC 7662-style introspection for a management principal, confined to the caller's tenant; an inactive token says why only when that reveals nothing about another tenant (another tenant's token is exactly {active: false}); never cached",
     body: 'PrincipalIntrospectionRequest',
     bodyRequired: true,
-    ok: { status: 200, schema: 'IntrospectionResponse' },
+    ok: { status: 200, schema: 'PrincipalIntrospectionResponse' },
   },
 };
 
@@ -361,8 +363,9 @@ function managementOperation(route: ManagementRoute, hostPrincipal: boolean): Js
   };
   if (route.path.includes(':id') || route.path.includes(':tokenId')) errors['404'] = { $ref: '#/components/responses/NotFound' };
   if (doc.conflict) errors['409'] = { $ref: '#/components/responses/Conflict' };
+  // A body over management.bodyLimit is refused on any method, before it is read (issue 22, item 6).
+  errors['413'] = { $ref: '#/components/responses/PayloadTooLarge' };
   if (route.method === 'post' || route.method === 'patch') {
-    errors['413'] = { $ref: '#/components/responses/PayloadTooLarge' };
     errors['415'] = { $ref: '#/components/responses/UnsupportedMediaType' };
   }
   errors['429'] = { $ref: '#/components/responses/TooManyRequests' };
@@ -372,13 +375,15 @@ function managementOperation(route: ManagementRoute, hostPrincipal: boolean): Js
     operationId: doc.operationId,
     summary: doc.summary,
     description: `${
-      route.scope === null
+      route.hostUserOnly
         ? 'For a host user signed in through management.resolvePrincipal (a bearer token is refused with 403); needs management.userScopes.'
-        : `Needs \`${route.scope}\`${route.scope === 'apps:write' ? ', and every scope the app holds' : ''}.`
+        : route.scope === null
+          ? 'Any signed-in caller (a bearer token of ours or a host user), about itself.'
+          : `Needs \`${route.scope}\`${route.scope === 'apps:write' ? ', and every scope the app holds' : ''}.`
     } Errors are RFC 9457 problem details.`,
     tags: ['apps'],
     // With management.resolvePrincipal the host authenticates its users; OpenAPI cannot name how.
-    ...(hostPrincipal ? {} : { security: route.scope === null ? [] : [{ bearerAuth: [route.scope] }] }),
+    ...(hostPrincipal ? {} : { security: route.hostUserOnly ? [] : [{ bearerAuth: route.scope === null ? [] : [route.scope] }] }),
     ...(parameters.length ? { parameters } : {}),
     ...(doc.body
       ? { requestBody: { required: doc.bodyRequired ?? false, content: { 'application/json': { schema: ref(doc.body) } } } }

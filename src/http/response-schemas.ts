@@ -240,27 +240,46 @@ export const exchangeResponseSchema = tokenResponseSchema
   .extend({ issued_token_type: z.literal('urn:ietf:params:oauth:token-type:access_token') })
   .meta({ description: 'RFC 8693 §2.2.1: a token exchange.' });
 
+/** An active token as RFC 7662 §2.2 describes it; a new schema per use (a shared one would need a component name of its own). */
+const activeIntrospection = () =>
+  z.strictObject({
+    active: z.literal(true),
+    scope: z.string(),
+    client_id: z.string(),
+    sub: z.string(),
+    iss: z.string(),
+    aud: z.union([z.string(), z.array(z.string())]).optional(),
+    exp: z.number().int().optional(),
+    iat: z.number().int().optional(),
+    jti: z.string().optional(),
+    cnf: z.strictObject({ jkt: z.string() }).optional().meta({ description: 'RFC 9449 §6.2: the key a DPoP-bound token is bound to' }),
+    token_type: z.enum(['Bearer', 'DPoP']),
+    tenant_id: z.string(),
+    api_token_id: z.string(),
+  });
+
 export const introspectionResponseSchema = z
-  .union([
-    z.strictObject({
-      active: z.literal(true),
-      scope: z.string(),
-      client_id: z.string(),
-      sub: z.string(),
-      iss: z.string(),
-      aud: z.union([z.string(), z.array(z.string())]).optional(),
-      exp: z.number().int().optional(),
-      iat: z.number().int().optional(),
-      jti: z.string().optional(),
-      cnf: z.strictObject({ jkt: z.string() }).optional().meta({ description: 'RFC 9449 §6.2: the key a DPoP-bound token is bound to' }),
-      token_type: z.enum(['Bearer', 'DPoP']),
-      tenant_id: z.string(),
-      api_token_id: z.string(),
-    }),
-    z.strictObject({ active: z.literal(false) }),
-  ])
+  .union([activeIntrospectionSchema, z.strictObject({ active: z.literal(false) })])
   .meta({
     description: "RFC 7662 §2.2: active tokens of the caller's tenant are described; anything else is exactly {\"active\": false}.",
+  });
+
+/** Why `POST /me/introspect` finds a token not active (issue 25 item 7). */
+export const INACTIVE_REASONS = ['expired', 'revoked', 'app_deleted', 'unknown_key', 'invalid_signature', 'other_issuer', 'malformed'] as const;
+
+export const principalIntrospectionResponseSchema = z
+  .union([
+    activeIntrospection(),
+    z.strictObject({
+      active: z.literal(false),
+      reason: z.enum(INACTIVE_REASONS).optional().meta({
+        description:
+          "why not active. expired, revoked, app_deleted: only for a token verifiably the caller's tenant's (a JWT signed by our key naming that tenant, an API token found in it). unknown_key, invalid_signature, other_issuer, malformed: what the token itself shows against the public keys and issuer, naming no tenant. Absent for anything else, another tenant's token above all",
+      }),
+    }),
+  ])
+  .meta({
+    description: "POST /me/introspect: RFC 7662 §2.2's answer for the caller's tenant; an inactive token may say why (never for another tenant's token, which is exactly {\"active\": false}).",
   });
 
 export const principalSchema = z
@@ -270,9 +289,10 @@ export const principalSchema = z
     scopes: z.array(z.string()).nullable().meta({ description: 'the scopes the caller holds, wildcards included; null: unrestricted' }),
     roles: z
       .array(z.strictObject({ name: z.string(), scopes: z.array(z.string()), description: z.string().nullable() }))
-      .meta({ description: 'the roles the host declared (option roles), which an app may be given at creation' }),
+      .optional()
+      .meta({ description: 'the roles the host declared (option roles), which an app may be given at creation; only for a caller holding apps:read' }),
   })
-  .meta({ description: 'GET /me/principal: who the management API takes the caller for.' });
+  .meta({ description: 'GET /me/principal: who the management API takes the caller for (any signed-in caller, about itself).' });
 
 export const metadataSchema = z
   .strictObject({
