@@ -6,7 +6,7 @@
  * of `auth.openapi()` built from src/, the options zod resolves, the codes written in errors.ts.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createMemoryStore } from '../adapters/memory/index.js';
@@ -72,5 +72,14 @@ describe('what the reference covers', () => {
     const codes = [...union.matchAll(/\|\s*'([a-z_]+)'/g)].map((m) => m[1]!);
     expect(codes).toContain('invalid_client');
     expect(codes.filter((code) => !new RegExp(`^\\| \`${code}\` \\| [1-5]\\d\\d \\|`, 'm').test(generated['errors.md']!))).toEqual([]);
+  });
+});
+
+describe('docs/decisions', () => {
+  it('docs/ARCHITECTURE.md links every decision record, so a new one cannot go unlisted', () => {
+    const architecture = readFileSync(join(ROOT, 'docs/ARCHITECTURE.md'), 'utf8');
+    const files = readdirSync(join(ROOT, 'docs/decisions')).filter((f) => f.endsWith('.md'));
+    expect(files.length).toBeGreaterThan(50);
+    expect(files.filter((f) => !architecture.includes(`decisions/${f})`))).toEqual([]);
   });
 });
