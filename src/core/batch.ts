@@ -5,12 +5,28 @@
  *
  * @module
  */
+/** Where a writer says, once per run of failures, that the store refuses its writes, and that it is back. */
+export interface BatchOutageLog {
+  /** The logger (the library's redacting one); none: nothing is said. */
+  log?: { warn(obj: Record<string, unknown>, msg: string): void; info?(obj: Record<string, unknown>, msg: string): void } | undefined;
+  /** The line logged at the first failure of a run (with its cause and what is pending). */
+  failing: string;
+  /** The line logged at the first success after it. */
+  recovered: string;
+}
+
 export abstract class BatchWriter<B> {
   #flushing: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
+  readonly #outage: BatchOutageLog | undefined;
+  #failing = false;
 
-  /** @param interval - ms between flushes; 0 flushes only on demand and on close. */
-  constructor(interval: number) {
+  /**
+   * @param interval - ms between flushes; 0 flushes only on demand and on close.
+   * @param outage - what to log when writes start failing and when they succeed again.
+   */
+  constructor(interval: number, outage?: BatchOutageLog) {
+    this.#outage = outage;
     if (interval > 0) {
       this.#timer = setInterval(() => void this.flush().catch(() => undefined), interval);
       this.#timer.unref();
@@ -25,6 +41,8 @@ export abstract class BatchWriter<B> {
   protected abstract restore(batch: B): void;
   /** Write one batch to the store. */
   protected abstract write(batch: B): Promise<void>;
+  /** What a failure line says about what is pending (counts, never values). */
+  protected abstract outageDetails(): Record<string, unknown>;
 
   /**
    * Write what is pending; on failure it stays pending and the error is thrown. Calls while a
@@ -34,6 +52,24 @@ export abstract class BatchWriter<B> {
    * succeeds, what arrived meanwhile goes in one more write, shared by all of them.
    */
   async flush(): Promise<void> {
+    try {
+      await this.#flush();
+    } catch (error) {
+      // The background flush swallows the error: the first failure of a run is logged with its
+      // cause (the store down, never a crash), and so is the recovery after it.
+      if (!this.#failing) {
+        this.#failing = true;
+        this.#outage?.log?.warn({ cause: error, ...this.outageDetails() }, this.#outage.failing);
+      }
+      throw error;
+    }
+    if (this.#failing) {
+      this.#failing = false;
+      this.#outage?.log?.info?.(this.outageDetails(), this.#outage.recovered);
+    }
+  }
+
+  async #flush(): Promise<void> {
     if (this.#flushing) {
       await this.#flushing;
       // Another caller may already have started the write of what arrived meanwhile: join it.

@@ -39,36 +39,19 @@ export class EventLog extends BatchWriter<AuditEventRecord[]> {
   readonly #store: Store;
   readonly #options: EventLogOptions;
   #pending: AuditEventRecord[] = [];
-  #failing = false;
 
   constructor(store: Store, options: EventLogOptions) {
-    super(options.flushInterval);
+    super(options.flushInterval, {
+      log: options.log,
+      failing: 'audit events could not be written to the store; kept in memory and retried at the next flush',
+      recovered: 'audit events are written to the store again',
+    });
     this.#store = store;
     this.#options = options;
   }
 
-  /**
-   * Write what is pending; on failure it stays pending (kept for the next flush) and the error is
-   * thrown. The background flush swallows the error: the first failure of a run is logged here
-   * with its cause (the store down, never a crash), and the recovery after it.
-   */
-  override async flush(): Promise<void> {
-    try {
-      await super.flush();
-    } catch (error) {
-      if (!this.#failing) {
-        this.#failing = true;
-        this.#options.log?.warn(
-          { cause: error, pending: this.#pending.length },
-          'audit events could not be written to the store; kept in memory and retried at the next flush',
-        );
-      }
-      throw error;
-    }
-    if (this.#failing) {
-      this.#failing = false;
-      this.#options.log?.info?.({}, 'audit events are written to the store again');
-    }
+  protected override outageDetails(): Record<string, unknown> {
+    return { pending: this.#pending.length };
   }
 
   /**

@@ -10,35 +10,20 @@ import type { Logger } from './logger.js';
 
 export class LastUsedBatcher extends BatchWriter<Map<string, Date>> {
   readonly #store: Store;
-  readonly #log: (Pick<Logger, 'warn'> & { info?: Logger['info'] }) | undefined;
   #pending = new Map<string, Date>();
-  #failing = false;
 
   /** @param log - where a failing flush is reported, once per run of failures */
   constructor(store: Store, interval: number, log?: Pick<Logger, 'warn'> & { info?: Logger['info'] }) {
-    super(interval);
+    super(interval, {
+      log,
+      failing: 'lastUsedDate updates could not be written to the store; kept in memory and retried at the next flush',
+      recovered: 'lastUsedDate updates are written to the store again',
+    });
     this.#store = store;
-    this.#log = log;
   }
 
-  /** Write what is pending; a failure keeps it pending, is logged once with its cause, and is thrown. */
-  override async flush(): Promise<void> {
-    try {
-      await super.flush();
-    } catch (error) {
-      if (!this.#failing) {
-        this.#failing = true;
-        this.#log?.warn(
-          { cause: error, pending: this.#pending.size },
-          'lastUsedDate updates could not be written to the store; kept in memory and retried at the next flush',
-        );
-      }
-      throw error;
-    }
-    if (this.#failing) {
-      this.#failing = false;
-      this.#log?.info?.({}, 'lastUsedDate updates are written to the store again');
-    }
+  protected override outageDetails(): Record<string, unknown> {
+    return { pending: this.#pending.size };
   }
 
   /** Note a use of an API token. O(1), no I/O. */

@@ -113,11 +113,14 @@ export class UsageCounter extends BatchWriter<Map<string, UsageCount>> {
   readonly #store: Store;
   readonly #o: UsageCounterOptions;
   #pending = new Map<string, UsageCount>();
-  #failing = false;
   #dropped = 0;
 
   constructor(store: Store, options: UsageCounterOptions) {
-    super(options.enabled ? options.flushInterval : 0);
+    super(options.enabled ? options.flushInterval : 0, {
+      log: options.log,
+      failing: 'usage counts could not be written to the store; kept in memory (up to the max) and retried at the next flush',
+      recovered: 'usage counts are written to the store again',
+    });
     this.#store = store;
     this.#o = options;
     this.signals = options.enabled ? this.#observer() : NO_SIGNALS;
@@ -167,24 +170,8 @@ export class UsageCounter extends BatchWriter<Map<string, UsageCount>> {
     this.#pending.set(key, { tenantId, appId, tokenId, hour, metric, count: 1 });
   }
 
-  /** Write what is pending; a failure keeps it pending, is logged once per run of failures, and is thrown. */
-  override async flush(): Promise<void> {
-    try {
-      await super.flush();
-    } catch (error) {
-      if (!this.#failing) {
-        this.#failing = true;
-        this.#o.log?.warn(
-          { cause: error, pending: this.#pending.size, max: MAX_PENDING },
-          'usage counts could not be written to the store; kept in memory (up to the max) and retried at the next flush',
-        );
-      }
-      throw error;
-    }
-    if (this.#failing) {
-      this.#failing = false;
-      this.#o.log?.info?.({ dropped: this.#dropped }, 'usage counts are written to the store again');
-    }
+  protected override outageDetails(): Record<string, unknown> {
+    return { pending: this.#pending.size, max: MAX_PENDING, dropped: this.#dropped };
   }
 
   protected override get isEmpty(): boolean {
