@@ -94,6 +94,14 @@ describe.skipIf(!HAVE_CHROMIUM)('the console', { timeout: TEST_TIMEOUT }, () => 
       expect(made!.description).toBe('made with the host session');
       const events = await server.fixture.auth.apps.events('acme', made!.id);
       expect(events.items.map((e) => e.actorId)).toContain('alice');
+      // Issue 25 item 5: every event of the session names the user, in the API and in the audit list.
+      expect(new Set(events.items.map((e) => e.actorId))).toEqual(new Set(['alice']));
+      await expect.poll(() => page.getByRole('banner').textContent()).toContain('Signed in as alice');
+      const audit = page.getByRole('table', { name: 'Audit events of this app, newest first' });
+      await expect.poll(() => audit.getByRole('row').count()).toBeGreaterThan(2);
+      const who = await audit.locator('td[data-label="Who"]').allTextContents();
+      expect(who.length).toBe(events.items.length);
+      expect(new Set(who)).toEqual(new Set(['you (alice)']));
       expect(writes.map((w) => w.method).sort()).toEqual(['PATCH', 'POST']);
       for (const w of writes) {
         expect(w.type).toBe('application/json');
@@ -134,14 +142,22 @@ describe.skipIf(!HAVE_CHROMIUM)('the console', { timeout: TEST_TIMEOUT }, () => 
     });
 
     it('issue 25: a host user without apps:read lands on My tokens (no dead end), sees only what they may use, picks the scopes a token carries', async () => {
-      // GET /me/principal answers 403 for this user: the browser logs it; the console does not fail.
-      const tab = await as('carol', { allowErrors: /status of 403/ });
+      // Issue 25 item 5: GET /me/principal answers every signed-in user about itself: no refusal logged.
+      const tab = await as('carol');
       const { page } = tab;
       await page.goto(server.consoleUrl);
       await page.getByRole('heading', { name: 'My tokens', level: 1 }).waitFor();
       const nav = page.getByRole('navigation', { name: 'Console' });
       expect(await nav.getByRole('link').allTextContents()).toEqual(['My tokens']);
       expect(await page.getByRole('alert').count()).toBe(0);
+      // Named, and offered only the scopes carol holds, none picked.
+      await expect.poll(() => page.getByRole('banner').textContent()).toContain('Signed in as carol');
+      expect(await page.getByRole('main').textContent()).toContain('act as you (carol)');
+      const offered = page.getByRole('group', { name: 'Scopes this token carries' }).getByRole('checkbox');
+      await expect.poll(() => offered.count()).toBe(2);
+      expect(await page.getByRole('group', { name: 'Scopes this token carries' }).locator('label').allTextContents()).toEqual(['storage:read', 'streams:read']);
+      for (const box of await offered.all()) expect(await box.isChecked()).toBe(false);
+      await checkAccessibility(page, 'my-tokens-no-apps-read');
       // An app's address leads here too, not to a refusal.
       await page.goto(`${server.consoleUrl}#/apps/app_whatever`);
       await page.getByRole('heading', { name: 'My tokens', level: 1 }).waitFor();

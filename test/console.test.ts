@@ -8,7 +8,8 @@ import type { Browser, Page } from 'playwright-core';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleSize, checkAccessibility, consoleServer, HAVE_CHROMIUM, launch, openTab, signIn, TEST_TIMEOUT, type ConsoleServer } from './console-harness.js';
-import { accessToken, CATALOGUE, createClient, ISSUER, tokenRequest } from './helpers.js';
+import { generateKeyPair, SignJWT } from 'jose';
+import { accessToken, CATALOGUE, createClient, decodeJwt, ISSUER, ourSigningKey, tokenRequest } from './helpers.js';
 
 const ADMIN_SCOPES = [...new Set([...CATALOGUE, 'apps:read', 'apps:write'])];
 
@@ -479,6 +480,50 @@ describe.skipIf(!HAVE_CHROMIUM)('the console, signed in with client credentials'
     expect(tab.errors).toEqual([]);
     await tab.close();
   });
+  it("issue 25 item 7: the debugger says in a sentence why a token of this tenant is not active; another tenant's token stays unexplained", async () => {
+    const auth = server.fixture.auth;
+    const gone = await createClient(auth, { scopes: ['storage:read'] });
+    const goneJwt = await accessToken(server.fixture.app, gone.clientId, gone.secret);
+    await auth.apps.delete('acme', gone.clientId);
+    const revoked = await createClient(auth, { scopes: ['storage:read'] });
+    await auth.apps.deleteToken('acme', revoked.clientId, revoked.tokenId);
+    const foreign = await createClient(auth, { tenant: 'globex', scopes: ['storage:read'] });
+    const foreignJwt = await accessToken(server.fixture.app, foreign.clientId, foreign.secret);
+    await auth.apps.deleteToken('globex', foreign.clientId, foreign.tokenId);
+    // Expired an hour ago, signed by our own key for this tenant (as a token minted then would be).
+    const live = await createClient(auth, { scopes: ['storage:read'] });
+    const { header, payload } = decodeJwt(await accessToken(server.fixture.app, live.clientId, live.secret));
+    const now = Math.floor(Date.now() / 1000);
+    const expired = await new SignJWT({ ...payload, iat: now - 4200, exp: now - 3600 }).setProtectedHeader(header as never).sign(await ourSigningKey(server.fixture.store));
+    const { privateKey } = await generateKeyPair('RS256');
+    const unknownKey = await new SignJWT(payload).setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid: 'not-ours' }).sign(privateKey);
+
+    const tab = await signedIn();
+    const { page } = tab;
+    await page.getByRole('link', { name: 'Token debugger' }).click();
+    await page.getByRole('heading', { name: 'Token debugger', level: 1 }).waitFor();
+    const verdict = page.getByRole('region', { name: 'What the server says' });
+    const inspect = async (token: string) => {
+      await page.getByLabel('Token', { exact: true }).fill(token);
+      await page.getByRole('button', { name: 'Inspect' }).click();
+      await verdict.getByText('Not active').waitFor();
+      const text = (await verdict.textContent()) ?? '';
+      return text;
+    };
+    expect(await inspect(expired)).toMatch(/Not active It expired .+ \(1 hour ago\)\./);
+    await expect.poll(async () => inspect(goneJwt)).toContain('Its app was deleted, and every token of that app with it.');
+    await checkAccessibility(page, 'debugger-not-active');
+    await expect.poll(async () => inspect(revoked.secret)).toContain('It was deleted (revoked): it no longer works.');
+    await expect.poll(async () => inspect(unknownKey)).toContain('It was not signed by any key of this server.');
+    // Another tenant's revoked token: nothing said of it, not even that it is dead for a reason.
+    for (const token of [foreignJwt, foreign.secret]) {
+      await expect.poll(async () => inspect(token)).toContain('The server says no more');
+      expect(await verdict.textContent()).not.toMatch(/revoked|deleted|expired/);
+    }
+    expect(tab.errors).toEqual([]);
+    await tab.close();
+  });
+
   it('issue 15: a private_key_jwt app shows its public keys; Add key (a JWK, a PEM) and Delete key behind a confirmation; a private key is refused before sending', async () => {
     const { generateKeyPair, exportJWK, exportSPKI } = await import('jose');
     const first = { ...(await exportJWK((await generateKeyPair('ES256', { extractable: true })).publicKey)), kid: 'laptop-2026' };

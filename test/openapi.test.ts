@@ -370,7 +370,8 @@ describe('what the routers answer matches the document', () => {
       expect((await conforms(alice(request(g.app).get('/apps?expiringWithin=soon')))).status).toBe(400);
       // Issue 14's routes for the console: who the caller is, and introspection confined to its tenant.
       expect((await conforms(alice(request(g.app).get('/me/principal')))).status).toBe(200);
-      expect((await conforms(alice(request(g.app).post('/me/introspect')).send({ token: 'eat_nope' }))).body).toEqual({ active: false });
+      // Issue 25 item 7: a value that is not a well-formed token says so (it names no tenant).
+      expect((await conforms(alice(request(g.app).post('/me/introspect')).send({ token: 'eat_nope' }))).body).toEqual({ active: false, reason: 'malformed' });
     } finally {
       await g.cleanup();
     }

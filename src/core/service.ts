@@ -454,21 +454,23 @@ export class AppTokensService {
     }
     if (info.tenantId !== tenantId) return { answer: { active: false } };
     const { claims } = info;
-    return { answer: {
-      active: true,
-      scope: info.scopes.join(' '),
-      client_id: info.clientId,
-      sub: info.userId ?? info.clientId,
-      iss: this.options.issuer,
-      ...(info.audience ? { aud: info.audience.length === 1 ? info.audience[0] : info.audience } : {}),
-      ...(claims.exp !== undefined ? { exp: claims.exp } : {}),
-      ...(claims.iat !== undefined ? { iat: claims.iat } : {}),
-      ...(claims.jti !== undefined ? { jti: claims.jti } : {}),
-      // RFC 9449 §6.2: a bound token is introspected with its confirmation and type.
-      ...(boundJkt(claims) !== undefined ? { cnf: { jkt: boundJkt(claims)! }, token_type: 'DPoP' } : { token_type: 'Bearer' }),
-      tenant_id: info.tenantId,
-      api_token_id: info.apiTokenId,
-    } };
+    return {
+      answer: {
+        active: true,
+        scope: info.scopes.join(' '),
+        client_id: info.clientId,
+        sub: info.userId ?? info.clientId,
+        iss: this.options.issuer,
+        ...(info.audience ? { aud: info.audience.length === 1 ? info.audience[0] : info.audience } : {}),
+        ...(claims.exp !== undefined ? { exp: claims.exp } : {}),
+        ...(claims.iat !== undefined ? { iat: claims.iat } : {}),
+        ...(claims.jti !== undefined ? { jti: claims.jti } : {}),
+        // RFC 9449 §6.2: a bound token is introspected with its confirmation and type.
+        ...(boundJkt(claims) !== undefined ? { cnf: { jkt: boundJkt(claims)! }, token_type: 'DPoP' } : { token_type: 'Bearer' }),
+        tenant_id: info.tenantId,
+        api_token_id: info.apiTokenId,
+      },
+    };
   }
 
   /**

@@ -68,17 +68,16 @@ export function App(props: { config: ConsoleConfig }) {
   useEffect(() => {
     if (config.session !== 'host') return;
     api.session = { kind: 'host' };
-    api.get<Principal>('me/principal').then(setPrincipal, (e: unknown) => {
-      // A host user without apps:read still has personal tokens: land there, not on an error.
-      if (e instanceof ApiError && e.status === 403) setPrincipal({ tenantId: '', actorId: null, scopes: [], roles: [] });
-      else setHostError(e instanceof ApiError && e.status === 401 ? 'You are not signed in to this site. Sign in, then reload this page.' : messageOf(e));
+    // Any signed-in user may read its own principal: one without apps:read is named too, and lands on My tokens.
+    api.principal().then(setPrincipal, (e: unknown) => {
+      setHostError(e instanceof ApiError && e.status === 401 ? 'You are not signed in to this site. Sign in, then reload this page.' : messageOf(e));
     });
   }, [api, config.session]);
 
   const onSignedIn = useCallback(
     async (session: Session & { kind: 'bearer' }) => {
       api.session = session;
-      const me = await api.get<Principal>('me/principal');
+      const me = await api.principal();
       if (!grants(me.scopes, 'apps:read')) {
         api.session = null;
         throw new Error('This app may not manage apps: it needs the scope apps:read (or apps:write).');
@@ -173,12 +172,10 @@ export function App(props: { config: ConsoleConfig }) {
               </nav>
             )}
             <div class="who">
-              {ctx.canRead && (
-                <span class="muted">
-                  Tenant <strong>{ctx.principal.tenantId}</strong>
-                  {!ctx.canWrite && <span class="badge">read-only</span>}
-                </span>
-              )}
+              <span class="muted">
+                Tenant <strong>{ctx.principal.tenantId}</strong>
+                {ctx.canRead && !ctx.canWrite && <span class="badge">read-only</span>}
+              </span>
               {config.session === 'host' && ctx.principal.actorId && (
                 <span class="muted">
                   Signed in as <strong>{ctx.principal.actorId}</strong>

@@ -23,8 +23,8 @@ export function MyTokens() {
   const [busy, setBusy] = useState(false);
   const [scopesError, setScopesError] = useState<string | null>(null);
   const firstScope = useRef<HTMLInputElement>(null);
-  // Without apps:read the server does not say which scopes the user holds: offer the catalogue; it refuses the rest, naming them.
-  const held = principal.tenantId === '' ? config.scopes : config.scopes.filter((s) => grants(principal.scopes, s));
+  // Only what the user holds (GET /me/principal tells every signed-in user its own scopes); none preselected.
+  const held = config.scopes.filter((s) => grants(principal.scopes, s));
 
   const load = useCallback(() => {
     api.get<Page<TokenView>>(`me/tokens${pageQuery(20, pager.cursor)}`).then(setPage, (e: unknown) => {
@@ -101,6 +101,7 @@ export function MyTokens() {
               {scopesError}
             </p>
           )}
+          {held.length === 0 && <p class="muted">You hold no scope of this server's catalogue, so a personal token could carry nothing.</p>}
           <div class="checks">
             {held.map((s, i) => (
               <label key={s} class="check">

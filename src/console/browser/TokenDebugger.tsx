@@ -1,25 +1,40 @@
 /**
  * The token debugger: decodes a JWT's header and claims here, in the page (nothing is sent for
  * that), and asks the server what it says of the token (`POST /me/introspect`: active in this
- * tenant or not), with a live expiry countdown.
+ * tenant or not, and why not when the server may say), with a live expiry countdown.
  */
 import { Fragment } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import type { Introspection } from './api.js';
+import type { InactiveReason, Introspection } from './api.js';
 import { useConsole } from './context.js';
 import { decodeToken, formatDate, formatDuration, type Decoded, relativeTime } from './format.js';
 import { ErrorMessage, Scopes, messageOf } from './ui.js';
 
-/** Why a token may not be active, from what its claims say (the server says only "not active"). */
-function whyNot(decoded: Decoded | null, issuer: string): string {
-  if (decoded?.kind === 'jwt') {
-    const { exp, iss } = decoded.claims;
-    if (typeof exp === 'number' && exp * 1000 <= Date.now()) return `It expired ${formatDate(new Date(exp * 1000).toISOString())}.`;
-    if (typeof iss === 'string' && iss !== issuer) return `It was issued by ${iss}, not by this server (${issuer}).`;
-    return 'Its signature does not verify, it was revoked, or it belongs to another tenant.';
+/**
+ * Why the token is not active, as a sentence: the server's reason (given only for a token of this
+ * tenant, or for what the token itself shows), with the dates its claims carry.
+ */
+function whyNot(reason: InactiveReason | undefined, decoded: Decoded | null, issuer: string): string {
+  const claims = decoded?.kind === 'jwt' ? decoded.claims : {};
+  const exp = typeof claims.exp === 'number' ? new Date(claims.exp * 1000).toISOString() : null;
+  switch (reason) {
+    case 'expired':
+      return exp ? `It expired ${formatDate(exp)} (${relativeTime(exp)}).` : 'It has expired.';
+    case 'revoked':
+      return decoded?.kind === 'api_token' ? 'It was deleted (revoked): it no longer works.' : 'It was revoked: it, or the API token it was minted with, was deleted.';
+    case 'app_deleted':
+      return 'Its app was deleted, and every token of that app with it.';
+    case 'unknown_key':
+      return 'It was not signed by any key of this server.';
+    case 'invalid_signature':
+      return 'Its signature does not verify: it was altered after it was issued, or forged.';
+    case 'other_issuer':
+      return typeof claims.iss === 'string' ? `It was issued by ${claims.iss}, not by this server (${issuer}).` : `It was issued by another server, not by this one (${issuer}).`;
+    case 'malformed':
+      return 'It is not a well-formed access token or API token (a character may be missing or mistyped).';
+    default:
+      return 'It is not active in this tenant. The server says no more: it may be unknown here, or not this tenant’s.';
   }
-  if (decoded?.kind === 'api_token') return 'It is unknown, expired, deleted, or belongs to another tenant.';
-  return 'It is not a token of this server.';
 }
 
 export function TokenDebugger() {
@@ -98,7 +113,7 @@ export function TokenDebugger() {
             </>
           ) : (
             <p>
-              <span class="badge bad">Not active</span> {whyNot(decoded, config.issuer)}
+              <span class="badge bad">Not active</span> {whyNot(result.reason, decoded, config.issuer)}
             </p>
           )}
         </section>

@@ -81,12 +81,19 @@ export interface Role {
   description: string | null;
 }
 
+/** Who the management API takes the caller for (`GET /me/principal`, any signed-in caller about itself). */
 export interface Principal {
   tenantId: string;
+  /** The host user (host session) or the client id (bearer): who audit events name. */
   actorId: string | null;
+  /** Held scopes, wildcards included; null: unrestricted. */
   scopes: string[] | null;
+  /** The declared roles; the server sends them only to a caller holding apps:read (empty here then). */
   roles: Role[];
 }
+
+/** Why the token debugger's token is not active (`POST /me/introspect`; never said of another tenant's token). */
+export type InactiveReason = 'expired' | 'revoked' | 'app_deleted' | 'unknown_key' | 'invalid_signature' | 'other_issuer' | 'malformed';
 
 export interface Issued {
   token: TokenView;
@@ -94,7 +101,7 @@ export interface Issued {
 }
 
 export type Introspection =
-  | { active: false }
+  | { active: false; reason?: InactiveReason }
   | { active: true; scope: string; client_id: string; sub: string; iss: string; aud?: string | string[]; exp?: number; iat?: number; jti?: string; tenant_id: string; api_token_id: string };
 
 /** A refused request: the server's words (problem details `detail`, or OAuth `error_description`). */
@@ -212,6 +219,11 @@ export class Api {
   }
 
   get = <T>(path: string) => this.call<T>('GET', path);
+  /** `GET /me/principal`, roles defaulting to none (they come only with apps:read). */
+  principal = async (): Promise<Principal> => {
+    const me = await this.get<Omit<Principal, 'roles'> & { roles?: Role[] }>('me/principal');
+    return { ...me, roles: me.roles ?? [] };
+  };
   post = <T>(path: string, body?: unknown) => this.call<T>('POST', path, body);
   patch = <T>(path: string, body: unknown) => this.call<T>('PATCH', path, body);
   delete = (path: string) => this.call<void>('DELETE', path);

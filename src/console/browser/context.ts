@@ -8,6 +8,7 @@ import type { SecretFile } from './format.js';
 export interface Console {
   api: Api;
   config: ConsoleConfig;
+  /** `GET /me/principal`: every signed-in caller, apps:read or not, is named with the scopes it holds. */
   principal: Principal;
   /** Holds apps:write (or is unrestricted): write controls are shown. */
   canWrite: boolean;

@@ -1,9 +1,13 @@
 /**
  * `POST /me/introspect` (`apps:read`): RFC 7662-style introspection for a management principal
  * (the console's token debugger), authorised like every management route (a bearer token of ours,
- * or the host's session) instead of by client credentials. Confined to the caller's tenant:
- * anything not active in it — unknown, expired, revoked, malformed, another tenant's — is exactly
- * `{"active": false}`. Never cached.
+ * or the host's session) instead of by client credentials. Confined to the caller's tenant: an
+ * inactive token says why (`reason`) only when that tells nothing about another tenant —
+ * `expired`, `revoked`, `app_deleted` for a token verifiably the caller's tenant's; `unknown_key`,
+ * `invalid_signature`, `other_issuer`, `malformed` for what the string itself shows — and another
+ * tenant's token, live or dead, is exactly `{"active": false}` (issue 25 item 7; see
+ * `AppTokensService.explainInTenant`). The RFC 7662 endpoint `/oauth/introspect` gives no reason.
+ * Never cached.
  *
  * @module
  */
@@ -28,6 +32,6 @@ export const introspectAsPrincipal: ManagementRoute = {
   scope: 'apps:read',
   async handle({ req, res, principal, service }) {
     const { token } = parseInput(introspectBody, req.body);
-    sendSecretJson(res, 200, await service.introspectInTenant(principal.tenantId, token));
+    sendSecretJson(res, 200, await service.explainInTenant(principal.tenantId, token));
   },
 };
