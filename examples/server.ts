@@ -67,6 +67,18 @@ function readTrustProxy(text: string | undefined): boolean | number | string | u
 const SIGNING_ALGORITHMS = ['RS256', 'ES256', 'EdDSA'] as const;
 type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
 
+/** DATABASE_URL as it may be printed: a password in it becomes `***` (postgres://user:***@host/db). */
+export function withoutPassword(databaseUrl: string): string {
+  try {
+    const url = new URL(databaseUrl);
+    if (url.password === '') return databaseUrl;
+    url.password = '***';
+    return url.toString();
+  } catch {
+    return databaseUrl.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
+  }
+}
+
 /** What to run after `npm start`: a new user's first credentials. */
 export const NEXT_STEP = 'npm run cli -- bootstrap --tenant acme';
 
@@ -230,7 +242,7 @@ async function main(): Promise<void> {
       .finally(() => process.exit(1));
   });
   server.listen(config.port, () => {
-    console.log(`express-app-tokens example listening on http://localhost:${config.port} (issuer ${config.issuer}, ${config.databaseUrl})`);
+    console.log(`express-app-tokens example listening on http://localhost:${config.port} (issuer ${config.issuer}, ${withoutPassword(config.databaseUrl)})`);
     console.log(`next: ${NEXT_STEP}   (then the README walkthrough)`);
   });
   const stop = () => {

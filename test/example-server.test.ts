@@ -184,6 +184,11 @@ describe('example server', () => {
       const objects = await fetch('http://localhost:3920/storage/objects', { headers: { Authorization: `Bearer ${access_token}` } });
       expect(objects.status).toBe(200);
       expect(((await objects.json()) as { tenant: string }).tenant).toBe('pg-tenant');
+      // The start-up line names the database without its password (issue 22, found by npm run chaos).
+      const password = new URL(databaseUrl).password;
+      expect(password).not.toBe('');
+      expect(server.output()).toContain('listening on');
+      expect(server.output()).not.toContain(`:${password}@`);
     } finally {
       await stop(server.child);
     }

@@ -557,6 +557,27 @@ export function storeContract(name: string, makeStore: () => Promise<MadeStore>)
           return { ...old, id, hash: `replacement-${id}`.padEnd(64, '0'), createdAt: at(HOUR), lastUsedAt: null, ...overrides };
         }
 
+        it('racing the deletion of its app never fails with a deadlock: each pair ends with the app gone and no error (lock order app → tokens)', async () => {
+          for (let i = 0; i < 15; i++) {
+            const { app, tokens } = await seedApp();
+            const old = tokens[0]!;
+            const results = await Promise.allSettled([
+              store.replaceApiToken({
+                tenantId: app.tenantId,
+                oldId: old.id,
+                expectedHash: old.hash,
+                reason: 'regenerated',
+                replacement: replacementOf(old),
+                tombstone: makeTombstone('api_token', old.id, { createdAt: at(HOUR), expiresAt: at(2 * HOUR) }),
+              }),
+              store.deleteApp(app.tenantId, app.id, makeTombstone('app', app.id)),
+            ]);
+            expect(results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason))).toEqual([]);
+            expect(await store.getApp(app.tenantId, app.id)).toBeUndefined();
+            expect(await store.listApiTokens(app.tenantId, app.id)).toEqual([]);
+          }
+        });
+
         it('swaps an active token: the old one is revoked with reason and replacedBy, the replacement inserted, the tombstone written and emitted', async () => {
           const { app, tokens } = await seedApp();
           const old = tokens[0]!;

@@ -103,9 +103,18 @@ function unavailable(cause: unknown): AppTokensError {
 /** Where connection failures are reported (the store's throttled log line). */
 type OnUnavailable = (cause: unknown) => void;
 
-/** Map a pg failure: a connection problem becomes `unavailable` (and is reported); anything else is left as is. */
+/**
+ * SQLSTATE 40P01 (deadlock detected) and 40001 (serialization failure): the database rolled the
+ * transaction back and a retry may succeed, so the answer is 503 with `Retry-After`, never a 500.
+ */
+function isTransient(error: unknown): boolean {
+  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+  return code === '40P01' || code === '40001';
+}
+
+/** Map a pg failure: a connection problem or a rolled-back transaction becomes `unavailable` (and is reported); anything else is left as is. */
 function mapped(error: unknown, report: OnUnavailable): unknown {
-  if (!isConnectionError(error)) return error;
+  if (!isConnectionError(error) && !isTransient(error)) return error;
   report(error);
   return unavailable(error);
 }

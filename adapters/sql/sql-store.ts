@@ -429,6 +429,19 @@ export class SqlStore implements Store {
     let swapped: boolean;
     try {
       swapped = await db.transaction().execute(async (trx) => {
+        // Lock order app → tokens, as deleteApp takes it: the insert's foreign-key check would
+        // otherwise lock the app row after this token row, and a concurrent deletion of the app
+        // (app row, then its tokens) deadlocks with it (issue 22, found by npm run chaos).
+        if (this.dialect === 'postgres') {
+          const app = await trx
+            .selectFrom('apps')
+            .select('id')
+            .where('id', '=', replacement.appId)
+            .where('tenant_id', '=', tenantId)
+            .forKeyShare()
+            .executeTakeFirst();
+          if (app === undefined) return false;
+        }
         // The compare-and-swap: only one caller can flip revoked_at from NULL (or, with a grace
         // period, set replaced_by on a still active token). A retiring token (replaced_by set)
         // never matches: a rotated-out credential yields no new one (RFC 9700 §4.14.2).

@@ -93,7 +93,7 @@ export class RevocationView {
     if (stale) {
       this.#options.log?.warn(
         { lastContactMs: ageMs, maxStaleness: this.#maxStaleness },
-        'revocation state could not be refreshed within advanced.revocationMaxStaleness; bearer tokens and cached clients answer 503 until the store is reachable',
+        'revocation state could not be refreshed within advanced.revocationMaxStaleness; protected requests and cached clients answer 503 until the store is reachable',
       );
     } else {
       this.#options.log?.info?.({}, 'revocation state is fresh again; serving from it');
