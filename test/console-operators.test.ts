@@ -131,6 +131,9 @@ describe.skipIf(!HAVE_CHROMIUM)('issue 25: the console as operators use it', { t
     // The used app says when, in words.
     const used = table.getByRole('row').filter({ hasText: 'Invoice webhook' });
     await expect.poll(() => used.textContent()).toMatch(/just now|minute ago|minutes ago/);
+    // Each row draws its 14-day trend from the usage API: the used app's has its grant, another's is flat.
+    await used.getByRole('img', { name: /^Requests per day, last 14 days: [1-9]\d* in all, at most [1-9]\d* a day$/ }).waitFor();
+    await table.getByRole('row').filter({ hasText: 'Stream reader' }).getByRole('img', { name: /^Requests per day, last 14 days: 0 in all/ }).waitFor();
 
     await page.getByLabel('Search by name or client ID').fill('NIGHTLY');
     await expect.poll(names).toEqual(['Nightly backup']);

@@ -2,13 +2,14 @@
  * The tenant's apps, newest first by default: search (name or client id), sort (name, created,
  * last used, requests of the last 30 days), filters (scope,
  * role, expiring soon, locked, unused for 30 days), a total count, and per row its scopes, tokens,
- * last use (relative) and usage of the last 24 hours. The same `GET /apps` query any program uses.
+ * last use (relative), usage of the last 24 hours and a 14-day sparkline. The same `GET /apps` query any program uses.
  */
 import { useEffect, useId, useState } from 'preact/hooks';
 import { pageQuery, type AppView, type Page } from './api.js';
 import { useConsole } from './context.js';
 import { formatDate, relativeTime } from './format.js';
 import { ErrorMessage, Loading, Pager, Scopes, messageOf, usePager } from './ui.js';
+import { UsageSparkline } from './UsageSparkline.js';
 
 const PAGE = 20;
 
@@ -203,7 +204,7 @@ function AppTable(props: { apps: AppView[] }) {
               <th scope="col">Scopes and roles</th>
               <th scope="col">Tokens</th>
               <th scope="col">Last used</th>
-              <th scope="col">Requests, 24 h</th>
+              <th scope="col">Requests: 24 h, 14 days</th>
               <th scope="col">Created</th>
             </tr>
           </thead>
@@ -260,8 +261,11 @@ function AppRow(props: { app: AppView }) {
           <span class="muted">—</span>
         )}
       </td>
-      <td data-label="Requests, 24 h">
-        <UsageCounts usage={app.usage} />
+      <td data-label="Requests: 24 h, 14 days">
+        <span class="usage-cell">
+          <UsageCounts usage={app.usage} />
+          <UsageSparkline appId={app.id} />
+        </span>
       </td>
       <td data-label="Created">
         <time dateTime={app.creationDate}>{formatDate(app.creationDate)}</time>
