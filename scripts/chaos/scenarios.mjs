@@ -223,6 +223,8 @@ export const scenarios = [
       // The victim app: created on A, its secret and access token used on C (both cached there).
       const victim = await wl.createApp(a, 'victim');
       if (!victim?.jwt) throw new Error('could not create the victim app');
+      // The scenario deletes the victim itself; the load must not do it first.
+      victim.keep = true;
       const jwtOnC = await wl.grant(c, victim.id, victim.value);
       const warm = [
         await wl.req(c, 'GET', '/notarizations/stamps', { headers: bearer(victim.jwt) }),

@@ -138,7 +138,10 @@ export function createWorkload({ instances, admin, deadlineMs }) {
         if (again.status === 200) note('no revoked credential accepted', `${instance.name}: a deleted token got 200 right after the 204 of its deletion`);
       }
     } else if (r === 4 && live.length > 6) {
-      const app = live[n % live.length];
+      // An app a scenario keeps for itself (`keep`) is never deleted by the load.
+      const deletable = live.filter((a) => !a.keep);
+      const app = deletable[n % deletable.length];
+      if (!app) return;
       const res = await req(instance, 'DELETE', `/apps/${encodeURIComponent(app.id)}`, { headers: bearer(adminToken) });
       if (res.status === 0 || res.status >= 500) app.ambiguous = true;
       if (res.status === 204) {
