@@ -48,7 +48,10 @@ describe.skipIf(!HAVE_CHROMIUM)('issue 25: the console as operators use it', { t
       scopes: ['notarization:read', 'notarization:write'],
       token: { name: 'primary' },
     });
+    // Distinct creation instants (the list sorts newest first; one millisecond has no order).
+    await new Promise((resolve) => setTimeout(resolve, 3));
     await auth.apps.create({ tenantId: 'ops', name: 'Nightly backup', scopes: ['storage:read', 'storage:write'], token: { name: 'cron', expiresIn: 3 * 86_400 } });
+    await new Promise((resolve) => setTimeout(resolve, 3));
     await auth.apps.create({ tenantId: 'ops', name: 'Stream reader', scopes: ['streams:read'] });
     // Used, so that the list shows a last use and usage.
     expect((await tokenRequest(server.fixture.app, webhook.app.id, webhook.value)).status).toBe(200);

@@ -32,6 +32,8 @@ async function seed(f: Fixture): Promise<Record<string, string>> {
     ['Archive', ['storage:read', 'notarization:read']],
   ] as const) {
     ids[name] = (await f.auth.apps.create({ tenantId: 'acme', name, scopes: [...scopes] })).app.id;
+    // Distinct creation instants: two apps made in one millisecond have no creation order to sort by.
+    await new Promise((resolve) => setTimeout(resolve, 3));
   }
   await f.auth.apps.create({ tenantId: 'globex', name: 'Billing sync', scopes: ['notarization:read'] });
   return ids;

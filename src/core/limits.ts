@@ -16,7 +16,7 @@ import { AppTokensError } from './errors.js';
 const insurances = new WeakMap<RateLimiterAbstract, RateLimiterMemory>();
 
 /** A limiter on the store's shared backend when it has one, else in memory. Resolves once usable. */
-export async function createLimiter(store: Store, options: IRateLimiterOptions & { keyPrefix: string }): Promise<RateLimiterAbstract> {
+export async function createLimiter(store: Pick<Store, 'rateLimiterBackend'>, options: IRateLimiterOptions & { keyPrefix: string }): Promise<RateLimiterAbstract> {
   const memory = new RateLimiterMemory(options);
   const backend = await store.rateLimiterBackend?.().catch(() => undefined);
   if (!backend) return memory;
@@ -150,7 +150,7 @@ export class ClientLockout {
   readonly #lastMs: number;
   readonly #clearMs: number;
 
-  constructor(store: Store, options: ClientLockoutOptions) {
+  constructor(store: Pick<Store, 'rateLimiterBackend'>, options: ClientLockoutOptions) {
     this.#options = options;
     const { attempts, sourceAttempts, window, duration } = options;
     this.#pair = createLimiter(store, { points: attempts, duration: window, keyPrefix: 'eat_lockout_pair' });

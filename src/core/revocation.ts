@@ -19,6 +19,9 @@
 import type { Logger } from './logger.js';
 import type { Store, Tombstone, TombstoneKind } from '../store.js';
 
+/** What the view reads of the store: the tombstones, their change feed and how fresh that feed is. */
+export type RevocationSource = Pick<Store, 'listTombstones' | 'onChange' | 'changeFeedHeardAt'>;
+
 export interface RevocationViewOptions {
   /** How often to read tombstones written by other processes, ms. 0 disables polling. */
   syncInterval: number;
@@ -38,7 +41,7 @@ export interface RevocationViewOptions {
 const CLOCK_SKEW_MS = 60_000;
 
 export class RevocationView {
-  readonly #store: Store;
+  readonly #store: RevocationSource;
   readonly #options: RevocationViewOptions;
   readonly #dead: Record<TombstoneKind, Map<string, number>> = {
     app: new Map(),
@@ -60,7 +63,7 @@ export class RevocationView {
   #stale = false;
   #syncFailing = false;
 
-  constructor(store: Store, options: RevocationViewOptions) {
+  constructor(store: RevocationSource, options: RevocationViewOptions) {
     this.#store = store;
     this.#options = options;
     this.#feed = typeof store.changeFeedHeardAt === 'function' ? store.changeFeedHeardAt.bind(store) : undefined;

@@ -110,12 +110,13 @@ export interface UsageCounterOptions {
 export class UsageCounter extends BatchWriter<Map<string, UsageCount>> {
   /** The observer to combine into the service's signals: {@link NO_SIGNALS} when counting is off. */
   readonly signals: Signals;
-  readonly #store: Store;
+  /** The two store members counting uses: the additive upsert and the pruning. */
+  readonly #store: Pick<Store, 'addUsage' | 'pruneUsage'>;
   readonly #o: UsageCounterOptions;
   #pending = new Map<string, UsageCount>();
   #dropped = 0;
 
-  constructor(store: Store, options: UsageCounterOptions) {
+  constructor(store: Pick<Store, 'addUsage' | 'pruneUsage'>, options: UsageCounterOptions) {
     super(options.enabled ? options.flushInterval : 0, {
       log: options.log,
       failing: 'usage counts could not be written to the store; kept in memory (up to the max) and retried at the next flush',
